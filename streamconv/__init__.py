@@ -1,0 +1,51 @@
+"""streamconv: DICOM JSON (PS3.18 Annex F) in, DICOM Part 10 out, at any scale.
+
+Public API (imported lazily so that the command-line tools start fast):
+
+- :func:`convert_file` (async): one input path (or "-") to one output path.
+- :class:`ConvertOptions`, :class:`Limits` and the enums in :mod:`streamconv.options`.
+- :class:`Converter`: the synchronous push pipeline (bytes in, encoded outputs out).
+- The exception tree in :mod:`streamconv.errors`, each class with its json2dcm exit code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ContentError",
+    "ConvertOptions",
+    "Converter",
+    "InputError",
+    "Limits",
+    "OutputError",
+    "StreamconvError",
+    "UnsupportedURIError",
+    "UsageError",
+    "__version__",
+    "convert_file",
+]
+
+_LAZY = {
+    "ConvertOptions": "options",
+    "Limits": "options",
+    "Converter": "pipeline",
+    "convert_file": "pipeline",
+    "StreamconvError": "errors",
+    "UsageError": "errors",
+    "InputError": "errors",
+    "OutputError": "errors",
+    "ContentError": "errors",
+    "UnsupportedURIError": "errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streamconv' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"streamconv.{module}"), name)

@@ -1,0 +1,3 @@
+from .umbrella import main_entry
+
+main_entry()

@@ -1,0 +1,439 @@
+"""Bytes -> DICOM JSON datasets, incrementally (ijson push parsing; CONTRACT §3, §6).
+
+Two stages, both fed by the caller (the core never opens files):
+
+* :class:`JsonFilter` is a byte-level pre-pass in front of ijson.  It skips a UTF-8 BOM,
+  drops trailing commas (accepted silently, as the manual page promises), and splices large
+  ``InlineBinary`` strings out of the stream: their base64 text is decoded chunk by chunk
+  into a :class:`Spill` (memory, then a temporary file) and ijson sees a short placeholder.
+  ijson would otherwise hold the whole string (and its cost grows with the square of its
+  length).  The filter only needs to know whether a byte is inside a string; it learns that
+  from quote parity, computed with C-speed ``bytes`` operations.
+* :class:`DocumentParser` feeds ijson (yajl2 C backend) and yields one top-level value at a
+  time: the elements of a top-level array, or each of several top-level values (NDJSON,
+  concatenated objects).
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ijson
+
+from .errors import ContentError, JSONSyntaxError, LimitError
+
+__all__ = [
+    "DocumentParser",
+    "JsonFilter",
+    "Pairs",
+    "RawDataset",
+    "Spill",
+    "SpillStore",
+]
+
+# ijson's yajl2_c backend when it is there (it is, in binary wheels); otherwise the best one.
+_BACKEND = ijson.get_backend("yajl2_c") if "yajl2_c" in ijson.ALL_BACKENDS else ijson
+
+SPILL_PREFIX = "\x00streamconv-spill:"
+_SPILL_START = 1 << 20  # an InlineBinary string longer than this is spliced out
+_SPILL_MEMORY = 16 << 20  # decoded spill bytes kept in memory before moving to a temp file
+_WS = b" \t\r\n"
+
+# a trailing comma: ',' + whitespace + closing bracket; strings matched first so that
+# commas inside them are never touched
+_TRAILING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|,([ \t\r\n]*[\]}])')
+_ESC_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*\\"')
+_STRING_TAIL = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
+# \uD800-\uDBFF must be followed by \uDC00-\uDFFF; a lone half is an error (RFC 8259 §8.2)
+_SURROGATE = re.compile(
+    rb"(\\+)u[dD][89abAB][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+_INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
+
+
+class Pairs:
+    """A JSON object as an ordered list of (key, value): keeps duplicate keys (ijson map_type)."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, Any]] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.pairs.append((key, value))
+
+    def __repr__(self) -> str:
+        return f"Pairs({self.pairs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pairs) and self.pairs == other.pairs
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class Spill:
+    """A decoded InlineBinary value taken out of the JSON text."""
+
+    data: bytearray | None = field(default_factory=bytearray)
+    file: Any = None  # tempfile when large
+    path: str = ""
+    length: int = 0
+    error: str = ""
+    _pending: bytes = b""
+
+    def write_b64(self, text: bytes) -> None:
+        if self.error:
+            return
+        text = self._pending + text
+        cut = len(text) - len(text) % 4
+        self._pending = text[cut:]
+        self._decode(text[:cut])
+
+    def _decode(self, text: bytes) -> None:
+        if not text:
+            return
+        try:
+            raw = binascii.a2b_base64(text, strict_mode=True)
+        except binascii.Error as exc:
+            self.error = f"invalid base64 in InlineBinary: {exc}"
+            return
+        self.length += len(raw)
+        if self.file is None:
+            assert self.data is not None
+            self.data += raw
+            if len(self.data) > _SPILL_MEMORY:
+                fd, self.path = tempfile.mkstemp(prefix="streamconv-spill-")
+                self.file = os.fdopen(fd, "wb")
+                self.file.write(self.data)
+                self.data = None
+        else:
+            self.file.write(raw)
+
+    def finish(self) -> None:
+        if self._pending and not self.error:
+            # PS3.18 F.2.7: InlineBinary is base64 with padding; a partial quad is invalid.
+            self.error = "invalid base64 in InlineBinary: length is not a multiple of 4"
+        if self.file is not None:
+            self.file.flush()
+            self.file.close()
+            self.file = None
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            self.path = ""
+        self.data = None
+
+
+class SpillStore:
+    """Spills by id; the model looks placeholders up here."""
+
+    def __init__(self) -> None:
+        self._spills: dict[int, Spill] = {}
+        self._next = 0
+
+    def new(self) -> tuple[int, Spill]:
+        self._next += 1
+        spill = Spill()
+        self._spills[self._next] = spill
+        return self._next, spill
+
+    def take(self, ident: int) -> Spill | None:
+        return self._spills.pop(ident, None)
+
+    def discard_all(self) -> None:
+        for spill in self._spills.values():
+            spill.discard()
+        self._spills.clear()
+
+
+class JsonFilter:
+    """BOM, trailing commas and InlineBinary splicing, ahead of ijson (see module doc)."""
+
+    def __init__(self, spills: SpillStore, *, spill_start: int = _SPILL_START) -> None:
+        self._spills = spills
+        self._spill_start = spill_start
+        self._carry = b""
+        self._in_string = False  # the next byte fed continues an open string
+        self._tail = b""  # the last bytes passed on, for the InlineBinary key look-behind
+        self._spill: Spill | None = None
+        self._started = False
+        self.consumed = 0  # bytes of input accepted so far
+
+    def feed(self, data: bytes) -> bytes:
+        self.consumed += len(data)
+        if not self._started:
+            data = self._carry + data
+            self._carry = b""
+            if len(data) < 3 and b"\xef\xbb\xbf".startswith(data):
+                self._carry = data
+                return b""
+            self._started = True
+            if data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]  # RFC 8259 §8.1: a BOM may be ignored
+        out: list[bytes] = []
+        self._process(data, out)
+        result = b"".join(out)
+        if result:
+            if b"\\u" in result or self._pending_high:
+                self._check_surrogates(result)
+            self._tail = (self._tail + result)[-64:]
+        return result
+
+    _pending_high = False
+
+    def _check_surrogates(self, data: bytes) -> None:
+        if self._pending_high:
+            self._pending_high = False
+            if not re.match(rb"\\u[dD][c-fC-F]", data):
+                raise JSONSyntaxError("lone UTF-16 surrogate in a \\u escape", offset=self.consumed)
+            data = data[6:]
+        for m in _SURROGATE.finditer(data):
+            run = m.group(1) or m.group(3)
+            if len(run) % 2 == 0:
+                continue  # an escaped backslash followed by text, not an escape
+            if m.group(1) is not None and m.group(2) is None:
+                if m.end() == len(data):
+                    self._pending_high = True  # its low half may come with the next chunk
+                    continue
+                raise JSONSyntaxError("lone UTF-16 surrogate in a \\u escape", offset=self.consumed)
+            if m.group(3) is not None:
+                raise JSONSyntaxError("lone UTF-16 surrogate in a \\u escape", offset=self.consumed)
+
+    def finish(self) -> bytes:
+        out = self._carry
+        self._carry = b""
+        if self._spill is not None:
+            self._spill.finish()
+            self._spill = None
+        return out
+
+    # -- internals ---------------------------------------------------------------------
+    def _process(self, data: bytes, out: list[bytes]) -> None:
+        pos = 0
+        if self._spill is not None:
+            end = data.find(b'"')
+            if end < 0:
+                self._spill_text(data)
+                return
+            self._spill_text(data[:end])
+            self._spill.finish()
+            self._spill = None
+            out.append(b'"')
+            pos = end + 1
+        buf = self._carry + data[pos:] if self._carry else data[pos:]
+        self._carry = b""
+        if self._in_string:
+            m = _STRING_TAIL.match(buf)
+            assert m is not None
+            end = m.end()
+            if end >= len(buf) or buf[end : end + 1] != b'"':
+                self._open_string_at_end(buf, 0, out, continuing=True)
+                return
+            out.append(buf[: end + 1])
+            self._in_string = False
+            buf = buf[end + 1 :]
+        # Where does the last complete token end?  Count real (unescaped) quotes.
+        quotes = buf.count(b'"')
+        if quotes:
+            esc = buf.count(b'\\"') and len(_ESC_QUOTE.findall(buf))
+            quotes -= esc
+        if quotes % 2:
+            start = self._last_real_quote(buf)
+            self._emit(buf[:start], out)
+            self._open_string_at_end(buf, start, out, continuing=False)
+        else:
+            stripped = buf.rstrip(_WS)
+            if stripped.endswith(b","):
+                # hold back a comma that may turn out to be a trailing one
+                cut = len(stripped) - 1
+                self._carry = buf[cut:]
+                buf = buf[:cut]
+            self._emit(buf, out)
+
+    def _emit(self, segment: bytes, out: list[bytes]) -> None:
+        if segment:
+            if b"," in segment:
+                segment = _TRAILING.sub(rb"\1\2", segment)
+            out.append(segment)
+
+    @staticmethod
+    def _last_real_quote(buf: bytes) -> int:
+        i = len(buf)
+        while True:
+            i = buf.rfind(b'"', 0, i)
+            n = 0
+            while i - n - 1 >= 0 and buf[i - n - 1] == 0x5C:
+                n += 1
+            if n % 2 == 0:
+                return i
+
+    def _open_string_at_end(self, buf: bytes, start: int, out: list[bytes], *, continuing: bool) -> None:
+        """``buf[start:]`` is a string that has not closed yet (``buf[start]`` is its quote
+        unless ``continuing``)."""
+        if not continuing and _INLINE_KEY.search((self._tail + b"".join(out))[-64:]):
+            text = buf[start + 1 :]
+            if len(text) <= self._spill_start:
+                # a short InlineBinary string is kept whole and looked at again next time
+                self._carry = buf[start:]
+                return
+            ident, spill = self._spills.new()
+            self._spill = spill
+            out.append(b'"\\u0000' + SPILL_PREFIX[1:].encode() + str(ident).encode())
+            self._spill_text(text)
+            return
+        # an ordinary string: pass it on as it is, but never split an escape sequence
+        tail = buf[start:]
+        n = len(tail) - len(tail.rstrip(b"\\"))
+        if n % 2:
+            out.append(tail[:-1])
+            self._carry = tail[-1:]
+        else:
+            out.append(tail)
+        self._in_string = True
+
+    def _spill_text(self, text: bytes) -> None:
+        assert self._spill is not None
+        if b"\\" in text:
+            self._spill.error = "invalid base64 in InlineBinary: JSON escape sequence found"
+        self._spill.write_b64(text)
+
+
+@dataclass(slots=True)
+class RawDataset:
+    """One top-level value as ijson built it, with where it came from."""
+
+    index: int  # 0-based position in the stream
+    value: Any
+    offset: int  # input bytes consumed when it was complete
+
+
+class _Target:
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def send(self, value: Any) -> None:
+        self.items.append(value)
+
+
+class DocumentParser:
+    """Push bytes in, get top-level datasets out, in order.
+
+    ``shape`` becomes "array", "values" or "empty" once known; ``count`` is the number of
+    datasets seen.  ``skip`` (a predicate on the 0-based index) lets ``+as n`` skip the
+    others without building them.
+    """
+
+    def __init__(self, *, source: str = "", spills: SpillStore | None = None, max_depth: int = 0) -> None:
+        self.source = source
+        self.spills = spills if spills is not None else SpillStore()
+        self.filter = JsonFilter(self.spills)
+        self.shape = ""
+        self.count = 0
+        self._target = _Target()
+        self._coro: Any = None
+        self._head = b""
+        self._closed = False
+
+    def _start(self, first: int) -> None:
+        if first == 0x5B:  # '['
+            self.shape = "array"
+            prefix = "item"
+        else:
+            self.shape = "values"
+            prefix = ""
+        self._coro = _BACKEND.items_coro(self._target, prefix, multiple_values=True, map_type=Pairs)
+
+    def feed(self, data: bytes) -> list[RawDataset]:
+        return self._push(self.filter.feed(data))
+
+    def finish(self) -> list[RawDataset]:
+        out = self._push(self.filter.finish())
+        if self._coro is None:
+            stripped = self._head.strip(_WS)
+            if not stripped:
+                raise ContentError("no JSON value found in the input (empty document)")
+            self._start(stripped[0])
+            out += self._push(b"")
+        try:
+            self._coro.close()
+        except ijson.common.IncompleteJSONError as exc:
+            raise self._syntax(exc, truncated=True) from None
+        except ijson.JSONError as exc:
+            raise self._syntax(exc) from None
+        out += self._collect()
+        self._closed = True
+        if self.shape == "array" and self.count == 0:
+            raise ContentError("found empty JSON array instead of DICOM JSON dataset")
+        return out
+
+    def _push(self, data: bytes) -> list[RawDataset]:
+        if self._coro is None:
+            self._head += data
+            stripped = self._head.lstrip(_WS)
+            if not stripped:
+                return []
+            self._start(stripped[0])
+            data, self._head = self._head, b""
+        if not data:
+            return []
+        try:
+            self._coro.send(data)
+        except ijson.JSONError as exc:
+            raise self._syntax(exc) from None
+        return self._collect()
+
+    def _collect(self) -> list[RawDataset]:
+        items = self._target.items
+        if not items:
+            return []
+        self._target.items = []
+        out = []
+        for value in items:
+            out.append(RawDataset(self.count, value, self.filter.consumed))
+            self.count += 1
+        return out
+
+    def _syntax(self, exc: Exception, truncated: bool = False) -> JSONSyntaxError:
+        arg = exc.args[0] if exc.args else ""
+        if isinstance(arg, bytes):
+            arg = arg.decode("utf-8", "replace")
+        text = str(arg).strip().splitlines()[0] if str(arg).strip() else type(exc).__name__
+        if truncated or "premature EOF" in text or "Incomplete" in text:
+            text = f"truncated JSON input ({text})"
+        else:
+            text = f"invalid JSON: {text}"
+        return JSONSyntaxError(text, offset=self.filter.consumed, source=self.source)
+
+    def close(self) -> None:
+        """Release spill files of datasets that were never converted."""
+        self.spills.discard_all()
+
+
+def iter_datasets(parser: DocumentParser, chunks: Iterator[bytes]) -> Iterator[RawDataset]:
+    """Drive a parser from an iterator of byte chunks (sync helper for tests and workers)."""
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.finish()
+
+
+def check_depth(limit: int, depth: int, path: str) -> None:
+    if limit and depth >= limit:
+        raise LimitError(
+            f"sequences nested {depth} levels deep; the limit is {limit - 1}", path=path
+        )

@@ -1,0 +1,137 @@
+"""The exception tree of streamconv; every class carries its json2dcm exit code.
+
+    StreamconvError                 base, exit_code 65
+    ├── UsageError                  1   command-line syntax, option conflicts
+    ├── InputError                  20  the JSON input cannot be read
+    │   └── BulkDataAccessError     20  bulk data file missing, unreadable, not permitted
+    ├── OutputError                 40  the output cannot be written (also impossible TS)
+    ├── ContentError                65  invalid JSON or invalid DICOM JSON content
+    │   ├── JSONSyntaxError         65  RFC 8259 violation; carries the byte offset
+    │   ├── LimitError              65  a configured resource limit was exceeded
+    │   └── CharsetError            65  text not representable in the declared character set
+    └── UnsupportedURIError         66  BulkDataURI scheme not supported
+
+Messages name the input, the element path (``(0010,1002)[2].(0010,0020)``, items from 1)
+and what was expected.  The one -E/+E decision lives in :class:`Problems`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+__all__ = [
+    "BulkDataAccessError",
+    "CharsetError",
+    "ContentError",
+    "InputError",
+    "JSONSyntaxError",
+    "LimitError",
+    "OutputError",
+    "Problems",
+    "StreamconvError",
+    "UnsupportedURIError",
+    "UsageError",
+]
+
+log = logging.getLogger("streamconv")
+
+
+class StreamconvError(Exception):
+    """Base class: a conversion failure with a json2dcm exit code."""
+
+    exit_code = 65
+    category = "content"
+
+    def __init__(self, message: str, *, path: str = "", source: str = "") -> None:
+        self.message = message
+        self.path = path
+        self.source = source
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.source:
+            parts.append(f"{self.source}:")
+        if self.path:
+            parts.append(f"{self.path}:")
+        parts.append(self.message)
+        return " ".join(parts)
+
+    def with_source(self, source: str) -> StreamconvError:
+        """Attach the input name once it is known (front ends call this)."""
+        if not self.source:
+            self.source = source
+        return self
+
+
+class UsageError(StreamconvError):
+    exit_code = 1
+    category = "usage"
+
+
+class InputError(StreamconvError):
+    exit_code = 20
+    category = "input"
+
+
+class BulkDataAccessError(InputError):
+    category = "bulkdata"
+
+
+class OutputError(StreamconvError):
+    exit_code = 40
+    category = "output"
+
+
+class ContentError(StreamconvError):
+    exit_code = 65
+    category = "content"
+
+
+class JSONSyntaxError(ContentError):
+    category = "json-syntax"
+
+    def __init__(self, message: str, *, offset: int | None = None, source: str = "") -> None:
+        self.offset = offset
+        if offset is not None:
+            message = f"{message} (at byte offset {offset})"
+        super().__init__(message, source=source)
+
+
+class LimitError(ContentError):
+    category = "limit"
+
+
+class CharsetError(ContentError):
+    category = "charset"
+
+
+class UnsupportedURIError(StreamconvError):
+    exit_code = 66
+    category = "unsupported-uri"
+
+
+@dataclass
+class Problems:
+    """The single -E/+E decision point (CONTRACT §4).
+
+    Under -E (``strict``) a problem raises; under +E it is logged as a warning and the
+    caller goes on with DCMTK's result or drops the element.
+    """
+
+    strict: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, exc: StreamconvError) -> None:
+        if self.strict:
+            raise exc
+        self.warnings.append(str(exc))
+        log.warning("%s", exc)
+
+    @staticmethod
+    def warn(message: str, path: str = "") -> None:
+        if path:
+            log.warning("%s: %s", path, message)
+        else:
+            log.warning("%s", message)

@@ -1,0 +1,591 @@
+"""One dataset's DICOM JSON (PS3.18 F.2) -> elements, per VR, with element paths in errors.
+
+Strict under -E, DCMTK-like under +E (CONTRACT §4): every problem goes through
+:meth:`Problems.error`, which raises under -E and warns under +E; the code after it is what
++E does (DCMTK's result, or the element dropped where DCMTK's result is garbage).
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import math
+import re
+import struct
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from . import bulkdata
+from .dictionary import Dictionary, get_dictionary
+from .documents import SPILL_PREFIX, Pairs, SpillStore
+from .errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
+from .options import ConvertOptions
+from .vr import (
+    ALL_VRS,
+    BINARY_NUMERIC,
+    BYTE_VRS,
+    MULTI_TEXT_VRS,
+    SINGLE_TEXT_VRS,
+    TEXT_VRS,
+    WORD_SIZE,
+    Element,
+    tag_path,
+)
+
+__all__ = ["BuildContext", "Built", "build_dataset"]
+
+log = logging.getLogger(__name__)
+
+Dataset = dict[int, Element]
+
+PIXEL_DATA = 0x7FE00010
+_HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
+_IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
+_DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+_ATTRS = {"vr": "vr", "value": "Value", "inlinebinary": "InlineBinary", "bulkdatauri": "BulkDataURI"}
+# DCMTK's internal pseudo-VRs, accepted under +E only (dcmtk-behavior §5.1)
+_PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
+_BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
+_INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
+_INT_RANGE = {
+    "US": (0, 0xFFFF), "SS": (-0x8000, 0x7FFF), "UL": (0, 0xFFFFFFFF),
+    "SL": (-0x80000000, 0x7FFFFFFF), "UV": (0, (1 << 64) - 1), "SV": (-(1 << 63), (1 << 63) - 1),
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class BuildContext:
+    """What building one dataset needs besides its JSON."""
+
+    options: ConvertOptions
+    problems: Problems
+    source: str = ""
+    base_dir: str | None = None
+    spills: SpillStore = field(default_factory=SpillStore)
+    dictionary: Dictionary = field(default_factory=get_dictionary)
+    elements: int = 0
+    decoded_bytes: int = 0
+
+
+@dataclass(slots=True)
+class Built:
+    dataset: Dataset
+    meta: Dataset  # top-level group 0002 elements (with +f)
+
+
+def _key_tag(key: str) -> int | None:
+    if len(key) == 8 and _HEX8.match(key):
+        return int(key, 16)
+    return None
+
+
+def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> Built:
+    """Build the top-level dataset; ``in_array`` marks a +ar item (group 0002 dropped)."""
+    if not isinstance(value, Pairs):
+        raise ContentError(
+            f"datasets must be encapsulated in a JSON object, found {_json_type(value)}"
+        )
+    meta: Dataset = {}
+    ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
+    return Built(ds, meta)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: Dataset | None) -> Dataset:
+    ds: Dataset = {}
+    problems = ctx.problems
+    limits = ctx.options.limits
+    for key, content in obj.pairs:
+        tag = _key_tag(key)
+        if tag is None:
+            problems.error(
+                ContentError(
+                    f"attribute tag must be 8 hexadecimal digits, found '{key}'",
+                    path=prefix.rstrip(".") or "",
+                )
+            )
+            continue
+        path = prefix + tag_path(tag)
+        group = tag >> 16
+        if tag & 0xFFFF == 0:
+            continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
+        if tag in ds or (group == 2 and meta is not None and tag in meta):
+            problems.error(ContentError("duplicate tag in one dataset or item", path=path))
+            continue
+        ctx.elements += 1
+        if limits.max_elements and ctx.elements > limits.max_elements:
+            raise LimitError(f"more than {limits.max_elements} elements in one dataset", path=path)
+        try:
+            elem = _build_element(tag, content, ctx, path, depth)
+        except StreamconvError as exc:
+            if not exc.path:
+                exc.path = path
+            if isinstance(exc, LimitError) or problems.strict:
+                raise
+            problems.error(exc)
+            continue
+        if elem is None:
+            continue
+        if group == 2:
+            # PS3.10 7.1: file meta belongs in the meta header; in items it is dropped.
+            if meta is not None and not prefix:
+                meta[tag] = elem
+            continue
+        ds[tag] = elem
+    return ds
+
+
+def _build_element(tag: int, content: Any, ctx: BuildContext, path: str, depth: int) -> Element | None:
+    problems = ctx.problems
+    if not isinstance(content, Pairs):
+        raise ContentError(f"element content must be a JSON object, found {_json_type(content)}")
+    vr_raw: Any = None
+    have_vr = False
+    kind = ""
+    payload: Any = None
+    for name, val in content.pairs:
+        attr = _ATTRS.get(name.lower())  # attribute names compared case-insensitively (DCMTK)
+        if attr is None:
+            problems.error(ContentError(f"unknown attribute name '{name}' (expected vr, Value, InlineBinary or BulkDataURI)", path=path))
+            return None
+        if attr == "vr":
+            if have_vr:
+                problems.warn("attribute 'vr' given twice, the first is used", path)
+                continue
+            have_vr, vr_raw = True, val
+            continue
+        if kind:
+            problems.error(ContentError(f"more than one of Value/InlineBinary/BulkDataURI ('{kind}' and '{attr}')", path=path))
+            continue
+        kind, payload = attr, val
+    vr = _resolve_vr(tag, vr_raw, have_vr, ctx, path)
+    if vr is None:
+        return None
+    if tag == PIXEL_DATA:
+        if kind == "Value":
+            raise ContentError("pixel data must not have a 'Value' attribute in the DICOM JSON model (PS3.18 F.2.7)")
+        if vr not in ("OB", "OW", "UN"):
+            raise ContentError(f"pixel data with VR {vr} (expected OB or OW)")
+    if not kind:
+        return Element(tag, vr, [] if vr == "SQ" else None)  # no value: empty element (PS3.18 F.2.5)
+    if kind == "Value":
+        return _value(tag, vr, payload, ctx, path, depth)
+    if kind == "InlineBinary":
+        return _inline(tag, vr, payload, ctx, path)
+    return _bulk(tag, vr, payload, ctx, path)
+
+
+def _resolve_vr(tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: str) -> str | None:
+    problems = ctx.problems
+    if have_vr:
+        if isinstance(vr_raw, str) and vr_raw in ALL_VRS:
+            return vr_raw
+        problems.error(ContentError(f"unknown or malformed vr {_show(vr_raw)}", path=path))
+        # +E: DCMTK looks at the first two characters only
+        if isinstance(vr_raw, str):
+            head = vr_raw[:2]
+            if head in ALL_VRS:
+                return head
+            if head in _PSEUDO_VRS:
+                return _PSEUDO_VRS[head]
+    dict_vr = ctx.dictionary.vr(tag)
+    if dict_vr is None:
+        problems.error(ContentError("no vr given and the tag is not in the data dictionary", path=path))
+        return "UN"
+    if not have_vr:
+        problems.warn(f"missing 'vr' attribute, using the dictionary's VR ({dict_vr})", path)
+    return dict_vr
+
+
+def _show(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else _json_type(value)
+
+
+# -- Value ---------------------------------------------------------------------------------
+
+
+def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str, depth: int) -> Element | None:
+    if not isinstance(payload, list):
+        raise ContentError(f"attribute Value must be a JSON array, found {_json_type(payload)}")
+    if vr == "SQ":
+        return Element(tag, vr, _sequence(payload, ctx, path, depth))
+    if vr == "PN":
+        return Element(tag, vr, _person_names(payload, ctx, path))
+    if vr in TEXT_VRS:
+        return _text(tag, vr, payload, ctx, path)
+    if vr in BINARY_NUMERIC:
+        return _numbers(tag, vr, payload, ctx, path)
+    if vr == "AT":
+        return _tags(tag, payload, ctx, path)
+    # OB/OW/UN/OF/OD/OL/OV with Value: DCMTK reads hex bytes/words or numbers (§5.10)
+    return _binary_value(tag, vr, payload, ctx, path)
+
+
+def _sequence(items: list[Any], ctx: BuildContext, path: str, depth: int) -> list[Dataset]:
+    limit = ctx.options.limits.max_depth
+    if limit and depth + 1 >= limit:
+        raise LimitError(f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed")
+    out: list[Dataset] = []
+    for i, item in enumerate(items, 1):
+        ipath = f"{path}[{i}]"
+        if not isinstance(item, Pairs):
+            ctx.problems.error(ContentError(f"sequence item must be a JSON object, found {_json_type(item)}", path=ipath))
+            break  # +E: the sequence keeps the items before (DCMTK)
+        out.append(_build_items(item, ctx, ipath + ".", depth + 1, None))
+    return out
+
+
+def _entry_text(v: Any, vr: str, ctx: BuildContext, path: str) -> str | None:
+    """One Value entry of a text VR as text; None for null."""
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        ctx.problems.error(ContentError(f"VR {vr} value must be a string, found a boolean", path=path))
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, Decimal):
+        return _decimal_text(v)
+    ctx.problems.error(ContentError(f"expected number, string or null, found {_json_type(v)}", path=path))
+    return None
+
+
+def _decimal_text(d: Decimal) -> str:
+    # JSON keeps the spelling of the number; Decimal keeps its digits and exponent.
+    s = str(d)
+    if "E" in s:
+        s = s.replace("E+", "e").replace("E", "e")
+    return s
+
+
+def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+    problems = ctx.problems
+    if vr in SINGLE_TEXT_VRS and len(payload) > 1:
+        problems.error(ContentError(f"VR {vr} holds a single value, found {len(payload)}", path=path))
+    values: list[str] = []
+    for v in payload:
+        if vr == "IS":
+            s = _is_value(v, ctx, path)
+        elif vr == "DS":
+            s = _ds_value(v, ctx, path)
+        else:
+            s = _entry_text(v, vr, ctx, path)
+        if s is None:
+            values.append("")
+            continue
+        if vr in MULTI_TEXT_VRS and "\\" in s:
+            problems.error(ContentError(f"backslash inside a {vr} value would change the value multiplicity", path=path))
+        values.append(s)
+    text = "\\".join(values)
+    if vr == "UI":
+        if any(c.isspace() for c in text):
+            problems.warn("UI value contains whitespace, which was removed", path)
+            text = "".join(text.split())
+        if text.startswith("="):
+            text = _uid_keyword(text[1:], path)
+    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
+    text = text.rstrip(" \x00")
+    _count(ctx, len(text), path)
+    return Element(tag, vr, text or None)
+
+
+def _uid_keyword(keyword: str, path: str) -> str:
+    # DCMTK resolves '=Keyword' UI values (dcmtk-behavior §5.3)
+    from .uids import uid_for_keyword
+
+    uid = uid_for_keyword(keyword)
+    if uid is None:
+        raise ContentError(f"unknown UID keyword '={keyword}'", path=path)
+    return uid
+
+
+def _is_value(v: Any, ctx: BuildContext, path: str) -> str | None:
+    problems = ctx.problems
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        problems.error(ContentError("IS value must be an integer, found a boolean", path=path))
+        return None
+    if isinstance(v, int):
+        n = v
+    elif isinstance(v, Decimal):
+        if v.is_finite() and v == v.to_integral_value():
+            n = int(v)
+            problems.warn(f"IS value {_decimal_text(v)} written as {n}", path)
+        else:
+            problems.error(ContentError(f"IS value must be an integer, found {_decimal_text(v)}", path=path))
+            return _decimal_text(v)
+    elif isinstance(v, str):
+        if not _IS_TEXT.match(v) or not v.strip():
+            if v.strip() == "":
+                return v
+            problems.error(ContentError(f"IS value must be an integer, found '{v}'", path=path))
+            return v
+        n = int(v)
+        if -(1 << 31) <= n < (1 << 31):
+            return v
+    else:
+        problems.error(ContentError(f"IS value must be a number or string, found {_json_type(v)}", path=path))
+        return None
+    if not -(1 << 31) <= n < (1 << 31):
+        problems.error(ContentError(f"IS value {n} outside [-2^31, 2^31-1] (PS3.5 6.2)", path=path))
+    return str(n) if not isinstance(v, str) else v
+
+
+def _ds_value(v: Any, ctx: BuildContext, path: str) -> str | None:
+    problems = ctx.problems
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        problems.error(ContentError("DS value must be a decimal number, found a boolean", path=path))
+        return None
+    if isinstance(v, (int, Decimal)):
+        s = str(v) if isinstance(v, int) else _decimal_text(v)
+        if len(s) > 16:
+            # PS3.5 6.2: DS is at most 16 bytes; keep the closest value that fits
+            short = _ds16(Decimal(v))
+            problems.warn(f"DS value {s} longer than 16 characters, written as {short}", path)
+            s = short
+        return s
+    if isinstance(v, str):
+        if v.strip() and not _DS_TEXT.match(v):
+            problems.error(ContentError(f"DS value must be a decimal number, found '{v}'", path=path))
+        return v
+    problems.error(ContentError(f"DS value must be a number or string, found {_json_type(v)}", path=path))
+    return None
+
+
+def _ds16(d: Decimal) -> str:
+    if not d.is_finite():
+        return str(d)
+    f = float(d)
+    for prec in range(17, 0, -1):
+        for fmt in (f"{{:.{prec}g}}",):
+            s = fmt.format(f)
+            if "e" in s:
+                mant, _, exp = s.partition("e")
+                s = f"{mant}e{int(exp)}"
+            if len(s) <= 16:
+                return s
+    return "0"
+
+
+def _person_names(payload: list[Any], ctx: BuildContext, path: str) -> str | None:
+    problems = ctx.problems
+    values: list[str] = []
+    for v in payload:
+        if v is None or v == "null":
+            values.append("")  # DCMTK treats the string "null" as null for PN (§5.4)
+            continue
+        if not isinstance(v, Pairs):
+            problems.error(ContentError(f"PN value must be an object with Alphabetic/Ideographic/Phonetic, found {_json_type(v)}", path=path))
+            values.append("")
+            continue
+        groups = {"Alphabetic": "", "Ideographic": "", "Phonetic": ""}
+        for k, text in v.pairs:
+            if k not in groups:
+                problems.error(ContentError(f"unknown PN component group '{k}' (PS3.18 F.2.2)", path=path))
+                continue
+            if not isinstance(text, str):
+                problems.error(ContentError(f"PN component group {k} must be a string, found {_json_type(text)}", path=path))
+                continue
+            if "\\" in text:
+                problems.error(ContentError("backslash inside a PN value would change the value multiplicity", path=path))
+            groups[k] = text  # duplicate keys: the last wins (DCMTK)
+        a, i, p = groups["Alphabetic"], groups["Ideographic"], groups["Phonetic"]
+        s = a
+        if i or p:
+            s += "=" + i
+        if p:
+            s += "=" + p
+        values.append(s)
+    text = "\\".join(values).rstrip(" \x00")
+    _count(ctx, len(text), path)
+    return text or None
+
+
+def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+    problems = ctx.problems
+    code = BINARY_NUMERIC[vr]
+    nums: list[Any] = []
+    is_float = vr in ("FL", "FD")
+    for v in payload:
+        if v is None:
+            if len(payload) == 1:
+                return Element(tag, vr, None)  # [null] is an empty value (DCMTK)
+            problems.error(ContentError(f"null inside a {vr} value list", path=path))
+            return None  # +E: DCMTK fails the whole element
+        if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
+            problems.error(ContentError(f"{vr} value must be a number, found {_json_type(v)}", path=path))
+            return None
+        if isinstance(v, str):
+            problems.error(ContentError(f"{vr} value must be a JSON number, found the string '{v}'", path=path))
+            try:
+                v = Decimal(v.strip())
+            except ArithmeticError:
+                return None
+        if is_float:
+            f = float(v)
+            if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
+                problems.error(ContentError(f"{vr} value {v} is not a finite {vr} number", path=path))
+                return None
+            nums.append(f)
+        else:
+            if isinstance(v, Decimal):
+                if not v.is_finite() or v != v.to_integral_value():
+                    problems.error(ContentError(f"{vr} value must be an integer, found {v}", path=path))
+                    return None
+                v = int(v)
+            lo, hi = _INT_RANGE[vr]
+            if not lo <= v <= hi:
+                problems.error(ContentError(f"{vr} value {v} outside [{lo}, {hi}]", path=path))
+                return None
+            nums.append(v)
+    if not nums:
+        return Element(tag, vr, None)
+    data = struct.pack(f"<{len(nums)}{code}", *nums)
+    _count(ctx, len(data), path)
+    return Element(tag, vr, data)
+
+
+def _parse_tag(v: Any, ctx: BuildContext, path: str) -> int | None:
+    if not isinstance(v, str):
+        ctx.problems.error(ContentError(f"AT values must be JSON strings, found {_json_type(v)}", path=path))
+        return None
+    t = _key_tag(v)
+    if t is None:
+        ctx.problems.error(ContentError(f"AT value must be 8 hexadecimal digits, found '{v}'", path=path))
+    return t
+
+
+def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+    vals: list[int] = []
+    for v in payload:
+        t = _parse_tag(v, ctx, path)
+        if t is None:
+            return Element(tag, "AT", None)  # +E: AT zero length (DCMTK N27)
+        vals += (t >> 16, t & 0xFFFF)
+    return Element(tag, "AT", struct.pack(f"<{len(vals)}H", *vals) if vals else None)
+
+
+def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+    if vr in ("OF", "OD", "OL", "OV"):
+        alias = {"OF": "FL", "OD": "FD", "OL": "UL", "OV": "UV"}[vr]
+        elem = _numbers(tag, alias, payload, ctx, path)
+        return None if elem is None else Element(tag, vr, elem.value)
+    # OB/UN: hex bytes; OW: hex words (DCMTK §5.10)
+    size = 2 if vr == "OW" else 1
+    out = bytearray()
+    for v in payload:
+        text = v if isinstance(v, str) else (str(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+        try:
+            n = int(text, 16) if text is not None else -1
+        except ValueError:
+            n = -1
+        if n < 0:
+            ctx.problems.error(ContentError(f"{vr} Value entries must be hexadecimal strings, found {_show(v)}", path=path))
+            return None
+        out += (n & (0xFFFF if size == 2 else 0xFF)).to_bytes(size, "little")
+    return Element(tag, vr, bytes(out) or None)
+
+
+# -- InlineBinary and BulkDataURI ------------------------------------------------------------
+
+
+def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str) -> Element | None:
+    problems = ctx.problems
+    if not isinstance(payload, str):
+        raise ContentError(f"InlineBinary value must be a JSON string, found {_json_type(payload)}")
+    if vr not in BYTE_VRS:
+        problems.error(ContentError(f"InlineBinary is not allowed for VR {vr} (only OB, OD, OF, OL, OV, OW, UN)", path=path))
+        return None
+    if payload.startswith(SPILL_PREFIX):
+        spill = ctx.spills.take(int(payload[len(SPILL_PREFIX) :]))
+        if spill is None:
+            raise ContentError("internal error: spilled InlineBinary value not found")
+        if spill.error:
+            spill.discard()
+            problems.error(ContentError(spill.error, path=path))
+            return None
+        _check_words(vr, spill.length, ctx, path)
+        _count(ctx, spill.length, path)
+        if spill.path:
+            ref = bulkdata.BulkRef(spill.path, 0, spill.length - spill.length % WORD_SIZE.get(vr, 1), temporary=True)
+            return Element(tag, vr, ref)
+        data = bytes(spill.data or b"")
+        spill.discard()
+        return Element(tag, vr, _trim(vr, data) or None)
+    try:
+        data = binascii.a2b_base64(payload, strict_mode=True)
+    except binascii.Error as exc:
+        problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
+        return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
+    _check_words(vr, len(data), ctx, path)
+    _count(ctx, len(data), path)
+    return Element(tag, vr, _trim(vr, data) or None)
+
+
+def _trim(vr: str, data: bytes) -> bytes:
+    w = WORD_SIZE.get(vr, 1)
+    extra = len(data) % w
+    return data[: len(data) - extra] if extra else data
+
+
+def _check_words(vr: str, length: int, ctx: BuildContext, path: str) -> None:
+    w = WORD_SIZE.get(vr, 1)
+    if length % w:
+        ctx.problems.error(ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path))
+
+
+def _count(ctx: BuildContext, n: int, path: str) -> None:
+    limits = ctx.options.limits
+    if limits.max_value_bytes and n > limits.max_value_bytes:
+        raise LimitError(f"value of {n} bytes exceeds the limit of {limits.max_value_bytes}", path=path)
+    ctx.decoded_bytes += n
+    if limits.max_dataset_bytes and ctx.decoded_bytes > limits.max_dataset_bytes:
+        raise LimitError(f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes", path=path)
+
+
+def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str) -> Element | None:
+    opts = ctx.options
+    if not opts.parse_bulkdata:
+        log.info("%s: ignoring BulkDataURI, leaving element empty", path)
+        return Element(tag, vr, [] if vr == "SQ" else None)
+    if not isinstance(payload, str):
+        raise ContentError(f"BulkDataURI value must be a JSON string, found {_json_type(payload)}")
+    if vr not in BYTE_VRS and vr not in BINARY_NUMERIC and vr not in _BULK_TEXT_VRS:
+        # check the VR first: a BulkDataURI on AE, SQ etc. can never be converted (§6.4)
+        raise ContentError(f"BulkDataURI is not allowed for VR {vr}")
+    try:
+        ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
+    except BulkDataAccessError:
+        raise
+    w = WORD_SIZE.get(vr, 1)
+    if ref.length % w:
+        ctx.problems.error(ContentError(f"{vr} bulk data of {ref.length} bytes is not a multiple of {w}", path=path))
+        ref = bulkdata.BulkRef(ref.path, ref.offset, ref.length - ref.length % w, ref.dev, ref.ino)
+    _count(ctx, ref.length, path)
+    if vr in _BULK_TEXT_VRS:
+        raw = bulkdata.read_all(ref, opts.bulkdata_dirs).rstrip(b" \x00")
+        return Element(tag, vr, raw or None)
+    if ref.length <= _INLINE_LIMIT:
+        data = bulkdata.read_all(ref, opts.bulkdata_dirs)
+        return Element(tag, vr, data or None)
+    return Element(tag, vr, ref)

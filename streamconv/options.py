@@ -1,0 +1,68 @@
+"""Frozen option dataclasses, built once by a front end; nothing below sees argparse."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ArrayPolicy",
+    "ConvertOptions",
+    "Limits",
+    "TransferSyntax",
+    "WriteMode",
+]
+
+
+class ArrayPolicy(enum.Enum):
+    REJECT = "reject"  # -ar
+    SELECT = "select"  # +as n
+    SEQUENCE = "sequence"  # +ar
+    SPLIT = "split"  # --array-split (streamconv addition)
+
+
+class WriteMode(enum.Enum):
+    FILE = "file"  # +F
+    DATASET = "dataset"  # -F
+
+
+class TransferSyntax(enum.Enum):
+    SAME = "same"  # +t=
+    LITTLE = "1.2.840.10008.1.2.1"  # +te
+    BIG = "1.2.840.10008.1.2.2"  # +tb
+    IMPLICIT = "1.2.840.10008.1.2"  # +ti
+    DEFLATED = "1.2.840.10008.1.2.1.99"  # +td
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """Resource limits (hardening); every breach is a ContentError/LimitError (65)."""
+
+    max_depth: int = 64  # nested sequence levels (CONTRACT §3)
+    max_elements: int = 1_000_000  # elements in one dataset, all levels
+    max_value_bytes: int = 4 << 30  # one value, decoded
+    max_dataset_bytes: int = 16 << 30  # one dataset, decoded
+    max_input_bytes: int = 0  # daemon: one input file; 0 = unlimited
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConvertOptions:
+    """Everything json2dcm's options decide, each applied in exactly one place."""
+
+    read_meta: bool = True  # +f / -f                     -> model
+    generate_uids: bool = False  # +Ug                     -> transform
+    overwrite_uids: bool = False  # +Uo / -Uo              -> transform
+    parse_bulkdata: bool = True  # +Bu / -Bu               -> model
+    bulkdata_dirs: tuple[str, ...] = ()  # +Bd (realpaths)  -> bulkdata
+    array_policy: ArrayPolicy = ArrayPolicy.REJECT  # -ar/+as/+ar/+aS -> documents
+    array_select: int = 0  # +as n (1-based)
+    write_mode: WriteMode = WriteMode.FILE  # +F / -F       -> encode
+    update_meta: bool = False  # +Fu                        -> encode
+    transfer_syntax: TransferSyntax = TransferSyntax.SAME  # +t= ... -> encode
+    stop_on_error: bool = True  # -E / +E                   -> errors.Problems
+    enable_new_vr: bool = True  # +u / -u                    -> encode
+    explicit_length: bool = True  # +e / -e                  -> encode
+    charset_utf8: bool = False  # -c / +c                     -> transform
+    compression_level: int = 6  # +cl                         -> encode
+    filename_template: str = "{index:06d}.dcm"  # --filename-template -> sinks
+    limits: Limits = field(default_factory=Limits)

@@ -1,0 +1,331 @@
+"""The pipeline: bytes -> datasets -> elements -> Part 10, with the array policy.
+
+:class:`Converter` is the synchronous core (no I/O of its own except bulk data and the +ar
+spool): feed it bytes, get :class:`Output` objects.  :func:`convert_one` is the pure,
+CPU-bound step per dataset (the stream front end runs it in worker processes).  The async
+functions at the bottom are the one-shot front end's pipeline: chunked reads, conversion in
+a worker thread, and the atomic writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .bulkdata import BulkRef
+from .documents import DocumentParser, RawDataset
+from .encode import (
+    EXPLICIT,
+    Encoded,
+    Piece,
+    encode_items,
+    encode_part10,
+    iter_bytes,
+    output_ts,
+    sequence_end,
+    sequence_header,
+)
+from .errors import ContentError, InputError, OutputError, Problems, StreamconvError
+from .model import BuildContext, build_dataset
+from .options import ArrayPolicy, ConvertOptions, TransferSyntax
+from .sinks import render_name, write_atomic, write_stdout
+from .transform import apply_charset, apply_uids
+from .vr import Element
+
+__all__ = ["Converter", "Output", "convert_file", "convert_one", "read_chunks"]
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 20
+PRIVATE_CREATOR = 0x00090010
+PRIVATE_SEQUENCE = 0x00091000
+CREATOR_NAME = "JSON2DCM_LIST_OF_DATASETS"
+
+
+@dataclass(slots=True)
+class Output:
+    index: int  # 0-based dataset index (-1 for a +ar file)
+    encoded: Encoded
+    dataset: dict[int, Element]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Per-run state shared by the datasets of one run."""
+
+    options: ConvertOptions
+    source: str = ""
+    base_dir: str | None = None
+    salt: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+def convert_one(raw: RawDataset, run: RunContext, parser: DocumentParser | None = None, *, in_array: bool = False) -> Output:
+    """One dataset's JSON -> encoded output (model, UIDs, charset, encoder)."""
+    options = run.options
+    problems = Problems(strict=options.stop_on_error)
+    ctx = BuildContext(options, problems, run.source, run.base_dir)
+    if parser is not None:
+        ctx.spills = parser.spills
+    built = build_dataset(raw.value, ctx, in_array=in_array)
+    sop_changed = apply_uids(built.dataset, options, run.salt)
+    apply_charset(built.dataset, options, run.source)
+    enc = encode_part10(built.dataset, built.meta, options, sop_instance_changed=sop_changed)
+    return Output(raw.index, enc, built.dataset, problems.warnings)
+
+
+class Converter:
+    """Push bytes in, get outputs out, according to the array policy (CONTRACT §6)."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+        self.options = run.options
+        self.parser = DocumentParser(source=run.source)
+        self._held: RawDataset | None = None
+        self._seq: _SequenceSpool | None = None
+        self.count = 0
+
+    def feed(self, data: bytes) -> list[Output]:
+        return self._handle(self.parser.feed(data))
+
+    def finish(self) -> list[Output]:
+        outs = self._handle(self.parser.finish())
+        policy = self.options.array_policy
+        total = self.parser.count
+        if self._seq is not None:
+            outs.append(self._seq.finish())
+            self._seq = None
+            return outs
+        if policy is ArrayPolicy.SPLIT:
+            return outs
+        if self._held is not None:
+            outs.append(self._convert(self._held))
+            self._held = None
+        elif policy is ArrayPolicy.SELECT and total > 1:
+            raise ContentError(
+                f"found JSON array containing {total} DICOM datasets, cannot store dataset "
+                f"no. {self.options.array_select}"
+            )
+        return outs
+
+    def close(self) -> None:
+        self.parser.close()
+        if self._seq is not None:
+            self._seq.discard()
+            self._seq = None
+
+    def _convert(self, raw: RawDataset, *, in_array: bool = False) -> Output:
+        try:
+            return convert_one(raw, self.run, self.parser, in_array=in_array)
+        except StreamconvError as exc:
+            if self.parser.count > 1 or self.parser.shape == "array":
+                if not exc.path.startswith("dataset"):
+                    exc.path = f"dataset {raw.index + 1}" + (f" {exc.path}" if exc.path else "")
+            raise
+
+    def _handle(self, raws: list[RawDataset]) -> list[Output]:
+        outs: list[Output] = []
+        policy = self.options.array_policy
+        for raw in raws:
+            self.count += 1
+            if policy is ArrayPolicy.SPLIT:
+                outs.append(self._convert(raw))
+            elif policy is ArrayPolicy.SELECT:
+                if raw.index == 0:
+                    self._held = raw
+                elif raw.index == self.options.array_select - 1:
+                    self._held = raw
+                elif raw.index == 1 and self.options.array_select != 1:
+                    self._held = None  # several datasets: only the selected one counts
+            elif policy is ArrayPolicy.SEQUENCE:
+                if self._seq is not None:
+                    self._seq.add(raw)
+                elif self._held is None:
+                    self._held = raw
+                else:
+                    self._seq = _SequenceSpool(self)
+                    self._seq.add(self._held)
+                    self._seq.add(raw)
+                    self._held = None
+            else:  # REJECT
+                if self._held is None and raw.index == 0:
+                    self._held = raw
+                else:
+                    self._held = None
+                    raise ContentError(
+                        "found more than one DICOM dataset (a JSON array or several top-level "
+                        "values), rejecting conversion; use +as n, +ar or --array-split"
+                    )
+        return outs
+
+
+class _SequenceSpool:
+    """+ar: items encoded one at a time into a spool file; memory stays flat."""
+
+    def __init__(self, conv: Converter) -> None:
+        self.conv = conv
+        opts = conv.options
+        _, self.ts = output_ts(opts, {}, False)
+        fd, self.path = tempfile.mkstemp(prefix="streamconv-ar-")
+        self.file = os.fdopen(fd, "wb")
+        self.length = 0
+        self.uids: dict[int, Element] = {}
+
+    def add(self, raw: RawDataset) -> None:
+        out = self.conv._convert(raw, in_array=True)
+        ds = out.dataset
+        for tag in (0x00080016, 0x00080018):
+            if tag not in self.uids and tag in ds and ds[tag].value:
+                self.uids[tag] = ds[tag]
+        pieces, n = encode_items([ds], self.conv.options, self.ts)
+        tmp = Encoded(b"", pieces, None, self.conv.options.bulkdata_dirs)
+        for chunk in iter_bytes(tmp):
+            self.file.write(chunk)
+        self.length += n
+
+    def finish(self) -> Output:
+        self.file.close()
+        opts = self.conv.options
+        ds: dict[int, Element] = {
+            PRIVATE_CREATOR: Element(PRIVATE_CREATOR, "LO", CREATOR_NAME.encode()),
+        }
+        # the meta header takes the first nested SOP UIDs (DCMTK §8); offer them in an item
+        meta_ds: dict[int, Element] = dict(ds)
+        meta_ds[PRIVATE_SEQUENCE] = Element(PRIVATE_SEQUENCE, "SQ", [self.uids] if self.uids else [])
+        enc = encode_part10(meta_ds if False else ds, {}, opts)
+        from .encode import build_meta  # the meta header needs the nested UIDs
+
+        if enc.head:
+            from .encode import _encode_meta
+
+            enc.head = _encode_meta(build_meta(meta_ds, {}, enc.ts, False), opts)
+        explicit = opts.explicit_length
+        seq_head = sequence_header(PRIVATE_SEQUENCE, self.length if explicit else None, opts, self.ts)
+        body: list[Piece] = [*enc.body, seq_head]
+        if self.length:
+            body.append((BulkRef(self.path, 0, self.length, temporary=True), 1))
+        if not explicit:
+            body.append(sequence_end(opts, self.ts))
+        enc.body = body
+        enc.temporaries.append(self.path)
+        return Output(-1, enc, ds)
+
+    def discard(self) -> None:
+        try:
+            self.file.close()
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+# -- the async one-shot pipeline -----------------------------------------------------------
+
+
+def open_input(path: str) -> int:
+    """Open the JSON input (exit 20 when it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"cannot read JSON input '{path}': no such file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read JSON input '{path}': {exc.strerror}") from None
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):
+        os.close(fd)
+        raise InputError(f"cannot read JSON input '{path}': is a directory")
+    return fd
+
+
+async def read_chunks(fd: int, size: int = READ_SIZE) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            data = await anyio.to_thread.run_sync(os.read, fd, size)
+        except OSError as exc:
+            raise InputError(f"cannot read JSON input: {exc.strerror}") from None
+        if not data:
+            return
+        yield data
+
+
+Sink = Callable[[Output], Any]
+
+
+def _cleanup(out: Output) -> None:
+    for path in out.encoded.temporaries:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    for piece in out.encoded.body:
+        if not isinstance(piece, bytes) and piece[0].temporary:
+            try:
+                os.unlink(piece[0].path)
+            except OSError:
+                pass
+
+
+def _write_output(out: Output, target: str, options: ConvertOptions) -> str:
+    try:
+        if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
+            rel = render_name(options.filename_template, out.index, out.dataset)
+            path = os.path.join(target, rel)
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                try:
+                    os.makedirs(parent, exist_ok=True)
+                except OSError as exc:
+                    raise OutputError(f"cannot create directory '{parent}': {exc.strerror}") from None
+            write_atomic(path, iter_bytes(out.encoded))
+            return path
+        if target == "-":
+            write_stdout(out.encoded)
+            return "-"
+        write_atomic(target, iter_bytes(out.encoded))
+        return target
+    finally:
+        _cleanup(out)
+
+
+async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
+    """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
+    source = "stdin" if input_path == "-" else input_path
+    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))
+    run = RunContext(options, source, base_dir)
+    if options.array_policy is ArrayPolicy.SPLIT and output_path != "-" and not os.path.isdir(output_path):
+        try:
+            os.makedirs(output_path, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output directory '{output_path}': {exc.strerror}") from None
+    fd = 0 if input_path == "-" else open_input(input_path)
+    conv = Converter(run)
+    written: list[str] = []
+    limiter = anyio.CapacityLimiter(1)
+    try:
+        async for chunk in read_chunks(fd):
+            outs = await anyio.to_thread.run_sync(conv.feed, chunk, limiter=limiter)
+            for out in outs:
+                written.append(await anyio.to_thread.run_sync(_write_output, out, output_path, options))
+        outs = await anyio.to_thread.run_sync(conv.finish, limiter=limiter)
+        for out in outs:
+            written.append(await anyio.to_thread.run_sync(_write_output, out, output_path, options))
+    except StreamconvError as exc:
+        exc.with_source(source)
+        raise
+    finally:
+        conv.close()
+        if fd != 0:
+            os.close(fd)
+    return written
+
+
+def ts_for(options: ConvertOptions) -> str:
+    return EXPLICIT if options.transfer_syntax is TransferSyntax.SAME else options.transfer_syntax.value

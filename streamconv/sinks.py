@@ -1,0 +1,172 @@
+"""Where output goes: an atomic file, stdout, or a directory with a file-name template.
+
+Atomic file (daemon-conventions §4): ``.NAME.<random>.part`` in the target directory,
+written, fsynced, renamed over the final name, then the directory fsynced.  On any failure
+the temporary file is removed and an existing file at the final path is untouched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import string
+import sys
+import tempfile
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from .encode import Encoded, iter_bytes
+from .errors import ContentError, OutputError, StreamconvError
+from .vr import Element
+
+__all__ = ["PART_SUFFIX", "fsync_dir", "render_name", "write_atomic", "write_stdout"]
+
+PART_SUFFIX = ".part"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _output_error(exc: OSError, path: str) -> OutputError:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    return OutputError(f"cannot write '{path}': {reason}")
+
+
+def write_atomic(path: str, chunks: Iterable[bytes], *, fsync: bool = True, mode: int = 0o666) -> int:
+    """Write ``chunks`` to ``path`` atomically; returns the number of bytes written."""
+    directory, name = os.path.split(path)
+    directory = directory or "."
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write '{path}': is a directory")
+    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}{PART_SUFFIX}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as exc:
+        raise _output_error(exc, path) from None
+    written = 0
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    n = f.write(view)
+                    assert n is not None
+                    view = view[n:]
+                    written += n
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        raise _output_error(exc, path) from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+    if fsync:
+        fsync_dir(directory)
+    return written
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
+    """Write to stdout only once the whole output exists (CONTRACT §2)."""
+    out = stream if stream is not None else sys.stdout.buffer
+    if all(isinstance(p, bytes) for p in enc.body) and enc.deflate_level is None:
+        data = b"".join(iter_bytes(enc))
+        try:
+            out.write(data)
+            out.flush()
+        except OSError as exc:
+            raise _output_error(exc, "-") from None
+        return len(data)
+    with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
+        for chunk in iter_bytes(enc):
+            spool.write(chunk)
+        spool.seek(0)
+        total = 0
+        try:
+            while data := spool.read(1 << 20):
+                out.write(data)
+                total += len(data)
+            out.flush()
+        except OSError as exc:
+            raise _output_error(exc, "-") from None
+        return total
+
+
+def _field_value(ds: dict[int, Element], keyword: str) -> str | None:
+    from .dictionary import get_dictionary
+
+    tag = get_dictionary().tag_for_keyword(keyword)
+    if tag is None:
+        raise ContentError(f"--filename-template: '{keyword}' is not a DICOM keyword")
+    elem = ds.get(tag)
+    if elem is None or elem.value is None or isinstance(elem.value, list):
+        return None
+    value = elem.value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    return value.split("\\")[0].strip(" \x00") or None
+
+
+def _safe(text: str) -> str:
+    # nothing in a value may leave the output directory: no separators, no '..'
+    text = _SAFE.sub("_", text)
+    if text in ("", ".", ".."):
+        text = text.replace(".", "_") or "_"
+    return text[:200]
+
+
+def render_name(template: str, index: int, ds: dict[int, Element]) -> str:
+    """The relative output path for dataset ``index`` (0-based) from ``template``."""
+    parts: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise StreamconvError(f"invalid --filename-template '{template}': {exc}") from None
+    for literal, field, spec, conv in parsed:
+        parts.append(literal)
+        if field is None:
+            continue
+        if conv:
+            raise ContentError(f"invalid --filename-template '{template}': conversions are not allowed")
+        if field == "index":
+            value: object = index
+        elif field == "index1":
+            value = index + 1
+        else:
+            text = _field_value(ds, field)
+            if text is None:
+                raise ContentError(
+                    f"--filename-template needs {field}, which dataset {index + 1} does not have"
+                )
+            value = _safe(text)
+        try:
+            parts.append(format(value, spec or ""))
+        except (ValueError, TypeError) as exc:
+            raise ContentError(f"invalid --filename-template '{template}': {exc}") from None
+    rel = "".join(parts)
+    pieces = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not pieces or any(p == ".." for p in pieces):
+        raise ContentError(f"--filename-template produced an unsafe name '{rel}'")
+    return os.path.join(*pieces)

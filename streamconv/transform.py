@@ -1,0 +1,190 @@
+"""+Ug/+Uo/-Uo (new UIDs) and the character set (+c/-c): the dataset-level transforms."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .errors import CharsetError, StreamconvError
+from .options import ConvertOptions
+from .uids import generate_uid, mapped_uid
+from .vr import CHARSET_VRS, Element, tag_path
+
+__all__ = ["apply_charset", "apply_uids"]
+
+log = logging.getLogger(__name__)
+
+Dataset = dict[int, Element]
+SPECIFIC_CHARACTER_SET = 0x00080005
+_UID_TAGS = (
+    (0x0020000D, "Study Instance UID"),
+    (0x0020000E, "Series Instance UID"),
+    (0x00080018, "SOP Instance UID"),
+)
+
+
+def apply_uids(ds: Dataset, options: ConvertOptions, salt: uuid.UUID) -> bool:
+    """+Ug: new top-level Study/Series/SOP Instance UIDs; True if the SOP Instance UID changed.
+
+    -Uo fills only absent or empty ones; +Uo replaces all, mapping the same old UID to the
+    same new UID within one run (``salt``).  Nested UIDs are left alone (DCMTK).
+    """
+    if not options.generate_uids:
+        return False
+    sop_changed = False
+    for tag, name in _UID_TAGS:
+        elem = ds.get(tag)
+        old = elem.value if elem is not None else None
+        if isinstance(old, bytes):
+            old = old.decode("ascii", "replace")
+        if not old:
+            new = generate_uid()
+        elif options.overwrite_uids:
+            new = mapped_uid(salt, old)
+        else:
+            continue
+        log.info("generating new %s", name)
+        ds[tag] = Element(tag, "UI", new)
+        if tag == 0x00080018:
+            sop_changed = True
+    return sop_changed
+
+
+Encoder = Callable[[str, str], bytes]
+
+
+def _utf8(text: str, vr: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def _terms(elem: Element | None) -> list[str] | None:
+    if elem is None or elem.value is None:
+        return None
+    value = elem.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str):
+        return None
+    terms = [t.strip() for t in value.split("\\")]
+    return terms if any(terms) else None
+
+
+def _encoder_for(terms: list[str], path: str) -> Encoder:
+    if terms == ["ISO_IR 192"]:
+        return _utf8
+    from pydicom import charset as pc  # only here: it costs ~300 ms to import
+
+    codecs: list[str] = []
+    for i, term in enumerate(terms):
+        if not term and i == 0:
+            term = "ISO 2022 IR 6"  # PS3.3 C.12.1.1.2: an empty first value is the default
+        codec = pc.python_encoding.get(term)
+        if codec is None:
+            raise CharsetError(f"unknown Specific Character Set term '{term}' (PS3.3 C.12.1.1.2)", path=path)
+        codecs.append(codec)
+
+    def encode(text: str, vr: str) -> bytes:
+        if vr == "PN" and len(codecs) > 1:
+            # PS3.5 6.1.2.5.3: each component group starts in the default repertoire
+            return b"=".join(_encode(pc, part, codecs) for part in text.split("="))
+        return _encode(pc, text, codecs)
+
+    return encode
+
+
+def _encode(pc: Any, text: str, codecs: list[str]) -> bytes:
+    # pydicom's encode_string falls back to '?' replacement; we never write a silent '?'.
+    for i, codec in enumerate(codecs):
+        try:
+            encoded: bytes = pc._encode_string_impl(text, codec)
+        except UnicodeError:
+            continue
+        if i > 0 and codec not in pc.handled_encodings:
+            encoded = pc._get_escape_sequence_for_encoding(codec, encoded=encoded) + encoded
+        if codec in pc.need_tail_escape_sequence_encodings:
+            encoded += pc._get_escape_sequence_for_encoding(codecs[0])
+        return encoded
+    if len(codecs) > 1:
+        try:
+            parts: bytes = pc._encode_string_parts(text, codecs)
+            return parts
+        except ValueError:
+            pass
+    bad = next((c for c in text if not _encodable(pc, c, codecs)), "?")
+    raise CharsetError(
+        f"character {bad!r} (U+{ord(bad):04X}) cannot be represented in the declared character set"
+    )
+
+
+def _encodable(pc: Any, char: str, codecs: list[str]) -> bool:
+    for codec in codecs:
+        try:
+            pc._encode_string_impl(char, codec)
+            return True
+        except UnicodeError:
+            continue
+    return False
+
+
+def apply_charset(ds: Dataset, options: ConvertOptions, source: str = "") -> None:
+    """Encode every text value to bytes (CONTRACT §7 "Character set").
+
+    -c: (0008,0005) becomes ISO_IR 192 and text is written as UTF-8.  +c: text is encoded in
+    the declared character set; a (0008,0005) inside an item governs that item
+    (PS3.5 6.1.2.5.3); unrepresentable text fails with a CharsetError (65).
+    """
+    if options.charset_utf8:
+        old = _terms(ds.get(SPECIFIC_CHARACTER_SET))
+        if old is not None and old != ["ISO_IR 192"]:
+            log.debug(
+                "JSON file '%s' specifies a character set ('%s') other than UTF-8, it will be set to UTF-8 ('ISO_IR 192')",
+                source, "\\".join(old),
+            )  # fmt: skip
+        ds[SPECIFIC_CHARACTER_SET] = Element(SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192")
+        _walk(ds, _utf8, None, "", utf8_all=True)
+        return
+    terms = _terms(ds.get(SPECIFIC_CHARACTER_SET))
+    state: dict[str, bool] = {"warned": False}
+    encoder = _utf8 if terms is None else _encoder_for(terms, tag_path(SPECIFIC_CHARACTER_SET))
+
+    def undeclared_non_ascii() -> None:
+        if not state["warned"]:
+            state["warned"] = True
+            log.warning(
+                "JSON file '%s' does not specify a character set, none will be specified and "
+                "the file will be encoded in UTF-8 ('ISO_IR 192')",
+                source,
+            )
+
+    _walk(ds, encoder, undeclared_non_ascii if terms is None else None, "")
+
+
+def _walk(ds: Dataset, encoder: Encoder, on_undeclared: Callable[[], None] | None, prefix: str, *, utf8_all: bool = False) -> None:
+    for tag, elem in ds.items():
+        value = elem.value
+        if isinstance(value, str):
+            if value.isascii():
+                elem.value = value.encode("ascii")
+            elif elem.vr in CHARSET_VRS:
+                if on_undeclared is not None:
+                    on_undeclared()
+                try:
+                    elem.value = encoder(value, elem.vr)
+                except StreamconvError as exc:
+                    exc.path = prefix + tag_path(tag)
+                    raise
+            else:
+                elem.value = value.encode("utf-8")  # CS, UI ...: written as given (DCMTK)
+        elif elem.vr == "SQ" and isinstance(value, list):
+            for i, item in enumerate(value, 1):
+                ipath = f"{prefix}{tag_path(tag)}[{i}]."
+                if utf8_all:
+                    _walk(item, encoder, None, ipath, utf8_all=True)
+                    continue
+                terms = _terms(item.get(SPECIFIC_CHARACTER_SET))
+                if terms is None:
+                    _walk(item, encoder, on_undeclared, ipath)
+                else:
+                    _walk(item, _encoder_for(terms, ipath + tag_path(SPECIFIC_CHARACTER_SET)), None, ipath)
