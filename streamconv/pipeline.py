@@ -41,7 +41,18 @@ from .sinks import render_name, write_atomic, write_stdout
 from .transform import apply_charset, apply_uids
 from .vr import Element
 
-__all__ = ["Converter", "Output", "convert_file", "convert_one", "read_chunks"]
+__all__ = [
+    "Converter",
+    "Failure",
+    "Output",
+    "RunContext",
+    "convert_file",
+    "convert_one",
+    "open_input",
+    "read_chunks",
+    "to_json_text",
+    "write_output",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,15 @@ class Output:
     encoded: Encoded
     dataset: dict[int, Element]
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Failure:
+    """A dataset that could not be converted (only with ``collect_errors``)."""
+
+    index: int
+    error: StreamconvError
+    raw: RawDataset
 
 
 @dataclass(slots=True)
@@ -86,18 +106,19 @@ def convert_one(raw: RawDataset, run: RunContext, parser: DocumentParser | None 
 class Converter:
     """Push bytes in, get outputs out, according to the array policy (CONTRACT §6)."""
 
-    def __init__(self, run: RunContext) -> None:
+    def __init__(self, run: RunContext, *, collect_errors: bool = False) -> None:
         self.run = run
+        self.collect_errors = collect_errors
         self.options = run.options
         self.parser = DocumentParser(source=run.source)
         self._held: RawDataset | None = None
         self._seq: _SequenceSpool | None = None
         self.count = 0
 
-    def feed(self, data: bytes) -> list[Output]:
+    def feed(self, data: bytes) -> list[Output | Failure]:
         return self._handle(self.parser.feed(data))
 
-    def finish(self) -> list[Output]:
+    def finish(self) -> list[Output | Failure]:
         outs = self._handle(self.parser.finish())
         policy = self.options.array_policy
         total = self.parser.count
@@ -132,13 +153,18 @@ class Converter:
                     exc.path = f"dataset {raw.index + 1}" + (f" {exc.path}" if exc.path else "")
             raise
 
-    def _handle(self, raws: list[RawDataset]) -> list[Output]:
-        outs: list[Output] = []
+    def _handle(self, raws: list[RawDataset]) -> list[Output | Failure]:
+        outs: list[Output | Failure] = []
         policy = self.options.array_policy
         for raw in raws:
             self.count += 1
             if policy is ArrayPolicy.SPLIT:
-                outs.append(self._convert(raw))
+                try:
+                    outs.append(self._convert(raw))
+                except StreamconvError as exc:
+                    if not self.collect_errors:
+                        raise
+                    outs.append(Failure(raw.index, exc, raw))
             elif policy is ArrayPolicy.SELECT:
                 if raw.index == 0:
                     self._held = raw
@@ -273,6 +299,30 @@ def _cleanup(out: Output) -> None:
                 pass
 
 
+def to_json_text(value: Any) -> str:
+    """A parsed JSON value (with :class:`Pairs`) back as JSON text (rejected datasets)."""
+    import json
+    from decimal import Decimal
+
+    from .documents import Pairs
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Pairs):
+            return {k: conv(x) for k, x in v.pairs}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, Decimal):
+            return float(v)
+        return v
+
+    return json.dumps(conv(value), ensure_ascii=False, indent=1)
+
+
+def write_output(out: Output, target: str, options: ConvertOptions) -> str:
+    """Write one output (blocking): ``target`` is a file, "-", or the --array-split directory."""
+    return _write_output(out, target, options)
+
+
 def _write_output(out: Output, target: str, options: ConvertOptions) -> str:
     try:
         if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
@@ -313,9 +363,11 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
         async for chunk in read_chunks(fd):
             outs = await anyio.to_thread.run_sync(conv.feed, chunk, limiter=limiter)
             for out in outs:
+                assert isinstance(out, Output)
                 written.append(await anyio.to_thread.run_sync(_write_output, out, output_path, options))
         outs = await anyio.to_thread.run_sync(conv.finish, limiter=limiter)
         for out in outs:
+            assert isinstance(out, Output)
             written.append(await anyio.to_thread.run_sync(_write_output, out, output_path, options))
     except StreamconvError as exc:
         exc.with_source(source)
