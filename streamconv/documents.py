@@ -48,6 +48,7 @@ _WS = b" \t\r\n"
 # a trailing comma: ',' + whitespace + closing bracket; strings matched first so that
 # commas inside them are never touched
 _TRAILING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|,([ \t\r\n]*[\]}])')
+_CANDIDATE = re.compile(rb",[ \t\r\n]*[\]}]")
 _ESC_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*\\"')
 _STRING_TAIL = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
 # \uD800-\uDBFF must be followed by \uDC00-\uDFFF; a lone half is an error (RFC 8259 §8.2)
@@ -266,7 +267,8 @@ class JsonFilter:
 
     def _emit(self, segment: bytes, out: list[bytes]) -> None:
         if segment:
-            if b"," in segment:
+            # the substitution costs a Python call per string, so look for a candidate first
+            if _CANDIDATE.search(segment):
                 segment = _TRAILING.sub(rb"\1\2", segment)
             out.append(segment)
 

@@ -43,9 +43,9 @@ class StreamconvError(Exception):
     exit_code = 65
     category = "content"
 
-    def __init__(self, message: str, *, path: str = "", source: str = "") -> None:
+    def __init__(self, message: str, *, path: object = "", source: str = "") -> None:
         self.message = message
-        self.path = path
+        self.path = str(path)
         self.source = source
         super().__init__(message)
 
@@ -130,7 +130,7 @@ class Problems:
         log.warning("%s", exc)
 
     @staticmethod
-    def warn(message: str, path: str = "") -> None:
+    def warn(message: str, path: object = "") -> None:
         if path:
             log.warning("%s: %s", path, message)
         else:

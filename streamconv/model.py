@@ -47,6 +47,7 @@ _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _ATTRS = {"vr": "vr", "value": "Value", "inlinebinary": "InlineBinary", "bulkdatauri": "BulkDataURI"}
 # DCMTK's internal pseudo-VRs, accepted under +E only (dcmtk-behavior §5.1)
 _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
+_CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 _INT_RANGE = {
@@ -75,10 +76,32 @@ class Built:
     meta: Dataset  # top-level group 0002 elements (with +f)
 
 
+_TAG_CACHE: dict[str, int] = {}
+
+
 def _key_tag(key: str) -> int | None:
+    tag = _TAG_CACHE.get(key)
+    if tag is not None:
+        return tag
     if len(key) == 8 and _HEX8.match(key):
-        return int(key, 16)
+        tag = int(key, 16)
+        if len(_TAG_CACHE) < 65536:
+            _TAG_CACHE[key] = tag
+        return tag
     return None
+
+
+class _Path:
+    """An element path, formatted only when a message needs it (hot path)."""
+
+    __slots__ = ("prefix", "tag")
+
+    def __init__(self, prefix: str, tag: int) -> None:
+        self.prefix = prefix
+        self.tag = tag
+
+    def __str__(self) -> str:
+        return self.prefix + tag_path(self.tag)
 
 
 def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> Built:
@@ -120,7 +143,7 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
                 )
             )
             continue
-        path = prefix + tag_path(tag)
+        path: Any = _Path(prefix, tag)
         group = tag >> 16
         if tag & 0xFFFF == 0:
             continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
@@ -134,7 +157,7 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
             elem = _build_element(tag, content, ctx, path, depth)
         except StreamconvError as exc:
             if not exc.path:
-                exc.path = path
+                exc.path = str(path)
             if isinstance(exc, LimitError) or problems.strict:
                 raise
             problems.error(exc)
@@ -150,10 +173,18 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
     return ds
 
 
-def _build_element(tag: int, content: Any, ctx: BuildContext, path: str, depth: int) -> Element | None:
-    problems = ctx.problems
+def _build_element(tag: int, content: Any, ctx: BuildContext, path: Any, depth: int) -> Element | None:
     if not isinstance(content, Pairs):
         raise ContentError(f"element content must be a JSON object, found {_json_type(content)}")
+    pairs = content.pairs
+    if len(pairs) == 2 and tag != PIXEL_DATA:
+        # fast path: the usual {"vr": "XX", "Value": [...]}
+        (k1, vr), (k2, payload) = pairs
+        if k1 == "vr" and k2 == "Value" and vr in ALL_VRS:
+            handler = _VALUE_HANDLERS.get(vr)
+            if handler is not None and isinstance(payload, list):
+                return handler(tag, vr, payload, ctx, path)
+    problems = ctx.problems
     vr_raw: Any = None
     have_vr = False
     kind = ""
@@ -190,7 +221,7 @@ def _build_element(tag: int, content: Any, ctx: BuildContext, path: str, depth: 
     return _bulk(tag, vr, payload, ctx, path)
 
 
-def _resolve_vr(tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: str) -> str | None:
+def _resolve_vr(tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: Any) -> str | None:
     problems = ctx.problems
     if have_vr:
         if isinstance(vr_raw, str) and vr_raw in ALL_VRS:
@@ -219,7 +250,7 @@ def _show(value: Any) -> str:
 # -- Value ---------------------------------------------------------------------------------
 
 
-def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str, depth: int) -> Element | None:
+def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth: int) -> Element | None:
     if not isinstance(payload, list):
         raise ContentError(f"attribute Value must be a JSON array, found {_json_type(payload)}")
     if vr == "SQ":
@@ -236,7 +267,7 @@ def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str, depth:
     return _binary_value(tag, vr, payload, ctx, path)
 
 
-def _sequence(items: list[Any], ctx: BuildContext, path: str, depth: int) -> list[Dataset]:
+def _sequence(items: list[Any], ctx: BuildContext, path: Any, depth: int) -> list[Dataset]:
     limit = ctx.options.limits.max_depth
     if limit and depth + 1 >= limit:
         raise LimitError(f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed")
@@ -250,7 +281,7 @@ def _sequence(items: list[Any], ctx: BuildContext, path: str, depth: int) -> lis
     return out
 
 
-def _entry_text(v: Any, vr: str, ctx: BuildContext, path: str) -> str | None:
+def _entry_text(v: Any, vr: str, ctx: BuildContext, path: Any) -> str | None:
     """One Value entry of a text VR as text; None for null."""
     if isinstance(v, str):
         return v
@@ -275,7 +306,15 @@ def _decimal_text(d: Decimal) -> str:
     return s
 
 
-def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
+    if vr not in _CHECKED_TEXT and payload and all(type(v) is str for v in payload):
+        # fast path: plain strings, no backslash inside a value (checked below otherwise)
+        text = "\\".join(payload)
+        if len(payload) == 1 if vr in SINGLE_TEXT_VRS else text.count("\\") == len(payload) - 1:
+            text = text.rstrip(" \x00")
+            if len(text) > 0xFFFF:
+                _count(ctx, len(text), path)
+            return Element(tag, vr, text or None)
     problems = ctx.problems
     if vr in SINGLE_TEXT_VRS and len(payload) > 1:
         problems.error(ContentError(f"VR {vr} holds a single value, found {len(payload)}", path=path))
@@ -306,7 +345,7 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -
     return Element(tag, vr, text or None)
 
 
-def _uid_keyword(keyword: str, path: str) -> str:
+def _uid_keyword(keyword: str, path: Any) -> str:
     # DCMTK resolves '=Keyword' UI values (dcmtk-behavior §5.3)
     from .uids import uid_for_keyword
 
@@ -316,7 +355,7 @@ def _uid_keyword(keyword: str, path: str) -> str:
     return uid
 
 
-def _is_value(v: Any, ctx: BuildContext, path: str) -> str | None:
+def _is_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
     problems = ctx.problems
     if v is None:
         return None
@@ -349,7 +388,7 @@ def _is_value(v: Any, ctx: BuildContext, path: str) -> str | None:
     return str(n) if not isinstance(v, str) else v
 
 
-def _ds_value(v: Any, ctx: BuildContext, path: str) -> str | None:
+def _ds_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
     problems = ctx.problems
     if v is None:
         return None
@@ -387,7 +426,7 @@ def _ds16(d: Decimal) -> str:
     return "0"
 
 
-def _person_names(payload: list[Any], ctx: BuildContext, path: str) -> str | None:
+def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | None:
     problems = ctx.problems
     values: list[str] = []
     for v in payload:
@@ -421,9 +460,14 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: str) -> str | Non
     return text or None
 
 
-def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
-    problems = ctx.problems
+def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
     code = BINARY_NUMERIC[vr]
+    if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
+        try:  # fast path: struct checks the range; the slow path below explains errors
+            return Element(tag, vr, struct.pack(f"<{len(payload)}{code}", *payload))
+        except struct.error:
+            pass
+    problems = ctx.problems
     nums: list[Any] = []
     is_float = vr in ("FL", "FD")
     for v in payload:
@@ -465,7 +509,7 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str
     return Element(tag, vr, data)
 
 
-def _parse_tag(v: Any, ctx: BuildContext, path: str) -> int | None:
+def _parse_tag(v: Any, ctx: BuildContext, path: Any) -> int | None:
     if not isinstance(v, str):
         ctx.problems.error(ContentError(f"AT values must be JSON strings, found {_json_type(v)}", path=path))
         return None
@@ -475,7 +519,7 @@ def _parse_tag(v: Any, ctx: BuildContext, path: str) -> int | None:
     return t
 
 
-def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
     vals: list[int] = []
     for v in payload:
         t = _parse_tag(v, ctx, path)
@@ -485,7 +529,7 @@ def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: str) -> Element
     return Element(tag, "AT", struct.pack(f"<{len(vals)}H", *vals) if vals else None)
 
 
-def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: str) -> Element | None:
+def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
     if vr in ("OF", "OD", "OL", "OV"):
         alias = {"OF": "FL", "OD": "FD", "OL": "UL", "OV": "UV"}[vr]
         elem = _numbers(tag, alias, payload, ctx, path)
@@ -506,10 +550,16 @@ def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path
     return Element(tag, vr, bytes(out) or None)
 
 
+_VALUE_HANDLERS: dict[str, Any] = {
+    **{vr: _text for vr in TEXT_VRS if vr != "PN"},
+    **{vr: _numbers for vr in BINARY_NUMERIC},
+}
+
+
 # -- InlineBinary and BulkDataURI ------------------------------------------------------------
 
 
-def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str) -> Element | None:
+def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
     problems = ctx.problems
     if not isinstance(payload, str):
         raise ContentError(f"InlineBinary value must be a JSON string, found {_json_type(payload)}")
@@ -548,7 +598,7 @@ def _trim(vr: str, data: bytes) -> bytes:
     return data[: len(data) - extra] if extra else data
 
 
-def _check_words(vr: str, length: int, ctx: BuildContext, path: str) -> None:
+def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
     w = WORD_SIZE.get(vr, 1)
     if length % w:
         ctx.problems.error(ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path))
@@ -563,7 +613,7 @@ def _count(ctx: BuildContext, n: int, path: str) -> None:
         raise LimitError(f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes", path=path)
 
 
-def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: str) -> Element | None:
+def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
     opts = ctx.options
     if not opts.parse_bulkdata:
         log.info("%s: ignoring BulkDataURI, leaving element empty", path)
