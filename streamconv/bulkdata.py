@@ -24,6 +24,7 @@ __all__ = [
     "permitted_dirs",
     "read_all",
     "resolve_uri",
+    "temporary_ref",
 ]
 
 CHUNK = 1 << 20
@@ -47,6 +48,12 @@ class BulkRef:
     dev: int = 0
     ino: int = 0
     temporary: bool = False
+
+
+def temporary_ref(path: str, length: int) -> BulkRef:
+    """A reference to a temporary file of streamconv's own, pinned to its inode like any other."""
+    st = os.stat(path)
+    return BulkRef(path, 0, length, st.st_dev, st.st_ino, temporary=True)
 
 
 def permitted_dirs(dirs: list[str]) -> tuple[str, ...]:

@@ -577,7 +577,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
         _check_words(vr, spill.length, ctx, path)
         _count(ctx, spill.length, path)
         if spill.path:
-            ref = bulkdata.BulkRef(spill.path, 0, spill.length - spill.length % WORD_SIZE.get(vr, 1), temporary=True)
+            ref = bulkdata.temporary_ref(spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1))
             return Element(tag, vr, ref)
         data = bytes(spill.data or b"")
         spill.discard()

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .bulkdata import BulkRef
+from .bulkdata import temporary_ref
 from .documents import DocumentParser, RawDataset
 from .encode import (
     EXPLICIT,
@@ -238,7 +238,7 @@ class _SequenceSpool:
         seq_head = sequence_header(PRIVATE_SEQUENCE, self.length if explicit else None, opts, self.ts)
         body: list[Piece] = [*enc.body, seq_head]
         if self.length:
-            body.append((BulkRef(self.path, 0, self.length, temporary=True), 1))
+            body.append((temporary_ref(self.path, self.length), 1))
         if not explicit:
             body.append(sequence_end(opts, self.ts))
         enc.body = body
