@@ -97,7 +97,8 @@ def convert_one(raw: RawDataset, run: RunContext, parser: DocumentParser | None 
     if parser is not None:
         ctx.spills = parser.spills
     built = build_dataset(raw.value, ctx, in_array=in_array)
-    sop_changed = apply_uids(built.dataset, options, run.salt)
+    # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
+    sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
     apply_charset(built.dataset, options, run.source)
     enc = encode_part10(built.dataset, built.meta, options, sop_instance_changed=sop_changed)
     return Output(raw.index, enc, built.dataset, problems.warnings)
@@ -224,6 +225,9 @@ class _SequenceSpool:
         ds: dict[int, Element] = {
             PRIVATE_CREATOR: Element(PRIVATE_CREATOR, "LO", CREATOR_NAME.encode()),
         }
+        # the wrapper is the top-level dataset: +Ug and -c apply to it (dcmtk-behavior §10, §11)
+        apply_uids(ds, opts, self.conv.run.salt)
+        apply_charset(ds, opts, self.conv.run.source)
         # the meta header takes the first nested SOP UIDs (DCMTK §8); offer them in an item
         meta_ds: dict[int, Element] = dict(ds)
         meta_ds[PRIVATE_SEQUENCE] = Element(PRIVATE_SEQUENCE, "SQ", [self.uids] if self.uids else [])
