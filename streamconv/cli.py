@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -147,6 +146,33 @@ def _is_option(arg: str) -> bool:
     return len(arg) >= 2 and arg[0] in "+-" and not arg[1].isdigit()
 
 
+def split_command_file(text: str) -> list[str]:
+    """DCMTK's command file words: whitespace separates, single or double quotes group,
+    no escapes (a backslash is an ordinary character; dcmtk-behavior §1.3)."""
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    started = False  # a word has begun (also an empty quoted one)
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                word.append(c)
+        elif c in "'\"":
+            quote, started = c, True
+        elif c.isspace():
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+        else:
+            word.append(c)
+            started = True
+    if started:
+        words.append("".join(word))
+    return words
+
+
 def expand_command_files(argv: list[str]) -> list[str]:
     out: list[str] = []
     for arg in argv:
@@ -157,10 +183,7 @@ def expand_command_files(argv: list[str]) -> list[str]:
                     text = f.read()
             except OSError:
                 raise UsageError(f"Cannot open command file '{name}'") from None
-            try:
-                out += shlex.split(text, comments=False, posix=True)
-            except ValueError as exc:
-                raise UsageError(f"Cannot parse command file '{name}': {exc}") from None
+            out += split_command_file(text)
         else:
             out.append(arg)
     return out
@@ -176,6 +199,7 @@ def parse_args(argv: list[str]) -> ParsedArgs:
         i += 1
         if not _is_option(arg):
             p.params.append(arg)
+            p.expanded.append(arg)
             continue
         opt = _BY_NAME.get(arg)
         if opt is None:
@@ -284,11 +308,10 @@ def log_level(p: ParsedArgs) -> str:
 
 
 def version_text() -> str:
-    import ijson
+    from importlib.metadata import version
 
     import anyio  # noqa: F401  (version via metadata)
-
-    from importlib.metadata import version
+    import ijson
 
     lines = [
         f"$streamconv: {PROG} v{__version__} $",
@@ -346,10 +369,11 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         _print_error(err, str(exc))
         return 1
     if parsed.values.get("arguments"):
-        shown = " ".join(f"'{a}'" for a in [*parsed.expanded, *parsed.params])
-        log.info("calling '%s' with %d arguments: %s", PROG, len(parsed.expanded) + len(parsed.params), shown)
+        # in command-line order, options by their long names (dcmtk-behavior C16)
+        shown = " ".join(f"'{a}'" for a in parsed.expanded)
+        log.info("calling '%s' with %d arguments: %s", PROG, len(parsed.expanded), shown)
         if not log.isEnabledFor(logging.INFO):
-            err.write(f"I: calling '{PROG}' with {len(parsed.expanded) + len(parsed.params)} arguments: {shown}\n")
+            err.write(f"I: calling '{PROG}' with {len(parsed.expanded)} arguments: {shown}\n")
     if len(parsed.params) < 2:
         _print_error(err, "Missing parameter " + ("jsonfile-in" if not parsed.params else "dcmfile-out"))
         return 1
