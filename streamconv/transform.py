@@ -94,11 +94,53 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
     return encode
 
 
+# pydicom names the default repertoire (ISO-IR 6, PS3.3 C.12.1.1.2) 'iso8859', which Python
+# reads as Latin-1: 'é' would become a silent E9. The default repertoire is ASCII (ISO 646).
+_DEFAULT_REPERTOIRE = "iso8859"
+
+
+def _impl(pc: Any, text: str, codec: str) -> bytes:
+    if codec == _DEFAULT_REPERTOIRE:
+        return text.encode("ascii")
+    encoded: bytes = pc._encode_string_impl(text, codec)
+    return encoded
+
+
+def _encode_parts(pc: Any, text: str, codecs: list[str]) -> bytes:
+    """pydicom's ``_encode_string_parts`` with the default repertoire as ASCII: each run of
+    text in the codec that encodes the longest part, with its escape sequence (PS3.5 6.1.2.5)."""
+    encoded = bytearray()
+    rest = text
+    best = codecs[0]
+    while rest:
+        longest = 0
+        for codec in codecs:
+            try:
+                _impl(pc, rest, codec)
+            except UnicodeError as err:
+                start = getattr(err, "start", 0)
+                if start > longest:
+                    longest, best = start, codec
+                continue
+            longest, best = len(rest), codec
+            break
+        if longest == 0:
+            raise ValueError("no declared character set can encode the next character")
+        part = _impl(pc, rest[:longest], best)
+        if best not in pc.handled_encodings:
+            encoded += pc._get_escape_sequence_for_encoding(best, encoded=part)
+        encoded += part
+        rest = rest[longest:]
+    if best in pc.need_tail_escape_sequence_encodings:
+        encoded += pc._get_escape_sequence_for_encoding(codecs[0])
+    return bytes(encoded)
+
+
 def _encode(pc: Any, text: str, codecs: list[str]) -> bytes:
     # pydicom's encode_string falls back to '?' replacement; we never write a silent '?'.
     for i, codec in enumerate(codecs):
         try:
-            encoded: bytes = pc._encode_string_impl(text, codec)
+            encoded = _impl(pc, text, codec)
         except UnicodeError:
             continue
         if i > 0 and codec not in pc.handled_encodings:
@@ -108,8 +150,7 @@ def _encode(pc: Any, text: str, codecs: list[str]) -> bytes:
         return encoded
     if len(codecs) > 1:
         try:
-            parts: bytes = pc._encode_string_parts(text, codecs)
-            return parts
+            return _encode_parts(pc, text, codecs)
         except ValueError:
             pass
     bad = next((c for c in text if not _encodable(pc, c, codecs)), "?")
@@ -121,7 +162,7 @@ def _encode(pc: Any, text: str, codecs: list[str]) -> bytes:
 def _encodable(pc: Any, char: str, codecs: list[str]) -> bool:
     for codec in codecs:
         try:
-            pc._encode_string_impl(char, codec)
+            _impl(pc, char, codec)
             return True
         except UnicodeError:
             continue
