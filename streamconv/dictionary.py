@@ -34,6 +34,7 @@ _PrivateEntry = tuple[str, str, str, str]
 _Rule = Literal["any", "even", "odd"]
 
 PIXEL_DATA: Final = 0x7FE00010
+_LUT_DATA: Final = 0x00283006
 
 # The VRs of PS3.5 6.2 Table 6.2-1.
 _STANDARD_VRS: Final = frozenset(
@@ -98,6 +99,14 @@ _HEX_PART: Final = re.compile(
     r"(?P<lo>[0-9A-Fa-f]{1,4})(?:-(?P<rule>[oOeEuU])-(?P<hi>[0-9A-Fa-f]{1,4})"
     r"|-(?P<hi2>[0-9A-Fa-f]{1,4}))?"
 )
+# the VRs a pseudo-VR stands for (DCMTK's DcmVR: xs = US/SS, ox/px = OB/OW, lt = US/SS/OW)
+_PSEUDO_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
+    "xs": ("US", "SS"),
+    "ox": ("OB", "OW"),
+    "px": ("OB", "OW"),
+    "lt": ("US", "SS", "OW"),
+    "up": ("UL",),
+}
 _RULES: Final[Mapping[str, _Rule]] = {"o": "odd", "e": "even", "u": "any"}
 _VM: Final = re.compile(r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])")
 
@@ -336,6 +345,7 @@ class Dictionary:
         self._exact, self._masks = _Builtin.public()
         self.sources: tuple[str, ...] = tuple(sources)
         self._keywords: dict[str, int] | None = None
+        self._choices: dict[int, frozenset[str]] = {}
 
     def __repr__(self) -> str:
         return f"Dictionary(user_entries={len(self._user)}, sources={list(self.sources)!r})"
@@ -370,6 +380,28 @@ class Dictionary:
             if private is not None:
                 return _resolve_vr(private[0], tag)
         return None
+
+    def vr_choices(self, tag: int) -> frozenset[str]:
+        """Every VR the dictionary allows for ``tag``, looked up without a private creator as
+        DCMTK's json2dcm does (``US or SS`` gives both); empty when the tag is unknown."""
+        found = self._choices.get(tag)
+        if found is None:
+            found = self._vr_choices(tag)
+            self._choices[tag] = found
+        return found
+
+    def _vr_choices(self, tag: int) -> frozenset[str]:
+        resolved = self.vr(tag)
+        if resolved is None:
+            return frozenset()
+        entry = None if _is_private(tag >> 16) else self._public_entry(tag)
+        raw = entry[0] if entry is not None else resolved
+        choices = set(_PSEUDO_CHOICES.get(raw, ()))
+        choices.update(c for c in raw.replace("_", " or ").split(" or ") if c in _STANDARD_VRS)
+        choices.add(resolved)
+        if tag == _LUT_DATA:
+            choices.add("SS")  # DCMTK's dicom.dic: lt, i.e. US, SS or OW
+        return frozenset(choices)
 
     def keyword(self, tag: int) -> str | None:
         """The keyword of a public tag (``PatientName``), or None."""

@@ -179,11 +179,13 @@ def _build_element(tag: int, content: Any, ctx: BuildContext, path: Any, depth: 
     pairs = content.pairs
     if len(pairs) == 2 and tag != PIXEL_DATA:
         # fast path: the usual {"vr": "XX", "Value": [...]}
-        (k1, vr), (k2, payload) = pairs
+        (k1, vr), (k2, values) = pairs
         if k1 == "vr" and k2 == "Value" and vr in ALL_VRS:
             handler = _VALUE_HANDLERS.get(vr)
-            if handler is not None and isinstance(payload, list):
-                return handler(tag, vr, payload, ctx, path)
+            if handler is not None and isinstance(values, list):
+                _check_dictionary_vr(tag, vr, ctx, path)
+                elem: Element | None = handler(tag, vr, values, ctx, path)
+                return elem
     problems = ctx.problems
     vr_raw: Any = None
     have_vr = False
@@ -221,10 +223,18 @@ def _build_element(tag: int, content: Any, ctx: BuildContext, path: Any, depth: 
     return _bulk(tag, vr, payload, ctx, path)
 
 
+def _check_dictionary_vr(tag: int, vr: str, ctx: BuildContext, path: Any) -> None:
+    # the JSON VR wins over the dictionary, with a warning (CONTRACT §4; DCMTK V5, V6, V8)
+    choices = ctx.dictionary.vr_choices(tag)
+    if choices and vr not in choices:
+        ctx.problems.warn(f"element has VR {vr}, the data dictionary says {'/'.join(sorted(choices))}; using {vr}", path)
+
+
 def _resolve_vr(tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: Any) -> str | None:
     problems = ctx.problems
     if have_vr:
         if isinstance(vr_raw, str) and vr_raw in ALL_VRS:
+            _check_dictionary_vr(tag, vr_raw, ctx, path)
             return vr_raw
         problems.error(ContentError(f"unknown or malformed vr {_show(vr_raw)}", path=path))
         # +E: DCMTK looks at the first two characters only
