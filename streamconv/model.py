@@ -154,7 +154,7 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
         if limits.max_elements and ctx.elements > limits.max_elements:
             raise LimitError(f"more than {limits.max_elements} elements in one dataset", path=path)
         try:
-            elem = _build_element(tag, content, ctx, path, depth)
+            elem = _build_element(tag, content, ctx, path, depth, obj)
         except StreamconvError as exc:
             if not exc.path:
                 exc.path = str(path)
@@ -173,7 +173,9 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
     return ds
 
 
-def _build_element(tag: int, content: Any, ctx: BuildContext, path: Any, depth: int) -> Element | None:
+def _build_element(
+    tag: int, content: Any, ctx: BuildContext, path: Any, depth: int, siblings: Pairs | None = None
+) -> Element | None:
     if not isinstance(content, Pairs):
         raise ContentError(f"element content must be a JSON object, found {_json_type(content)}")
     pairs = content.pairs
@@ -206,7 +208,7 @@ def _build_element(tag: int, content: Any, ctx: BuildContext, path: Any, depth: 
             problems.error(ContentError(f"more than one of Value/InlineBinary/BulkDataURI ('{kind}' and '{attr}')", path=path))
             continue
         kind, payload = attr, val
-    vr = _resolve_vr(tag, vr_raw, have_vr, ctx, path)
+    vr = _resolve_vr(tag, vr_raw, have_vr, ctx, path, siblings)
     if vr is None:
         return None
     if tag == PIXEL_DATA:
@@ -230,7 +232,24 @@ def _check_dictionary_vr(tag: int, vr: str, ctx: BuildContext, path: Any) -> Non
         ctx.problems.warn(f"element has VR {vr}, the data dictionary says {'/'.join(sorted(choices))}; using {vr}", path)
 
 
-def _resolve_vr(tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: Any) -> str | None:
+def _private_creator(tag: int, siblings: Pairs | None) -> str | None:
+    """The value of the private creator element reserving ``tag``'s block (PS3.5 7.8.1)."""
+    group, element = tag >> 16, tag & 0xFFFF
+    if siblings is None or not group & 1 or element < 0x1000:
+        return None
+    creator_tag = group << 16 | element >> 8
+    for key, content in siblings.pairs:
+        if _key_tag(key) != creator_tag or not isinstance(content, Pairs):
+            continue
+        for name, value in content.pairs:
+            if name.lower() == "value" and isinstance(value, list) and value and isinstance(value[0], str):
+                return value[0]
+    return None
+
+
+def _resolve_vr(
+    tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: Any, siblings: Pairs | None = None
+) -> str | None:
     problems = ctx.problems
     if have_vr:
         if isinstance(vr_raw, str) and vr_raw in ALL_VRS:
@@ -244,7 +263,7 @@ def _resolve_vr(tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: A
                 return head
             if head in _PSEUDO_VRS:
                 return _PSEUDO_VRS[head]
-    dict_vr = ctx.dictionary.vr(tag)
+    dict_vr = ctx.dictionary.vr(tag, _private_creator(tag, siblings))
     if dict_vr is None:
         problems.error(ContentError("no vr given and the tag is not in the data dictionary", path=path))
         return "UN"
