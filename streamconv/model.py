@@ -48,6 +48,12 @@ _ATTRS = {"vr": "vr", "value": "Value", "inlinebinary": "InlineBinary", "bulkdat
 # DCMTK's internal pseudo-VRs, accepted under +E only (dcmtk-behavior §5.1)
 _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
 _CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
+# PS3.5 6.2 Table 6.2-1: maximum value lengths (characters; PN per component group)
+_MAX_CHARS = {
+    "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
+    "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
+}  # fmt: skip
+_NO_LIMIT = 1 << 62
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 _INT_RANGE = {
@@ -341,6 +347,8 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         text = "\\".join(payload)
         if len(payload) == 1 if vr in SINGLE_TEXT_VRS else text.count("\\") == len(payload) - 1:
             text = text.rstrip(" \x00")
+            if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
+                _check_lengths(vr, payload, ctx, path)
             if len(text) > 0xFFFF:
                 _count(ctx, len(text), path)
             return Element(tag, vr, text or None)
@@ -370,8 +378,20 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
             text = _uid_keyword(text[1:], path)
     # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
     text = text.rstrip(" \x00")
+    if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
+        _check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
     _count(ctx, len(text), path)
     return Element(tag, vr, text or None)
+
+
+def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> None:
+    # PS3.5 6.2 Table 6.2-1: longer values are a warning, not an error (CONTRACT §4)
+    limit = _MAX_CHARS[vr]
+    for value in values:
+        n = len(value.rstrip(" \x00")) if isinstance(value, str) else 0
+        if n > limit:
+            ctx.problems.warn(f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)", path)
+            return
 
 
 def _uid_keyword(keyword: str, path: Any) -> str:
@@ -478,6 +498,8 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
                 problems.error(ContentError("backslash inside a PN value would change the value multiplicity", path=path))
             groups[k] = text  # duplicate keys: the last wins (DCMTK)
         a, i, p = groups["Alphabetic"], groups["Ideographic"], groups["Phonetic"]
+        if max(len(a), len(i), len(p)) > _MAX_CHARS["PN"]:
+            _check_lengths("PN", [a, i, p], ctx, path)  # 64 per component group
         s = a
         if i or p:
             s += "=" + i
