@@ -55,6 +55,10 @@ _STRING_TAIL = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
 _SURROGATE = re.compile(
     rb"(\\+)u[dD][89abAB][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
+# the end of an open string that may be an unfinished \uXXXX escape or surrogate pair
+_PARTIAL_ESCAPE = re.compile(
+    rb"\\u(?:[0-9a-fA-F]{0,3}|[dD][89abAB][0-9a-fA-F]{2}(?:\\(?:u[0-9a-fA-F]{0,3})?)?)"
+)
 _INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
 
 
@@ -299,10 +303,10 @@ class JsonFilter:
             return
         # an ordinary string: pass it on as it is, but never split an escape sequence
         tail = buf[start:]
-        n = len(tail) - len(tail.rstrip(b"\\"))
-        if n % 2:
-            out.append(tail[:-1])
-            self._carry = tail[-1:]
+        n = _escape_holdback(tail)
+        if n:
+            out.append(tail[:-n])
+            self._carry = tail[-n:]
         else:
             out.append(tail)
         self._in_string = True
@@ -312,6 +316,23 @@ class JsonFilter:
         if b"\\" in text:
             self._spill.error = "invalid base64 in InlineBinary: JSON escape sequence found"
         self._spill.write_b64(text)
+
+
+def _escape_holdback(tail: bytes) -> int:
+    """How many bytes at the end of an open string to keep for the next chunk, so that no
+    escape sequence, and no UTF-16 surrogate pair (RFC 8259 §7), is split between the
+    pieces passed on: the surrogate check sees each pair whole, whatever the chunking."""
+    k = tail.find(b"\\", max(0, len(tail) - 12))  # "\uD83D\uDE0" is 11 bytes
+    while k >= 0:
+        if _PARTIAL_ESCAPE.fullmatch(tail, k):
+            j = k
+            while j and tail[j - 1] == 0x5C:
+                j -= 1
+            if (k - j) % 2 == 0:  # an even run of backslashes before: a real escape
+                return len(tail) - k
+        k = tail.find(b"\\", k + 1)
+    n = len(tail) - len(tail.rstrip(b"\\"))
+    return n % 2  # a lone trailing backslash starts an escape
 
 
 @dataclass(slots=True)
@@ -398,6 +419,13 @@ class DocumentParser:
             self._coro.send(data)
         except ijson.JSONError as exc:
             raise self._syntax(exc) from None
+        except UnicodeDecodeError:
+            # ijson decoding yajl's bytes of a lone surrogate (the filter should catch it first)
+            raise JSONSyntaxError(
+                "invalid JSON: a string is not valid UTF-8 (lone UTF-16 surrogate?)",
+                offset=self.filter.consumed,
+                source=self.source,
+            ) from None
         return self._collect()
 
     def _collect(self) -> list[RawDataset]:
