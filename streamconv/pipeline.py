@@ -322,12 +322,16 @@ def to_json_text(value: Any) -> str:
     return json.dumps(conv(value), ensure_ascii=False, indent=1)
 
 
-def write_output(out: Output, target: str, options: ConvertOptions) -> str:
-    """Write one output (blocking): ``target`` is a file, "-", or the --array-split directory."""
-    return _write_output(out, target, options)
+def write_output(out: Output, target: str, options: ConvertOptions, *, fsync: bool = True) -> str:
+    """Write one output (blocking): ``target`` is a file, "-", or the --array-split directory.
+
+    ``fsync=False`` leaves durability to the caller (the stream engine syncs the
+    filesystem once per batch instead of twice per file).
+    """
+    return _write_output(out, target, options, fsync)
 
 
-def _write_output(out: Output, target: str, options: ConvertOptions) -> str:
+def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool = True) -> str:
     try:
         if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
             rel = render_name(options.filename_template, out.index, out.dataset)
@@ -338,12 +342,12 @@ def _write_output(out: Output, target: str, options: ConvertOptions) -> str:
                     os.makedirs(parent, exist_ok=True)
                 except OSError as exc:
                     raise OutputError(f"cannot create directory '{parent}': {exc.strerror}") from None
-            write_atomic(path, iter_bytes(out.encoded))
+            write_atomic(path, iter_bytes(out.encoded), fsync=fsync)
             return path
         if target == "-":
             write_stdout(out.encoded)
             return "-"
-        write_atomic(target, iter_bytes(out.encoded))
+        write_atomic(target, iter_bytes(out.encoded), fsync=fsync)
         return target
     finally:
         _cleanup(out)
@@ -360,6 +364,19 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
         except OSError as exc:
             raise OutputError(f"cannot create output directory '{output_path}': {exc.strerror}") from None
     fd = 0 if input_path == "-" else open_input(input_path)
+    if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
+        # one file per dataset: the stream engine, with conversion in worker processes
+        from .stream import convert_stream
+
+        try:
+            summary = await convert_stream(fd, output_path, options, source=source, base_dir=base_dir, fail_fast=True)
+        except StreamconvError as exc:
+            exc.with_source(source)
+            raise
+        finally:
+            if fd != 0:
+                os.close(fd)
+        return [str(summary.converted)]
     conv = Converter(run)
     written: list[str] = []
     limiter = anyio.CapacityLimiter(1)

@@ -1,0 +1,386 @@
+"""`streamconv stream`: an endless stdin stream of datasets, converted as they arrive.
+
+The same engine serves ``json2dcm --array-split``.  Parsing stays in order in this process
+(:class:`~streamconv.documents.DocumentParser`); conversion and writing run in a pool of
+worker processes (anyio's ``to_process``), a batch of datasets per call.  A semaphore on
+datasets in flight is the backpressure: when the workers fall behind, the reader stops
+reading (the producer's pipe fills up and blocks), memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_process
+import anyio.to_thread
+
+from .documents import SPILL_PREFIX, DocumentParser, Pairs, RawDataset, Spill, SpillStore
+from .errors import ContentError, OutputError, StreamconvError, UsageError
+from .options import ArrayPolicy, ConvertOptions
+from .pipeline import RunContext, convert_one, to_json_text, write_output
+from .sinks import syncfs, write_atomic
+
+__all__ = ["StreamSummary", "convert_stream", "main"]
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 20
+_BATCH = 16  # at most this many datasets per worker call
+
+
+@dataclass(slots=True)
+class StreamSummary:
+    datasets: int = 0
+    converted: int = 0
+    rejected: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    stopped_by: int = 0  # signal number, if a signal stopped the stream
+    first_error: StreamconvError | None = None
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Result:
+    index: int
+    path: str = ""
+    size: int = 0
+    error: StreamconvError | None = None
+    raw_json: str = ""
+
+
+def _convert_batch(run: RunContext, out_dir: str, batch: list[tuple[RawDataset, dict[int, Spill]]], keep_json: bool) -> list[_Result]:
+    """Worker process: convert and write a batch of datasets; never raises for one dataset."""
+    _worker_signals()
+    results: list[_Result] = []
+    for raw, spills in batch:
+        store = SpillStore()
+        store._spills.update(spills)
+        parser = DocumentParser(source=run.source, spills=store)
+        try:
+            out = convert_one(raw, run, parser)
+            path = write_output(out, out_dir, run.options, fsync=False)
+            results.append(_Result(raw.index, path, out.encoded.size_hint))
+        except StreamconvError as exc:
+            results.append(_Result(raw.index, error=exc, raw_json=to_json_text(raw.value) if keep_json else ""))
+        except (MemoryError, RecursionError) as exc:
+            err = ContentError(f"dataset too large or too deeply nested ({type(exc).__name__})")
+            results.append(_Result(raw.index, error=err, raw_json=""))
+        finally:
+            store.discard_all()
+    if any(r.error is None for r in results):
+        syncfs(out_dir)  # the batch is durable before its results are reported
+    return results
+
+
+_SIGNALS_SET = False
+
+
+def _worker_signals() -> None:
+    # Workers share the terminal's process group: Ctrl-C must reach only the main
+    # process, which finishes the datasets in hand (the workers exit at EOF on stdin).
+    global _SIGNALS_SET
+    if not _SIGNALS_SET and __name__ != "__main__":
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and os.getpid() != _MAIN_PID:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _SIGNALS_SET = True
+
+
+_MAIN_PID = os.getpid()
+
+
+def _spill_ids(value: Any, found: list[int]) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Pairs):
+            for k, x in v.pairs:
+                if isinstance(x, str):
+                    if x.startswith(SPILL_PREFIX):
+                        found.append(int(x[len(SPILL_PREFIX) :]))
+                elif isinstance(x, (Pairs, list)):
+                    stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(x for x in v if isinstance(x, (Pairs, list)))
+
+
+async def _stdin_chunks(fd: int) -> AsyncIterator[bytes]:
+    while True:
+        data = await anyio.to_thread.run_sync(os.read, fd, READ_SIZE, abandon_on_cancel=True)
+        if not data:
+            return
+        yield data
+
+
+async def convert_stream(
+    fd: int,
+    out_dir: str,
+    options: ConvertOptions,
+    *,
+    jobs: int = 0,
+    source: str = "stdin",
+    base_dir: str | None = None,
+    fail_fast: bool = False,
+    progress: Any = None,
+    stop: anyio.Event | None = None,
+) -> StreamSummary:
+    """Convert every dataset read from ``fd`` into ``out_dir`` (names from the template).
+
+    ``fail_fast`` (json2dcm --array-split): the first failed dataset ends the run with its
+    error.  Otherwise failed datasets go to ``out_dir/rejected/`` with the reason beside
+    them and the stream goes on.
+    """
+    jobs = jobs or os.cpu_count() or 1
+    options = _split_options(options)
+    run = RunContext(options, source, base_dir)
+    summary = StreamSummary()
+    started = time.monotonic()
+    parser = DocumentParser(source=source)
+    in_flight = anyio.Semaphore(jobs * _BATCH * 2)  # datasets in flight; the backpressure
+    limiter = anyio.CapacityLimiter(jobs)
+    rejected_dir = os.path.join(out_dir, "rejected")
+    failed: list[StreamconvError] = []
+
+    async def dispatch(batch: list[tuple[RawDataset, dict[int, Spill]]]) -> None:
+        try:
+            if jobs == 1:
+                results = await anyio.to_thread.run_sync(_convert_batch, run, out_dir, batch, not fail_fast)
+            else:
+                results = await anyio.to_process.run_sync(_convert_batch, run, out_dir, batch, not fail_fast, limiter=limiter)
+            for res in results:
+                await _record(res)
+        finally:
+            for _ in batch:
+                in_flight.release()
+
+    async def _record(res: _Result) -> None:
+        if res.error is None:
+            summary.converted += 1
+            summary.bytes_out += res.size
+            log.info("dataset %d -> %s", res.index + 1, res.path)
+            if progress is not None:
+                progress.update(1)
+            return
+        err = res.error
+        if not err.path.startswith("dataset"):
+            err.path = f"dataset {res.index + 1}" + (f" {err.path}" if err.path else "")
+        err.with_source(source)
+        summary.rejected += 1
+        summary.failures.append((res.index, str(err)))
+        if summary.first_error is None:
+            summary.first_error = err
+        if fail_fast:
+            failed.append(err)
+            return
+        log.error("%s", err)
+        await anyio.to_thread.run_sync(_save_rejected, rejected_dir, res)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            async for chunk in _stdin_chunks(fd) if fd >= 0 else _nothing():
+                summary.bytes_in += len(chunk)
+                raws = parser.feed(chunk)
+                await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+                if failed or (stop is not None and stop.is_set()):
+                    break
+            else:
+                raws = parser.finish()
+                await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+    finally:
+        parser.close()
+    summary.seconds = time.monotonic() - started
+    if failed:
+        raise failed[0]
+    if parser.shape == "array" and summary.datasets == 0 and not (stop is not None and stop.is_set()):
+        raise ContentError("found empty JSON array instead of DICOM JSON dataset", source=source)
+    return summary
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
+
+
+async def _send(raws: list[RawDataset], parser: DocumentParser, jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary) -> None:
+    if not raws:
+        return
+    summary.datasets += len(raws)
+    pending = parser.spills._spills
+    items: list[tuple[RawDataset, dict[int, Spill]]] = []
+    for raw in raws:
+        spills: dict[int, Spill] = {}
+        if pending:
+            ids: list[int] = []
+            _spill_ids(raw.value, ids)
+            for i in ids:
+                sp = parser.spills.take(i)
+                if sp is not None:
+                    spills[i] = sp
+        items.append((raw, spills))
+    # batches: at most one per worker per read, so a slow producer's datasets go out at once
+    size = min(_BATCH, max(1, -(-len(items) // jobs)))
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
+        for _ in batch:
+            await in_flight.acquire()
+        tg.start_soon(dispatch, batch)
+
+
+def _save_rejected(rejected_dir: str, res: _Result) -> None:
+    os.makedirs(rejected_dir, exist_ok=True)
+    name = f"{res.index:06d}"
+    assert res.error is not None
+    import json
+
+    from . import __version__
+
+    reason = {
+        "index": res.index,
+        "exit_code": res.error.exit_code,
+        "category": res.error.category,
+        "message": res.error.message,
+        "element": res.error.path,
+        "streamconv": __version__,
+    }
+    write_atomic(os.path.join(rejected_dir, name + ".json"), [res.raw_json.encode("utf-8")], fsync=False)
+    write_atomic(os.path.join(rejected_dir, name + ".error.json"), [json.dumps(reason, indent=1).encode()], fsync=False)
+
+
+def _split_options(options: ConvertOptions) -> ConvertOptions:
+    if options.array_policy is ArrayPolicy.SPLIT:
+        return options
+    from dataclasses import replace
+
+    return replace(options, array_policy=ArrayPolicy.SPLIT)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+USAGE = """usage: streamconv stream --output-dir DIR [--jobs N] [--filename-template T] [json2dcm options]
+
+Reads DICOM JSON datasets from stdin until EOF: a JSON array, NDJSON (one dataset per line)
+or concatenated objects, detected automatically.  Each dataset is written to DIR as soon as
+it has arrived (default names {index:06d}.dcm).  A dataset that fails is reported and saved
+in DIR/rejected/ with the reason beside it; the stream goes on.
+
+exit codes: 0 all converted, 65 some datasets rejected, 1 usage, 40 output not writable,
+            65 invalid JSON (the stream cannot go on), 128+N stopped by signal N
+"""
+
+
+def main(argv: list[str]) -> int:
+    from .cli import build_options, log_level, parse_args
+    from .logsetup import setup_logging
+
+    out_dir = ""
+    jobs = 0
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            return 0
+        if a in ("--output-dir", "-o", "--jobs", "-j"):
+            if i + 1 >= len(argv):
+                sys.stderr.write(f"streamconv stream: missing value for {a}\n")
+                return 1
+            if a in ("--output-dir", "-o"):
+                out_dir = argv[i + 1]
+            else:
+                try:
+                    jobs = int(argv[i + 1])
+                    if jobs < 1:
+                        raise ValueError
+                except ValueError:
+                    sys.stderr.write(f"streamconv stream: --jobs needs a positive integer, got '{argv[i + 1]}'\n")
+                    return 1
+            i += 2
+            continue
+        rest.append(a)
+        i += 1
+    if not out_dir:
+        sys.stderr.write("streamconv stream: --output-dir DIR is required\n\n" + USAGE)
+        return 1
+    try:
+        parsed = parse_args(rest)
+        if parsed.params:
+            raise UsageError(f"unexpected parameter '{parsed.params[0]}' (the input is stdin)")
+        level = log_level(parsed)
+        options = build_options(parsed)
+    except UsageError as exc:
+        sys.stderr.write(f"streamconv stream: error: {exc.message}\n")
+        return 1
+    try:
+        setup_logging(level, str(parsed.values["log_config"]) if "log_config" in parsed.values else None, appname="streamconv")
+    except ValueError as exc:
+        sys.stderr.write(f"streamconv stream: error: {exc}\n")
+        return 1
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot create output directory '%s': %s", out_dir, exc.strerror)
+        return OutputError.exit_code
+    quiet = parsed.values.get("log") == "quiet"
+    verbose = level in ("info", "debug", "trace")
+    return anyio.run(_main_async, out_dir, options, jobs, quiet, verbose)
+
+
+async def _main_async(out_dir: str, options: ConvertOptions, jobs: int, quiet: bool, verbose: bool) -> int:
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        progress = tqdm(unit=" datasets", desc="streamconv", file=sys.stderr, dynamic_ncols=True)
+    stop = anyio.Event()
+    received: list[int] = []
+
+    async def watch_signals(scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if received:
+                    scope.cancel()  # a second signal: stop now
+                    return
+                received.append(signum)
+                log.warning("signal %d: finishing the datasets in hand, then stopping", signum)
+                stop.set()
+
+    summary: StreamSummary | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals, tg.cancel_scope)
+            summary = await convert_stream(0, out_dir, options, jobs=jobs, progress=progress, stop=stop)
+            tg.cancel_scope.cancel()
+    except StreamconvError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except anyio.BrokenWorkerProcess:
+        log.error("a worker process died (killed, or out of memory); stopping")
+        return 128 + (received[0] if received else signal.SIGKILL)
+    finally:
+        if progress is not None:
+            progress.close()
+    if summary is None:
+        return 128 + (received[0] if received else signal.SIGINT)
+    if verbose or received:
+        rate = summary.datasets / summary.seconds if summary.seconds else 0.0
+        log.info(
+            "%d datasets, %d converted, %d rejected, %.1f MB in, %.1f MB out, %.1f s, %.0f datasets/s",
+            summary.datasets, summary.converted, summary.rejected, summary.bytes_in / 1e6,
+            summary.bytes_out / 1e6, summary.seconds, rate,
+        )  # fmt: skip
+    if received:
+        return 128 + received[0]
+    return 65 if summary.rejected else 0
