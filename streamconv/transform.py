@@ -71,21 +71,37 @@ def _terms(elem: Element | None) -> list[str] | None:
     return terms if any(terms) else None
 
 
+# PS3.3 C.12.1.1.2 defined terms (and ISO_IR 6, which DCMTK and pydicom take as the default)
+_SINGLE_TERMS = frozenset(
+    f"ISO_IR {n}" for n in (6, 100, 101, 109, 110, 144, 127, 126, 138, 148, 203, 13, 166, 192)
+) | {"GB18030", "GBK"}
+_ISO2022_TERMS = frozenset(
+    f"ISO 2022 IR {n}" for n in (6, 100, 101, 109, 110, 144, 127, 126, 138, 148, 203, 13, 166, 87, 159, 149, 58)
+)
+
+
 def _encoder_for(terms: list[str], path: str) -> Encoder:
     if terms == ["ISO_IR 192"]:
         return _utf8
-    from pydicom import charset as pc  # only here: it costs ~300 ms to import
-
-    codecs: list[str] = []
-    for i, term in enumerate(terms):
-        if not term and i == 0:
-            term = "ISO 2022 IR 6"  # PS3.3 C.12.1.1.2: an empty first value is the default
-        codec = pc.python_encoding.get(term)
-        if codec is None:
+    names = ["ISO 2022 IR 6" if not t and i == 0 else t for i, t in enumerate(terms)]
+    for term in names:
+        if term not in _SINGLE_TERMS and term not in _ISO2022_TERMS:
             raise CharsetError(f"unknown Specific Character Set term '{term}' (PS3.3 C.12.1.1.2)", path=path)
-        codecs.append(codec)
+    state: dict[str, Any] = {}
 
     def encode(text: str, vr: str) -> bytes:
+        # pydicom.charset costs ~300 ms to import: only when non-ASCII text needs it
+        if not state:
+            from pydicom import charset as pc
+
+            codecs = []
+            for term in names:
+                codec = pc.python_encoding.get(term)
+                if codec is None:
+                    raise CharsetError(f"unsupported Specific Character Set term '{term}'", path=path)
+                codecs.append(codec)
+            state["pc"], state["codecs"] = pc, codecs
+        pc, codecs = state["pc"], state["codecs"]
         if vr == "PN" and len(codecs) > 1:
             # PS3.5 6.1.2.5.3: each component group starts in the default repertoire
             return b"=".join(_encode(pc, part, codecs) for part in text.split("="))
