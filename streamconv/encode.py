@@ -10,7 +10,6 @@ from __future__ import annotations
 import array
 import logging
 import struct
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -360,5 +359,3 @@ def iter_bytes(enc: Encoded) -> Iterator[bytes]:
         out += b"\x00"  # keep the file length even
     yield out
 
-
-assert sys.byteorder == "little" or True  # values are built little endian with struct '<'

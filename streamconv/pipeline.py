@@ -149,9 +149,9 @@ class Converter:
         try:
             return convert_one(raw, self.run, self.parser, in_array=in_array)
         except StreamconvError as exc:
-            if self.parser.count > 1 or self.parser.shape == "array":
-                if not exc.path.startswith("dataset"):
-                    exc.path = f"dataset {raw.index + 1}" + (f" {exc.path}" if exc.path else "")
+            several = self.parser.count > 1 or self.parser.shape == "array"
+            if several and not exc.path.startswith("dataset"):
+                exc.path = f"dataset {raw.index + 1}" + (f" {exc.path}" if exc.path else "")
             raise
 
     def _handle(self, raws: list[RawDataset]) -> list[Output | Failure]:
@@ -167,9 +167,7 @@ class Converter:
                         raise
                     outs.append(Failure(raw.index, exc, raw))
             elif policy is ArrayPolicy.SELECT:
-                if raw.index == 0:
-                    self._held = raw
-                elif raw.index == self.options.array_select - 1:
+                if raw.index in (0, self.options.array_select - 1):
                     self._held = raw
                 elif raw.index == 1 and self.options.array_select != 1:
                     self._held = None  # several datasets: only the selected one counts
@@ -353,16 +351,20 @@ def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool
         _cleanup(out)
 
 
+def _make_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output directory '{path}': {exc.strerror}") from None
+
+
 async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
     """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
     source = "stdin" if input_path == "-" else input_path
     base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))
     run = RunContext(options, source, base_dir)
-    if options.array_policy is ArrayPolicy.SPLIT and output_path != "-" and not os.path.isdir(output_path):
-        try:
-            os.makedirs(output_path, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create output directory '{output_path}': {exc.strerror}") from None
+    if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
+        await anyio.to_thread.run_sync(_make_output_dir, output_path)
     fd = 0 if input_path == "-" else open_input(input_path)
     if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
         # one file per dataset: the stream engine, with conversion in worker processes

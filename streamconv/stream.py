@@ -106,7 +106,7 @@ def _spill_ids(value: Any, found: list[int]) -> None:
     while stack:
         v = stack.pop()
         if isinstance(v, Pairs):
-            for k, x in v.pairs:
+            for _k, x in v.pairs:
                 if isinstance(x, str):
                     if x.startswith(SPILL_PREFIX):
                         found.append(int(x[len(SPILL_PREFIX) :]))
