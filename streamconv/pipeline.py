@@ -361,7 +361,7 @@ def _make_output_dir(path: str) -> None:
 async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
     """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
     source = "stdin" if input_path == "-" else input_path
-    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))
+    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))  # noqa: ASYNC240 (string work, no I/O)
     run = RunContext(options, source, base_dir)
     if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
         await anyio.to_thread.run_sync(_make_output_dir, output_path)
