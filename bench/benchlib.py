@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,12 +26,14 @@ __all__ = [
     "Row",
     "Run",
     "fmt_mib",
+    "loadavg",
     "machine_info",
     "median_run",
     "print_table",
     "run",
     "script",
     "verdict",
+    "wait_idle",
     "write_json_line",
 ]
 
@@ -88,6 +91,7 @@ def run(
     stdout: str | os.PathLike[str] | None = None,
     check: bool = True,
     sample: bool = True,
+    timeout: float | None = None,
 ) -> Run:
     """Run ``cmd``, timing it; peak RSS from GNU time, tree RSS sampled every 5 ms.
 
@@ -106,7 +110,19 @@ def run(
         fin = stack.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
         fout = stack.enter_context(open(stdout, "wb")) if stdout is not None else subprocess.DEVNULL
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=subprocess.PIPE)
+        # a session of its own: on timeout the whole tree (worker processes too) is killed
+        proc = subprocess.Popen(
+            argv, stdin=fin, stdout=fout, stderr=subprocess.PIPE, start_new_session=True
+        )
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
+            _kill_group(proc.pid)
+
+        timer = threading.Timer(timeout, expire) if timeout else None
+        if timer is not None:
+            timer.start()
         peak = [0]
         done = threading.Event()
 
@@ -125,12 +141,20 @@ def run(
             t.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+        timed_out = fired.is_set()
+        if timed_out:
+            _kill_group(proc.pid)  # workers that outlived the killed child (same group)
         done.set()
         for t in threads:
             t.join()
         proc.stderr.close()
         proc.returncode = os.waitstatus_to_exitcode(status)
     err = b"".join(err_chunks).decode(errors="replace")
+    if timed_out:
+        err += f"\nTIMEOUT after {timeout:.0f} s (killed by the benchmark)"
     maxrss = usage.ru_maxrss
     if timefile is not None:
         try:
@@ -146,6 +170,32 @@ def run(
             f"{' '.join(map(str, cmd))} exited {proc.returncode}: {err.strip()[-2000:]}"
         )
     return result
+
+
+def _kill_group(pgid: int) -> None:
+    """Kill the process group of a child this module started (its own session)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def loadavg() -> float:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return -1.0
+
+
+def wait_idle(max_wait: float, threshold: float = 0.5) -> float:
+    """Wait (up to ``max_wait`` s) for the 1-minute load average to fall below ``threshold``."""
+    deadline = time.monotonic() + max_wait
+    load = loadavg()
+    while load >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
+        load = loadavg()
+    return load
 
 
 def median_run(runs: Sequence[Run]) -> Run:
@@ -199,6 +249,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "streamconv_dirty": bool(dirty and dirty != "?"),
+        "loadavg_1min": round(loadavg(), 2),
     }
 
 
