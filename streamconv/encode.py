@@ -268,8 +268,12 @@ def encode_part10(
     options: ConvertOptions,
     *,
     sop_instance_changed: bool = False,
+    meta_source: Dataset | None = None,
 ) -> Encoded:
-    """Encode one dataset (and its meta header unless -F) for the chosen transfer syntax."""
+    """Encode one dataset (and its meta header unless -F) for the chosen transfer syntax.
+
+    ``meta_source`` is searched for the SOP Class/Instance UIDs instead of ``ds`` (+ar).
+    """
     has_pixels = PIXEL_DATA in ds
     meta_ts, data_ts = output_ts(options, meta, has_pixels)
     write_file = options.write_mode is WriteMode.FILE
@@ -279,7 +283,8 @@ def encode_part10(
     head = b""
     if write_file:
         update = options.update_meta or sop_instance_changed
-        head = _encode_meta(build_meta(ds, meta, meta_ts, update), options)
+        source = ds if meta_source is None else meta_source
+        head = _encode_meta(build_meta(source, meta, meta_ts, update), options)
     body: list[Piece] = []
     w = _Writer(data_ts, options)
     w.dataset(ds, body)

@@ -224,18 +224,11 @@ class _SequenceSpool:
             PRIVATE_CREATOR: Element(PRIVATE_CREATOR, "LO", CREATOR_NAME.encode()),
         }
         # the wrapper is the top-level dataset: +Ug and -c apply to it (dcmtk-behavior §10, §11)
-        apply_uids(ds, opts, self.conv.run.salt)
+        sop_changed = apply_uids(ds, opts, self.conv.run.salt)
         apply_charset(ds, opts, self.conv.run.source)
-        # the meta header takes the first nested SOP UIDs (DCMTK §8); offer them in an item
-        meta_ds: dict[int, Element] = dict(ds)
-        meta_ds[PRIVATE_SEQUENCE] = Element(PRIVATE_SEQUENCE, "SQ", [self.uids] if self.uids else [])
-        enc = encode_part10(meta_ds if False else ds, {}, opts)
-        from .encode import build_meta  # the meta header needs the nested UIDs
-
-        if enc.head:
-            from .encode import _encode_meta
-
-            enc.head = _encode_meta(build_meta(meta_ds, {}, enc.ts, False), opts)
+        # the meta header takes the first nested SOP UIDs (DCMTK §8): offer them in an item
+        meta_source = {**ds, PRIVATE_SEQUENCE: Element(PRIVATE_SEQUENCE, "SQ", [self.uids] if self.uids else [])}
+        enc = encode_part10(ds, {}, opts, sop_instance_changed=sop_changed, meta_source=meta_source)
         explicit = opts.explicit_length
         seq_head = sequence_header(PRIVATE_SEQUENCE, self.length if explicit else None, opts, self.ts)
         body: list[Piece] = [*enc.body, seq_head]
