@@ -31,12 +31,14 @@ from benchlib import (
     Row,
     Run,
     fmt_mib,
+    loadavg,
     machine_info,
     median_run,
     print_table,
     run,
     script,
     verdict,
+    wait_idle,
     write_json_line,
 )
 
@@ -332,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         default=BENCH_DIR / "out" / "results.jsonl",
         help="JSON lines appended here",
     )
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="S",
+        help="before each section wait up to S seconds for the 1-min load average to drop below 0.5",
+    )
     a = p.parse_args(argv)
     sections = set(a.only or ("startup", "pixel", "throughput"))
     workdir: Path = a.workdir
@@ -345,7 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows: list[Row] = []
     figures: dict[str, Any] = {}
+
+    def settle(name: str) -> None:
+        load = wait_idle(a.wait_idle) if a.wait_idle else loadavg()
+        figures.setdefault("loadavg_before", {})[name] = round(load, 2)
+        print(f"(1-min load average before {name}: {load:.2f})\n", flush=True)
+
     if "startup" in sections:
+        settle("startup")
         r, f = bench_startup(workdir, outdir, 8 if a.quick else 20)
         print_table(f"start-up (median of {f['runs']} runs)", r)
         print(
@@ -357,11 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         figures |= f
     if "pixel" in sections:
         for mib in a.pixel_mib or [100, 75]:
+            settle(f"pixel {mib} MiB")
             r, f = bench_pixel(workdir, outdir, 2 if a.quick else 3, mib)
             print_table(f"pixel dataset, {mib} MiB of Pixel Data (median wall, max RSS)", r)
             rows += r
             figures |= f
     if "throughput" in sections:
+        settle("throughput")
         r, f = bench_throughput(1.0 if a.quick else 3.0, 2 if a.quick else 3)
         print_table("throughput, one core, in-process", r)
         rows += r
