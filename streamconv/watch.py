@@ -107,6 +107,8 @@ MAX_TRACKED = 10_000
 #: watchfiles batching: a batch is yielded after STEP ms without events, at most DEBOUNCE ms.
 DEBOUNCE_MS = 500
 STEP_MS = 50
+#: The watch thread returns at least this often, so that a cancellation (exit now) is quick.
+RUST_TIMEOUT_MS = 500
 MAX_RETRY_DELAY = 300.0
 STATUS_INTERVAL = 5.0
 METRICS_INTERVAL = 0.5
@@ -118,6 +120,10 @@ LOCK_NAME = ".lock"
 PROBE_PREFIX = ".streamconv-probe."
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
 _QUOTED = re.compile(r"'[^']*'")
+
+
+class StartupError(Exception):
+    """The daemon cannot start (its worker processes do not run)."""
 
 
 # == the worker side: one input, start to end, in a worker process ==========================
@@ -209,6 +215,11 @@ def _worker_init(parent_pid: int) -> None:
             pass
     if parent_pid and os.getppid() != parent_pid:
         os._exit(1)  # the daemon is already gone
+
+
+def _warm_worker(parent_pid: int) -> None:
+    _worker_init(parent_pid)
+    from . import pipeline  # noqa: F401  (the conversion modules, imported once per worker)
 
 
 def process_input(job: Job) -> Result:
@@ -576,7 +587,7 @@ def _convert_claimed(
     )
     claim_dir = os.path.dirname(path)
     if error is None and writer.failed == 0:
-        result.moved_to = _finish_success(job, path, claim_dir)
+        result.moved_to = _finish_success(job, path)
         return result
     transient = (error is not None and _transient(error, writer.write_error)) or (
         error is None and writer.transient_failures > 0
@@ -594,21 +605,18 @@ def _convert_claimed(
         result.directory = claim_dir
         return result
     result.status = "partial" if writer.converted else "failed"
-    result.moved_to = _finish_failure(job, path, claim_dir, stem, info, writer)
+    result.moved_to = _finish_failure(job, path, stem, info, writer)
     return result
 
 
-def _finish_success(job: Job, path: str, claim_dir: str) -> str:
+def _finish_success(job: Job, path: str) -> str:
     if job.inbox.on_success == "delete":
-        os.unlink(path)
-        fsync_dir(claim_dir)
+        os.unlink(path)  # not fsynced either: see _move
         return ""
-    return _move(path, job.inbox.done_dir, job.name, claim_dir)
+    return _move(path, job.inbox.done_dir, job.name)
 
 
-def _finish_failure(
-    job: Job, path: str, claim_dir: str, stem: str, info: ErrorInfo, writer: _Writer
-) -> str:
+def _finish_failure(job: Job, path: str, stem: str, info: ErrorInfo, writer: _Writer) -> str:
     from .sinks import write_atomic
 
     failed_dir = job.inbox.failed_dir
@@ -635,15 +643,19 @@ def _finish_failure(
     }
     text = json.dumps(sidecar, ensure_ascii=False, indent=1) + "\n"
     write_atomic(os.path.join(failed_dir, stem + ".error.json"), [text.encode()])
-    return _move(path, failed_dir, job.name, claim_dir)
+    return _move(path, failed_dir, job.name)
 
 
-def _move(path: str, directory: str, name: str, claim_dir: str) -> str:
-    """rename + fsync of both folders: the outcome is durable once this returns."""
+def _move(path: str, directory: str, name: str) -> str:
+    """Move the input to its outcome folder (a rename).
+
+    No fsync of either folder: the outputs (or the error sidecar) are already durable, and a
+    rename lost in a power failure only leaves the input in processing/, where the next start
+    converts it again under the same output names. The input is in exactly one place whatever
+    happens, which is what matters; two fsyncs per input would halve the throughput.
+    """
     target = os.path.join(directory, name)
     os.replace(path, target)
-    fsync_dir(directory)
-    fsync_dir(claim_dir)
     return target
 
 
@@ -681,7 +693,7 @@ def fail_input(job: Job, info: ErrorInfo) -> Result:
     stem = os.path.splitext(job.name)[0] or job.name
     writer = _Writer(job, stem)
     result = Result("failed", error=info, directory=job.claim_dir)
-    result.moved_to = _finish_failure(job, path, job.claim_dir, stem, info, writer)
+    result.moved_to = _finish_failure(job, path, stem, info, writer)
     return result
 
 
@@ -1003,6 +1015,7 @@ class Watcher:
                     if shutdown_trigger is not None:
                         service.start_soon(self._trigger, shutdown_trigger)
                     await self._restart_watch()
+                    await self._warm_up()
                     service.start_soon(self._dispatch_loop)
                     service.start_soon(self._rescan_loop)
                     service.start_soon(self._status_loop)
@@ -1013,6 +1026,7 @@ class Watcher:
                     self.notifier.ready(status)
                     task_status.started(self)
                     await self._stop.wait()
+                    self._stop_watch()  # before the cancel: the watch thread must see it
                     service.cancel_scope.cancel()
                 await self._drain(jobs)
         finally:
@@ -1098,6 +1112,21 @@ class Watcher:
                 await anyio.to_thread.run_sync(_release_claim, claim)
         state.adopted.clear()
 
+    async def _warm_up(self) -> None:
+        """Start the worker processes now, so that the first inputs do not wait for them."""
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.config.jobs):
+                tg.start_soon(self._warm_one)
+
+    async def _warm_one(self) -> None:
+        try:
+            await anyio.to_process.run_sync(
+                _warm_worker, os.getpid(), cancellable=True, limiter=self._limiter
+            )
+        except anyio.BrokenWorkerProcess as exc:
+            # every input would "crash" into failed/: better not to start at all
+            raise StartupError(f"worker processes cannot start: {exc.__cause__ or exc}") from exc
+
     # -- watching, scanning ----------------------------------------------------------------------
 
     async def _restart_watch(self) -> None:
@@ -1150,6 +1179,7 @@ class Watcher:
                 step=STEP_MS,
                 force_polling=self.config.force_polling,
                 poll_delay_ms=300,
+                rust_timeout=RUST_TIMEOUT_MS,
                 recursive=False,
                 ignore_permission_denied=True,
             ):
@@ -1709,7 +1739,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logger.error("%s", exc.message)
         return 1
-    except OSError as exc:
+    except (OSError, StartupError) as exc:
         logger.error("cannot run: %s", exc)
         return 1
     return 0

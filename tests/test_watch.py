@@ -1,0 +1,616 @@
+"""streamconv watch, in-process: ``serve()`` on real folders, real watchfiles events and real
+worker processes. (Signals, kill -9 and several daemons: tests/test_watch_daemon.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pydicom
+import pytest
+
+from streamconv.errors import UsageError
+from streamconv.watch import Watcher, make_claim_dir, serve
+from streamconv.watchconfig import (
+    ConfigError,
+    Naming,
+    WatchConfig,
+    config_from_args,
+    is_ignored,
+    load_config,
+    make_inbox,
+    parse_command_line,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET = 0.4
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def dataset(i: int, **extra: Any) -> dict[str, Any]:
+    """A small CT-like dataset whose SOP Instance UID depends on *i*."""
+    ds: dict[str, Any] = {
+        "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+        "00080018": {"vr": "UI", "Value": [f"1.2.826.0.1.3680043.8.498.{i + 1}"]},
+        "00080060": {"vr": "CS", "Value": ["CT"]},
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]},
+        "00100020": {"vr": "LO", "Value": ["PID0001"]},
+        "00200013": {"vr": "IS", "Value": [i + 1]},
+        "00280010": {"vr": "US", "Value": [512]},
+    }
+    ds.update(extra)
+    return ds
+
+
+def text(i: int, **extra: Any) -> str:
+    return json.dumps(dataset(i, **extra))
+
+
+def drop(inbox: Path, name: str, content: str | bytes) -> None:
+    """The producer contract: write under a dot-name, rename into the inbox."""
+    data = content.encode() if isinstance(content, str) else content
+    tmp = inbox / f".{name}.part"
+    tmp.write_bytes(data)
+    os.rename(tmp, inbox / name)
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Poll the folders (what an outside observer sees) until *predicate* holds."""
+    with anyio.fail_after(seconds):
+        while not predicate():  # noqa: ASYNC110  (the file system has no event to wait for)
+            await anyio.sleep(0.05)
+
+
+def write_slowly(path: Path, pieces: list[bytes], pause: float, mode: str = "wb") -> None:
+    """A producer writing in place, in pieces (run in a thread: it blocks)."""
+    with open(path, mode) as f:
+        for piece in pieces:
+            f.write(piece)
+            f.flush()
+            time.sleep(pause)
+
+
+def files(folder: Path) -> set[str]:
+    if not folder.exists():
+        return set()
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def temps(*folders: Path) -> list[str]:
+    return [str(p) for f in folders if f.exists() for p in f.rglob("*.part")]
+
+
+class Tree:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inbox = root / "inbox"
+        self.out = root / "out"
+        self.done = root / "done"
+        self.failed = root / "failed"
+        self.processing = root / "processing"
+        self.inbox.mkdir(parents=True)
+
+    def config(self, words: str = "", **kw: Any) -> WatchConfig:
+        inbox_kw = {
+            k: kw.pop(k)
+            for k in ("quiet_period", "max_age", "on_success", "filename_template", "patterns")
+            if k in kw
+        }
+        inbox_kw.setdefault("quiet_period", QUIET)
+        inbox = make_inbox(
+            path=str(self.inbox),
+            output_dir=str(self.out),
+            words=shlex.split(words),
+            where="test",
+            **inbox_kw,
+        )
+        defaults: dict[str, Any] = {
+            "jobs": 2,
+            "min_free_bytes": 0,
+            "rescan_interval": 2.0,
+            "retry_delay": 0.2,
+            "grace_period": 10.0,
+        }
+        defaults.update(kw)
+        return WatchConfig(inboxes=(inbox,), **defaults)
+
+    def claimed(self) -> set[str]:
+        """Inputs in any claim folder under processing/."""
+        return {p.name for p in self.processing.glob("*/*") if not p.name.startswith(".")}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path)
+
+
+@asynccontextmanager
+async def running(config: WatchConfig) -> AsyncIterator[Watcher]:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        watcher: Watcher = await tg.start(lambda task_status: serve(
+            config, shutdown_trigger=stop.wait, task_status=task_status
+        ))  # fmt: skip
+        try:
+            yield watcher
+        finally:
+            stop.set()
+
+
+def read_back(path: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(path)
+
+
+# -- completion detection and the producer contract ------------------------------------
+
+
+@pytest.mark.anyio
+async def test_drop_by_rename_each_converted_once(tree: Tree) -> None:
+    async with running(tree.config()) as watcher:
+        names = [f"ct{i:03d}.json" for i in range(30)]
+        for i, name in enumerate(names):
+            drop(tree.inbox, name, text(i))
+        await wait_for(lambda: watcher.counts().get("done") == 30)
+    assert files(tree.done) == set(names)
+    assert files(tree.out) == {f"ct{i:03d}.dcm" for i in range(30)}
+    for i in range(30):
+        ds = read_back(tree.out / f"ct{i:03d}.dcm")
+        assert ds.SOPInstanceUID == f"1.2.826.0.1.3680043.8.498.{i + 1}"
+    assert files(tree.inbox) == set()
+    assert not tree.processing.exists() or list(tree.processing.iterdir()) == []
+    assert temps(tree.root) == []
+
+
+@pytest.mark.anyio
+async def test_files_present_at_start_are_converted_before_ready(tree: Tree) -> None:
+    for i in range(5):
+        drop(tree.inbox, f"early{i}.json", text(i))
+    async with running(tree.config()) as watcher:
+        # READY comes after the first scan: every early file is already known
+        assert (
+            sum(s.queued() + s.inflight() for s in watcher.states.values())
+            + sum(watcher.counts().values())
+            == 5
+        )
+        await wait_for(lambda: len(files(tree.done)) == 5)
+    assert files(tree.out) == {f"early{i}.dcm" for i in range(5)}
+
+
+@pytest.mark.anyio
+async def test_slow_in_place_write_is_taken_once_complete(tree: Tree) -> None:
+    data = text(7).encode()
+    async with running(tree.config()):
+        pieces = [data[n : n + 40] for n in range(0, len(data), 40)]
+        # pauses shorter than the quiet period
+        await anyio.to_thread.run_sync(write_slowly, tree.inbox / "slow.json", pieces, 0.1)
+        closed = time.time()
+        await wait_for(lambda: (tree.done / "slow.json").exists())
+    assert files(tree.out) == {"slow.dcm"}
+    assert (tree.out / "slow.dcm").stat().st_mtime >= closed
+    assert read_back(tree.out / "slow.dcm").InstanceNumber == 8
+
+
+@pytest.mark.anyio
+async def test_ndjson_written_line_by_line_waits_for_the_quiet_period(tree: Tree) -> None:
+    # every line boundary parses completely; only the quiet period tells that it is finished
+    async with running(tree.config()):
+        lines = [(text(i) + "\n").encode() for i in range(5)]
+        await anyio.to_thread.run_sync(write_slowly, tree.inbox / "lines.ndjson", lines, 0.15)
+        await wait_for(lambda: (tree.done / "lines.ndjson").exists())
+    assert files(tree.out) == {f"lines/{i:06d}.dcm" for i in range(5)}
+
+
+@pytest.mark.anyio
+async def test_truncated_file_becomes_ready_when_completed(tree: Tree) -> None:
+    data = text(3)
+    async with running(tree.config()):
+        drop(tree.inbox, "cut.json", data[:-20])  # renamed in, but truncated
+        await anyio.sleep(1.5)
+        assert files(tree.inbox) == {"cut.json"}  # not ready yet, not failed, not claimed
+        assert files(tree.out) == files(tree.failed) == set()
+        await anyio.to_thread.run_sync(
+            write_slowly, tree.inbox / "cut.json", [data[-20:].encode()], 0.0, "ab"
+        )
+        await wait_for(lambda: (tree.done / "cut.json").exists())
+    assert files(tree.out) == {"cut.dcm"}
+
+
+@pytest.mark.anyio
+async def test_truncated_file_fails_after_max_age(tree: Tree) -> None:
+    async with running(tree.config(max_age=1.0)):
+        drop(tree.inbox, "never.json", text(1)[:-5])
+        await wait_for(lambda: (tree.failed / "never.error.json").exists())
+    report = json.loads((tree.failed / "never.error.json").read_text())
+    assert report["category"] == "json-syntax"
+    assert report["exit_code"] == 65
+    assert "truncated" in report["message"] and "still incomplete" in report["message"]
+    assert files(tree.failed) == {"never.json", "never.error.json"}
+    assert files(tree.out) == set()
+
+
+IGNORED = [".hidden.json", "x.json.part", "x.json.tmp", "x.json~", "#x.json#", ".x.json.Ab12Cd"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ignored"),
+    [(n, True) for n in IGNORED] + [("x.json", False), ("x.ndjson", False), ("x.part.json", False)],
+)
+def test_ignored_names(name: str, ignored: bool) -> None:
+    assert is_ignored(name) is ignored
+
+
+@pytest.mark.anyio
+async def test_temporaries_and_other_patterns_are_left_alone(tree: Tree) -> None:
+    for name in [*IGNORED, "notes.txt"]:
+        (tree.inbox / name).write_text(text(0))
+    async with running(tree.config()):
+        drop(tree.inbox, "real.json", text(0))
+        await wait_for(lambda: (tree.done / "real.json").exists())
+        await anyio.sleep(0.5)
+    assert files(tree.inbox) == {*IGNORED, "notes.txt"}
+    assert files(tree.out) == {"real.dcm"}
+
+
+# -- outputs and outcomes --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_output_names(tree: Tree) -> None:
+    array = json.dumps([dataset(i) for i in range(3)])
+    ndjson = "".join(text(10 + i) + "\n" for i in range(2))
+    async with running(tree.config()):
+        drop(tree.inbox, "one.json", text(0))
+        drop(tree.inbox, "single-array.json", json.dumps([dataset(1)]))
+        drop(tree.inbox, "three.json", array)
+        drop(tree.inbox, "two.ndjson", ndjson)
+        await wait_for(lambda: len(files(tree.done)) == 4)
+    assert files(tree.out) == {
+        "one.dcm",
+        "single-array.dcm",
+        "three/000000.dcm",
+        "three/000001.dcm",
+        "three/000002.dcm",
+        "two/000000.dcm",
+        "two/000001.dcm",
+    }
+    assert read_back(tree.out / "three/000002.dcm").InstanceNumber == 3
+
+
+@pytest.mark.anyio
+async def test_filename_template(tree: Tree) -> None:
+    config = tree.config(filename_template="{name}-{SOPInstanceUID}.dcm")
+    assert config.inboxes[0].naming is Naming.TEMPLATE
+    async with running(config):
+        drop(tree.inbox, "a.ndjson", text(0) + "\n" + text(1) + "\n")
+        await wait_for(lambda: (tree.done / "a.ndjson").exists())
+    assert files(tree.out) == {
+        "a-1.2.826.0.1.3680043.8.498.1.dcm",
+        "a-1.2.826.0.1.3680043.8.498.2.dcm",
+    }
+
+
+@pytest.mark.anyio
+async def test_array_option_makes_one_output(tree: Tree) -> None:
+    config = tree.config("+as 2 +te")
+    assert config.inboxes[0].naming is Naming.SINGLE
+    async with running(config):
+        drop(tree.inbox, "pick.json", json.dumps([dataset(i) for i in range(3)]))
+        await wait_for(lambda: (tree.done / "pick.json").exists())
+    assert files(tree.out) == {"pick.dcm"}
+    ds = read_back(tree.out / "pick.dcm")
+    assert ds.InstanceNumber == 2
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+
+
+@pytest.mark.anyio
+async def test_failed_input_gets_error_json(tree: Tree) -> None:
+    bad = text(0, **{"00200013": {"vr": "IS", "Value": ["twelve"]}})
+    async with running(tree.config()) as watcher:
+        drop(tree.inbox, "bad.json", bad)
+        drop(tree.inbox, "syntax.json", '{"00100010": {"vr": "PN", "Value": [}}')
+        await wait_for(lambda: watcher.counts().get("failed") == 2)
+    assert files(tree.failed) == {"bad.json", "bad.error.json", "syntax.json", "syntax.error.json"}
+    report = json.loads((tree.failed / "bad.error.json").read_text())
+    assert report["category"] == "content"
+    assert report["exit_code"] == 65
+    assert report["path"] == "(0020,0013)"
+    assert "twelve" in report["message"]
+    assert report["attempts"] == 1
+    assert report["transient"] is False
+    assert report["streamconv_version"]
+    assert report["datasets"] == {"total": 1, "converted": 0, "failed": 1}
+    syntax = json.loads((tree.failed / "syntax.error.json").read_text())
+    assert (syntax["category"], syntax["exit_code"]) == ("json-syntax", 65)
+    assert files(tree.out) == set()
+    assert temps(tree.root) == []
+
+
+@pytest.mark.anyio
+async def test_partial_input_gets_a_report(tree: Tree) -> None:
+    lines = [text(0), text(1, **{"00280010": {"vr": "US", "Value": [70000]}}), text(2)]
+    async with running(tree.config()):
+        drop(tree.inbox, "mixed.ndjson", "\n".join(lines) + "\n")
+        await wait_for(lambda: (tree.failed / "mixed.ndjson").exists())
+    assert files(tree.out) == {"mixed/000000.dcm", "mixed/000002.dcm"}
+    sidecar = json.loads((tree.failed / "mixed.error.json").read_text())
+    assert sidecar["result"] == "partial"
+    assert sidecar["datasets"] == {"total": 3, "converted": 2, "failed": 1}
+    assert sidecar["report"] == "mixed.report.jsonl"
+    assert sidecar["path"].startswith("dataset 2")
+    report = [
+        json.loads(line) for line in (tree.failed / "mixed.report.jsonl").read_text().splitlines()
+    ]
+    assert [(r["index"], r["result"]) for r in report] == [
+        (0, "converted"),
+        (1, "failed"),
+        (2, "converted"),
+    ]
+    assert report[1]["exit_code"] == 65 and report[0]["output"] == "mixed/000000.dcm"
+
+
+@pytest.mark.anyio
+async def test_on_success_delete(tree: Tree) -> None:
+    async with running(tree.config(on_success="delete")):
+        drop(tree.inbox, "gone.json", text(0))
+        await wait_for(lambda: (tree.out / "gone.dcm").exists())
+        await wait_for(lambda: tree.claimed() == set())
+    assert files(tree.inbox) == files(tree.done) == set()
+
+
+# -- transient errors ------------------------------------------------------------------
+
+
+def with_bulk(i: int) -> str:
+    return text(i, **{"7FE00010": {"vr": "OW", "BulkDataURI": "bulk/pixels.raw"}})
+
+
+@pytest.mark.anyio
+async def test_missing_bulk_data_is_retried_until_it_arrives(tree: Tree) -> None:
+    bulk = tree.inbox / "bulk"
+    bulk.mkdir()
+    config = tree.config(f"+Bd {bulk}", retry_delay=0.3)
+    async with running(config) as watcher:
+        drop(tree.inbox, "px.json", with_bulk(0))
+        await wait_for(lambda: watcher.counts().get("retried", 0) >= 2)
+        assert tree.claimed() == {"px.json"}  # stays claimed between attempts
+        assert files(tree.out) == set()
+        (bulk / "pixels.raw").write_bytes(b"\x01\x02" * 8)
+        await wait_for(lambda: (tree.done / "px.json").exists())
+    assert read_back(tree.out / "px.dcm").PixelData == b"\x01\x02" * 8
+
+
+@pytest.mark.anyio
+async def test_transient_error_fails_after_the_last_attempt(tree: Tree) -> None:
+    bulk = tree.inbox / "bulk"
+    bulk.mkdir()
+    config = tree.config(f"+Bd {bulk}", retry_delay=0.05, retry_attempts=3)
+    async with running(config) as watcher:
+        drop(tree.inbox, "px.json", with_bulk(0))
+        await wait_for(lambda: watcher.counts().get("failed") == 1)
+        assert watcher.counts().get("retried") == 2
+    sidecar = json.loads((tree.failed / "px.error.json").read_text())
+    assert (sidecar["category"], sidecar["exit_code"]) == ("bulkdata", 20)
+    assert sidecar["attempts"] == 3
+    assert sidecar["transient"] is True
+
+
+# -- recovery, backpressure, reload, metrics -------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_restart_recovery(tree: Tree) -> None:
+    # A dead daemon's claim folder (its lock is free), a loose file in processing/, and
+    # temporaries of interrupted writes.
+    dead = tree.processing / "deadhost.4242.abcdef"
+    dead.mkdir(parents=True)
+    (dead / ".lock").write_text("pid=4242\n")
+    (dead / "left.json").write_text(text(1))
+    (tree.processing / "loose.json").write_text(text(2))
+    tree.out.mkdir()
+    (tree.out / ".left.dcm.0123456789ab.part").write_bytes(b"half")
+    (tree.out / "sub").mkdir()
+    (tree.out / "sub" / ".000000.dcm.a1b2c3d4e5f6.part").write_bytes(b"half")
+    tree.failed.mkdir()
+    (tree.failed / ".x.error.json.a1b2c3d4e5f6.part").write_bytes(b"{")
+    async with running(tree.config()):
+        assert temps(tree.root) == []
+        await wait_for(lambda: files(tree.done) == {"left.json", "loose.json"})
+    assert files(tree.out) == {"left.dcm", "loose.dcm"}
+    assert list(tree.processing.iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_a_live_daemons_claim_folder_is_left_alone(tree: Tree) -> None:
+    other = make_claim_dir(str(tree.processing))  # held by "another daemon" (this process)
+    theirs = tree.processing / os.path.basename(other.path) / "theirs.json"
+    try:
+        theirs.write_text(text(0))
+        async with running(tree.config(rescan_interval=0.3)):
+            drop(tree.inbox, "mine.json", text(1))
+            await wait_for(lambda: (tree.done / "mine.json").exists())
+            await anyio.sleep(0.8)  # a few rescans
+        assert theirs.exists()
+    finally:
+        other.release(remove=False)
+
+
+@pytest.mark.anyio
+async def test_intake_pauses_when_the_output_filesystem_is_nearly_full(tree: Tree) -> None:
+    cfg_file = tree.root / "watch.toml"
+
+    def write_config(min_free: int) -> None:
+        cfg_file.write_text(
+            f'min_free_bytes = {min_free}\njobs = 1\n[[inbox]]\npath = "inbox"\n'
+            f'output_dir = "out"\nquiet_period = {QUIET}\n'
+        )
+
+    write_config(1 << 62)
+    config = load_config(str(cfg_file))
+    async with running(config) as watcher:
+        drop(tree.inbox, "wait.json", text(0))
+        await wait_for(lambda: watcher.paused)
+        await anyio.sleep(0.5)
+        assert files(tree.inbox) == {"wait.json"} and files(tree.out) == set()
+        write_config(0)
+        await watcher.reload()  # what SIGHUP does
+        await wait_for(lambda: (tree.done / "wait.json").exists())
+
+
+@pytest.mark.anyio
+async def test_reload_adds_an_inbox_and_keeps_a_bad_file_out(tree: Tree) -> None:
+    cfg_file = tree.root / "watch.toml"
+    (tree.root / "second" / "inbox").mkdir(parents=True)
+    one = '[[inbox]]\npath = "inbox"\noutput_dir = "out"\nquiet_period = 0.4\n'
+    two = one + '[[inbox]]\npath = "second/inbox"\noutput_dir = "second/out"\noptions = "+tb"\n'
+    cfg_file.write_text("min_free_bytes = 0\n" + one)
+    async with running(load_config(str(cfg_file))) as watcher:
+        cfg_file.write_text("min_free_bytes = 0\n" + one + "[[inbox]]\npath = 3\n")
+        with pytest.raises(ConfigError):
+            await watcher.reload()
+        assert list(watcher.states) == [str(tree.inbox)]
+        cfg_file.write_text("min_free_bytes = 0\n" + two)
+        await watcher.reload()
+        drop(tree.root / "second" / "inbox", "b.json", text(0))
+        drop(tree.inbox, "a.json", text(1))
+        await wait_for(lambda: (tree.root / "second" / "done" / "b.json").exists())
+        await wait_for(lambda: (tree.done / "a.json").exists())
+    ds = read_back(tree.root / "second" / "out" / "b.dcm")
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2"
+
+
+@pytest.mark.anyio
+async def test_metrics_file(tree: Tree) -> None:
+    metrics = tree.root / "metrics" / "watch.prom"
+    metrics.parent.mkdir()
+    async with running(tree.config(metrics_file=str(metrics))):
+        drop(tree.inbox, "a.json", text(0))
+        drop(tree.inbox, "b.json", '{"x": ')
+        drop(tree.inbox, "c.json", "{}")  # an empty dataset: converted, nothing to write
+        await wait_for(lambda: len(files(tree.done)) + len(files(tree.failed)) >= 2)
+        await wait_for(lambda: 'result="done"} 2' in metrics.read_text())
+    body = metrics.read_text()
+    inbox = str(tree.inbox)
+    assert f'streamconv_watch_inputs_total{{inbox="{inbox}",result="done"}} 2' in body
+    assert f'streamconv_watch_datasets_total{{inbox="{inbox}",result="converted"}} 2' in body
+    assert f'streamconv_watch_latency_seconds_count{{inbox="{inbox}"}} 2' in body
+    assert "# TYPE streamconv_watch_latency_seconds histogram" in body
+    assert f'streamconv_watch_queue_depth{{inbox="{inbox}"}} 1' in body  # b.json, incomplete
+    assert list(metrics.parent.iterdir()) == [metrics]
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_command_line(tmp_path: Path) -> None:
+    cmd = parse_command_line(
+        [str(tmp_path / "inbox"), "--output-dir", str(tmp_path / "out"), "+te", "-e", "-j", "3",
+         "--pattern", "*.dicom.json", "--quiet-period=1.5", "--force-polling", "-v"]
+    )  # fmt: skip
+    config = config_from_args(cmd)
+    inbox = config.inboxes[0]
+    assert config.jobs == 3 and config.force_polling is True
+    assert inbox.patterns == ("*.dicom.json",)
+    assert inbox.quiet_period == 1.5
+    assert inbox.options.explicit_length is False
+    assert inbox.options.transfer_syntax.value == "1.2.840.10008.1.2.1"
+    assert inbox.processing_dir == str(tmp_path / "processing")
+    assert inbox.naming is Naming.DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["inbox"], "--output-dir DIR is required"),
+        (["a", "b", "--output-dir", "o"], "too many parameters"),
+        (["--config", "x.toml", "+te"], "the configuration file holds every setting"),
+        (["inbox", "--output-dir", "o", "+xx"], "Unknown option +xx"),
+        (["inbox", "--output-dir", "o", "-j", "zero"], "invalid value for --jobs"),
+        (["inbox", "--output-dir", "o", "-j", "0"], "jobs must be an integer >= 1"),
+        (["inbox", "--output-dir", "o", "--on-success", "keep"], "move or delete"),
+        (["inbox", "--output-dir", "o", "--filename-template", "{Nope}.dcm"], "'Nope'"),
+        (["inbox", "--output-dir", "o", "--jobs"], "missing value for option --jobs"),
+    ],
+)
+def test_command_line_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=None) as info:
+        config_from_args(parse_command_line(argv))
+    assert message in info.value.message
+
+
+def write_toml(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "c.toml"
+    path.write_text(body)
+    return str(path)
+
+
+INBOX = '[[inbox]]\npath = "in/box"\noutput_dir = "out"\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("", "at least one [[inbox]]"),
+        ("jobz = 2\n" + INBOX, "unknown key(s) jobz"),
+        ('[[inbox]]\npath = "in/box"\n', "'output_dir' is required"),
+        (INBOX + 'options = "+te in.json"\n', "file names are not allowed"),
+        (INBOX + 'options = "-v"\n', "logging options"),
+        (INBOX + 'options = "+Uo"\n', "only allowed with --generate-new-uids"),
+        (INBOX + 'on_success = "keep"\n', 'on_success must be "move" or "delete"'),
+        (INBOX + "quiet_period = -1\n", "quiet_period must be a non-negative number"),
+        (INBOX + "max_age = 0\n", "max_age must be a positive number"),
+        (INBOX + "patterns = []\n", "'patterns' must be a non-empty list"),
+        (INBOX + INBOX, "is configured twice"),
+        (INBOX + '[[inbox]]\npath = "in/other"\noutput_dir = "o2"\n', "share the parent folder"),
+        ("jobs = 0\n" + INBOX, "jobs must be an integer >= 1"),
+        ("grace_period = true\n" + INBOX, "grace_period must be"),
+        ("jobs = \n", "not valid TOML"),
+    ],
+)
+def test_config_errors(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write_toml(tmp_path, body))
+    assert message in info.value.message
+
+
+def test_example_config_loads(tmp_path: Path) -> None:
+    """examples/watch.toml with its /var/lib/streamconv tree moved under tmp_path."""
+    example = (ROOT / "examples" / "watch.toml").read_text()
+    (tmp_path / "var/lib/streamconv/bulk").mkdir(parents=True)
+    body = example.replace("/var/lib/streamconv", str(tmp_path / "var/lib/streamconv"))
+    config = load_config(write_toml(tmp_path, body))
+    inbox = config.inboxes[0]
+    assert (config.jobs, config.grace_period, config.min_free_bytes) == (4, 20.0, 2 << 30)
+    assert inbox.naming is Naming.TEMPLATE
+    assert inbox.filename_template == "{SOPInstanceUID}.dcm"
+    assert inbox.options.explicit_length is False
+    assert inbox.options.bulkdata_dirs == (str(tmp_path / "var/lib/streamconv/bulk") + "/",)
+    assert (inbox.quiet_period, inbox.max_age, inbox.on_success) == (5.0, 3600.0, "move")
+
+
+def test_defaults_without_a_config_file(tmp_path: Path) -> None:
+    config = config_from_args(parse_command_line([str(tmp_path / "i"), "--output-dir", "o"]))
+    inbox = config.inboxes[0]
+    assert config.jobs == (os.cpu_count() or 1)
+    assert (config.grace_period, config.min_free_bytes, config.metrics_file) == (
+        20.0,
+        1 << 30,
+        None,
+    )
+    assert inbox.patterns == ("*.json", "*.ndjson")
+    assert (inbox.quiet_period, inbox.max_age, inbox.on_success) == (5.0, 3600.0, "move")
+    assert replace(config, jobs=1).inflight_limit == 2
