@@ -35,6 +35,7 @@ __all__ = [
     "RawDataset",
     "Spill",
     "SpillStore",
+    "spill_ids",
 ]
 
 # ijson's yajl2_c backend when it is there (it is, in binary wheels); otherwise the best one.
@@ -163,6 +164,24 @@ class SpillStore:
         for spill in self._spills.values():
             spill.discard()
         self._spills.clear()
+
+
+def spill_ids(value: Any) -> list[int]:
+    """The ids of the spills a parsed dataset refers to (its placeholders)."""
+    found: list[int] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Pairs):
+            for _k, x in v.pairs:
+                if isinstance(x, str):
+                    if x.startswith(SPILL_PREFIX):
+                        found.append(int(x[len(SPILL_PREFIX) :]))
+                elif isinstance(x, (Pairs, list)):
+                    stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(x for x in v if isinstance(x, (Pairs, list)))
+    return found
 
 
 class JsonFilter:

@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from .bulkdata import temporary_ref
-from .documents import DocumentParser, RawDataset
+from .documents import DocumentParser, RawDataset, spill_ids
 from .encode import (
     EXPLICIT,
     Encoded,
@@ -154,6 +154,13 @@ class Converter:
                 exc.path = f"dataset {raw.index + 1}" + (f" {exc.path}" if exc.path else "")
             raise
 
+    def _release(self, raw: RawDataset | None) -> None:
+        if raw is not None:
+            for ident in spill_ids(raw.value):
+                spill = self.parser.spills.take(ident)
+                if spill is not None:
+                    spill.discard()
+
     def _handle(self, raws: list[RawDataset]) -> list[Output | Failure]:
         outs: list[Output | Failure] = []
         policy = self.options.array_policy
@@ -167,10 +174,17 @@ class Converter:
                         raise
                     outs.append(Failure(raw.index, exc, raw))
             elif policy is ArrayPolicy.SELECT:
+                # a dataset let go releases its spilled InlineBinary values at once: memory
+                # must not grow with the number of datasets skipped (CONTRACT §6)
                 if raw.index in (0, self.options.array_select - 1):
+                    self._release(self._held)
                     self._held = raw
                 elif raw.index == 1 and self.options.array_select != 1:
-                    self._held = None  # several datasets: only the selected one counts
+                    self._release(self._held)  # several datasets: only the selected one counts
+                    self._release(raw)
+                    self._held = None
+                else:
+                    self._release(raw)
             elif policy is ArrayPolicy.SEQUENCE:
                 if self._seq is not None:
                     self._seq.add(raw)

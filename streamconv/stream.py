@@ -22,7 +22,7 @@ import anyio
 import anyio.to_process
 import anyio.to_thread
 
-from .documents import SPILL_PREFIX, DocumentParser, Pairs, RawDataset, Spill, SpillStore
+from .documents import DocumentParser, RawDataset, Spill, SpillStore, spill_ids
 from .errors import ContentError, OutputError, StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
 from .pipeline import RunContext, convert_one, to_json_text, write_output
@@ -99,21 +99,6 @@ def _worker_signals() -> None:
 
 
 _MAIN_PID = os.getpid()
-
-
-def _spill_ids(value: Any, found: list[int]) -> None:
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, Pairs):
-            for _k, x in v.pairs:
-                if isinstance(x, str):
-                    if x.startswith(SPILL_PREFIX):
-                        found.append(int(x[len(SPILL_PREFIX) :]))
-                elif isinstance(x, (Pairs, list)):
-                    stack.append(x)
-        elif isinstance(v, list):
-            stack.extend(x for x in v if isinstance(x, (Pairs, list)))
 
 
 async def _stdin_chunks(fd: int) -> AsyncIterator[bytes]:
@@ -222,9 +207,7 @@ async def _send(raws: list[RawDataset], parser: DocumentParser, jobs: int, in_fl
     for raw in raws:
         spills: dict[int, Spill] = {}
         if pending:
-            ids: list[int] = []
-            _spill_ids(raw.value, ids)
-            for i in ids:
+            for i in spill_ids(raw.value):
                 sp = parser.spills.take(i)
                 if sp is not None:
                     spills[i] = sp
