@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import stat
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ import anyio.to_process
 import anyio.to_thread
 
 from .documents import DocumentParser, RawDataset, Spill, SpillStore, spill_ids
-from .errors import ContentError, OutputError, StreamconvError, UsageError
+from .errors import ContentError, InputError, OutputError, StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
 from .pipeline import RunContext, convert_one, to_json_text, write_output
 from .sinks import syncfs, write_atomic
@@ -101,12 +101,52 @@ def _worker_signals() -> None:
 _MAIN_PID = os.getpid()
 
 
-async def _stdin_chunks(fd: int) -> AsyncIterator[bytes]:
-    while True:
-        data = await anyio.to_thread.run_sync(os.read, fd, READ_SIZE, abandon_on_cancel=True)
-        if not data:
-            return
-        yield data
+class _Reader:
+    """Reads ``fd`` chunk by chunk; ``stop`` ends a read that is waiting for input.
+
+    A producer may keep the pipe open and quiet for hours: a signal must not wait for its
+    next byte.
+    """
+
+    def __init__(self, fd: int, stop: anyio.Event | None, source: str) -> None:
+        self.fd = fd
+        self.stop = stop
+        self.source = source
+        self._scope: anyio.CancelScope | None = None
+        # a pipe, socket or terminal is waited on in the event loop (cancellable; a thread
+        # blocked in read(2) would keep the process from exiting); a file is read in a thread
+        mode = os.fstat(fd).st_mode if fd >= 0 else 0
+        self._poll = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    async def watch(self) -> None:
+        if self.stop is not None:
+            await self.stop.wait()
+            if self._scope is not None:
+                self._scope.cancel()
+
+    async def read(self) -> bytes:
+        """The next chunk; b"" at EOF or once stopped."""
+        if self.fd < 0 or self.stopped:
+            return b""
+        with anyio.CancelScope() as self._scope:
+            try:
+                if self._poll:
+                    try:
+                        await anyio.wait_readable(self.fd)
+                    except PermissionError:  # epoll refuses some devices (/dev/null)
+                        self._poll = False
+                    else:
+                        return os.read(self.fd, READ_SIZE)  # ready: returns at once
+                return await anyio.to_thread.run_sync(os.read, self.fd, READ_SIZE)
+            except OSError as exc:
+                raise InputError(f"cannot read JSON input: {exc.strerror}", source=self.source) from None
+            finally:
+                self._scope = None
+        return b""  # cancelled by stop
 
 
 async def convert_stream(
@@ -172,30 +212,45 @@ async def convert_stream(
         log.error("%s", err)
         await anyio.to_thread.run_sync(_save_rejected, rejected_dir, res)
 
+    reader = _Reader(fd, stop, source)
+    error: StreamconvError | None = None
     try:
-        async with anyio.create_task_group() as tg:
-            async for chunk in _stdin_chunks(fd) if fd >= 0 else _nothing():
-                summary.bytes_in += len(chunk)
-                raws = parser.feed(chunk)
-                await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
-                if failed or (stop is not None and stop.is_set()):
-                    break
-            else:
-                raws = parser.finish()
-                await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+        async with anyio.create_task_group() as tg, anyio.create_task_group() as watcher:
+            watcher.start_soon(reader.watch)
+            try:
+                while not failed and (chunk := await reader.read()):
+                    summary.bytes_in += len(chunk)
+                    raws = parser.feed(chunk)
+                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+                if not failed and not reader.stopped:
+                    raws = parser.finish()
+                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+            except StreamconvError as exc:  # invalid JSON ends the stream
+                error = exc.with_source(source)
+            watcher.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # a worker's failure (BrokenWorkerProcess, a rejected/ write): one plain exception
+        raise _leaf(group) from None
     finally:
         parser.close()
     summary.seconds = time.monotonic() - started
     if failed:
         raise failed[0]
-    if parser.shape == "array" and summary.datasets == 0 and not (stop is not None and stop.is_set()):
-        raise ContentError("found empty JSON array instead of DICOM JSON dataset", source=source)
+    if error is not None:
+        raise error
     return summary
 
 
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover
+def _leaf(group: BaseExceptionGroup) -> BaseException:
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, StreamconvError)), leaves[0])
 
 
 async def _send(raws: list[RawDataset], parser: DocumentParser, jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary) -> None:
@@ -344,14 +399,16 @@ async def _main_async(out_dir: str, options: ConvertOptions, jobs: int, quiet: b
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, tg.cancel_scope)
-            summary = await convert_stream(0, out_dir, options, jobs=jobs, progress=progress, stop=stop)
-            tg.cancel_scope.cancel()
-    except StreamconvError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
-    except anyio.BrokenWorkerProcess:
-        log.error("a worker process died (killed, or out of memory); stopping")
-        return 128 + (received[0] if received else signal.SIGKILL)
+            try:
+                summary = await convert_stream(0, out_dir, options, jobs=jobs, progress=progress, stop=stop)
+            except StreamconvError as exc:  # caught here: the task group would wrap it in a group
+                log.error("%s", exc)
+                return exc.exit_code
+            except anyio.BrokenWorkerProcess:
+                log.error("a worker process died (killed, or out of memory); stopping")
+                return 128 + (received[0] if received else signal.SIGKILL)
+            finally:
+                tg.cancel_scope.cancel()
     finally:
         if progress is not None:
             progress.close()
