@@ -447,6 +447,11 @@ class DocumentParser:
             ) from None
         return self._collect()
 
+    def completed(self) -> list[RawDataset]:
+        """After a syntax error: the datasets that were complete before it (the stream
+        converts them before it stops, whatever the chunking of the input)."""
+        return self._collect()
+
     def _collect(self) -> list[RawDataset]:
         items = self._target.items
         if not items:

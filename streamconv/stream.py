@@ -225,8 +225,10 @@ async def convert_stream(
                 if not failed and not reader.stopped:
                     raws = parser.finish()
                     await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
-            except StreamconvError as exc:  # invalid JSON ends the stream
+            except StreamconvError as exc:
+                # invalid JSON ends the stream; the datasets complete before it are converted
                 error = exc.with_source(source)
+                await _send(parser.completed(), parser, jobs, in_flight, tg, dispatch, summary)
             watcher.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # a worker's failure (BrokenWorkerProcess, a rejected/ write): one plain exception
