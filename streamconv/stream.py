@@ -58,11 +58,19 @@ class _Result:
     raw_json: str = ""
 
 
-def _convert_batch(run: RunContext, out_dir: str, batch: list[tuple[RawDataset, dict[int, Spill]]], keep_json: bool) -> list[_Result]:
-    """Worker process: convert and write a batch of datasets; never raises for one dataset."""
+def _convert_batch(run: RunContext, out_dir: str, batch: list[tuple[RawDataset, dict[int, Spill]]], fail_fast: bool) -> list[_Result]:
+    """Worker process: convert and write a batch of datasets; never raises for one dataset.
+
+    ``fail_fast``: the batch ends at its first failed dataset (nothing after it is written).
+    """
     _worker_signals()
+    keep_json = not fail_fast
     results: list[_Result] = []
     for raw, spills in batch:
+        if fail_fast and results and results[-1].error is not None:
+            for sp in spills.values():
+                sp.discard()
+            continue
         store = SpillStore()
         store._spills.update(spills)
         parser = DocumentParser(source=run.source, spills=store)
@@ -176,14 +184,14 @@ async def convert_stream(
     in_flight = anyio.Semaphore(jobs * _BATCH * 2)  # datasets in flight; the backpressure
     limiter = anyio.CapacityLimiter(jobs)
     rejected_dir = os.path.join(out_dir, "rejected")
-    failed: list[StreamconvError] = []
+    failed: list[tuple[int, StreamconvError]] = []  # fail_fast: (index, error)
 
     async def dispatch(batch: list[tuple[RawDataset, dict[int, Spill]]]) -> None:
         try:
             if jobs == 1:
-                results = await anyio.to_thread.run_sync(_convert_batch, run, out_dir, batch, not fail_fast)
+                results = await anyio.to_thread.run_sync(_convert_batch, run, out_dir, batch, fail_fast)
             else:
-                results = await anyio.to_process.run_sync(_convert_batch, run, out_dir, batch, not fail_fast, limiter=limiter)
+                results = await anyio.to_process.run_sync(_convert_batch, run, out_dir, batch, fail_fast, limiter=limiter)
             for res in results:
                 await _record(res)
         finally:
@@ -207,7 +215,7 @@ async def convert_stream(
         if summary.first_error is None:
             summary.first_error = err
         if fail_fast:
-            failed.append(err)
+            failed.append((res.index, err))
             return
         log.error("%s", err)
         await anyio.to_thread.run_sync(_save_rejected, rejected_dir, res)
@@ -221,14 +229,14 @@ async def convert_stream(
                 while not failed and (chunk := await reader.read()):
                     summary.bytes_in += len(chunk)
                     raws = parser.feed(chunk)
-                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary, failed)
                 if not failed and not reader.stopped:
                     raws = parser.finish()
-                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary)
+                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary, failed)
             except StreamconvError as exc:
                 # invalid JSON ends the stream; the datasets complete before it are converted
                 error = exc.with_source(source)
-                await _send(parser.completed(), parser, jobs, in_flight, tg, dispatch, summary)
+                await _send(parser.completed(), parser, jobs, in_flight, tg, dispatch, summary, failed)
             watcher.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # a worker's failure (BrokenWorkerProcess, a rejected/ write): one plain exception
@@ -237,7 +245,8 @@ async def convert_stream(
         parser.close()
     summary.seconds = time.monotonic() - started
     if failed:
-        raise failed[0]
+        # the first failed dataset in input order, whichever worker finished first
+        raise min(failed, key=lambda f: f[0])[1]
     if error is not None:
         raise error
     return summary
@@ -255,7 +264,7 @@ def _leaf(group: BaseExceptionGroup) -> BaseException:
     return next((e for e in leaves if isinstance(e, StreamconvError)), leaves[0])
 
 
-async def _send(raws: list[RawDataset], parser: DocumentParser, jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary) -> None:
+async def _send(raws: list[RawDataset], parser: DocumentParser, jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary, failed: list[Any]) -> None:
     if not raws:
         return
     summary.datasets += len(raws)
@@ -272,6 +281,11 @@ async def _send(raws: list[RawDataset], parser: DocumentParser, jobs: int, in_fl
     # batches: at most one per worker per read, so a slow producer's datasets go out at once
     size = min(_BATCH, max(1, -(-len(items) // jobs)))
     for start in range(0, len(items), size):
+        if failed:  # fail_fast: nothing more is dispatched after a failure
+            for _, spills in items[start:]:
+                for sp in spills.values():
+                    sp.discard()
+            return
         batch = items[start : start + size]
         for _ in batch:
             await in_flight.acquire()
