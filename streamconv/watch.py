@@ -16,9 +16,10 @@ The life of an input:
    first sighting shows a complete single JSON value (renamed in, the producer contract) is
    taken at once. A file that changed after it was first seen was written in place: it is taken
    once its size and mtime have not changed for ``quiet_period`` and it parses completely.
-   Several top-level values (NDJSON) prove nothing (every line boundary parses), so they also
-   wait for the quiet period unless the file's ctime is newer than its mtime (renamed after the
-   last write). Truncated JSON is "not ready yet" until ``max_age``, then failed.
+   Several top-level values (NDJSON) prove nothing (every line boundary parses), and neither
+   does the first line of a file named ``*.ndjson``/``*.jsonl``: those wait for the quiet period
+   unless the file's ctime is newer than its mtime (renamed after its last write). Truncated
+   JSON is "not ready yet" until ``max_age``, then failed.
 3. **Claimed** by ``rename(inbox/NAME, processing/ID/NAME)`` (§3): of several daemons exactly one
    rename succeeds. The worker checks that the claimed inode is the one it read.
 4. **Outputs** written atomically (temp + fsync + rename + directory fsync, §4) under names that
@@ -116,6 +117,8 @@ SPACE_CHECK_INTERVAL = 1.0
 #: Temporaries of another live daemon sharing the output folder are left alone unless idle
 #: this long (a temp being written is touched continuously).
 TEMP_MAX_IDLE = 600.0
+#: Names of inputs that hold a stream of values: a first complete line proves nothing.
+STREAM_SUFFIXES = (".ndjson", ".jsonl", ".ldjson")
 LOCK_NAME = ".lock"
 PROBE_PREFIX = ".streamconv-probe."
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
@@ -330,7 +333,8 @@ def _readiness(
     if job.mode is Mode.FAST:
         if not parsed_whole:
             return "unsettled"  # e.g. a syntax error: wait for the quiet period, then fail it
-        if shape == "values" and count > 1 and not st.st_ctime_ns > st.st_mtime_ns:
+        stream = count > 1 or job.name.endswith(STREAM_SUFFIXES)
+        if shape == "values" and stream and not st.st_ctime_ns > st.st_mtime_ns:
             return "unsettled"  # NDJSON: a line boundary parses too
     return ""
 
