@@ -108,9 +108,7 @@ def _ids(n: int) -> str:
 
 TRICKY_TEXT = r"a,]b,}c\",]\\,}\\\"d ,  ] \\"  # JSON text: commas, brackets, escapes
 TRAILING_COMMAS = (
-    "{\n"
-    + _ids(1)
-    + ',\n "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^John",},],},\n'
+    "{\n" + _ids(1) + ',\n "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^John",},],},\n'
     ' "00200013": {"vr": "IS", "Value": [7,],},\n'
     ' "00280030": {"vr": "DS", "Value": [0.5, 1.25e1 ,\t],},\n'
     ' "00181310": {"vr": "US", "Value": [1, 2, 65535,],},\n'
@@ -128,15 +126,16 @@ ESCAPES = (
     '"00081030": {"vr": "LO", "Value": ["\\u65e5\\u672c\\u8a9e\\ud840\\udc0b"]}}'
 )
 BOM = b"\xef\xbb\xbf" + ("{" + _ids(3) + ',"00100020": {"vr": "LO", "Value": ["ID,]"]}}').encode()
-NDJSON = "\n".join(
-    "{" + _ids(i) + f',"00100020": {{"vr": "LO", "Value": ["patient {i},]"]}}' + "}"
-    for i in range(4)
-) + "\n"
+NDJSON = (
+    "\n".join(
+        "{" + _ids(i) + f',"00100020": {{"vr": "LO", "Value": ["patient {i},]"]}}' + "}"
+        for i in range(4)
+    )
+    + "\n"
+)
 ARRAY = "[\n" + ",\n".join("{" + _ids(10 + i) + "}" for i in range(3)) + ",\n]"
 NUMBERS = (
-    "{"
-    + _ids(4)
-    + ',"00190010": {"vr": "LO", "Value": ["STREAMCONV TEST"]},'
+    "{" + _ids(4) + ',"00190010": {"vr": "LO", "Value": ["STREAMCONV TEST"]},'
     '"00191041": {"vr": "FD", "Value": [-1.5e-300, 2.2250738585072014e-308, 1e308, 0.1]},'
     '"00191042": {"vr": "FL", "Value": [3.4028234663852886e38, -0.0, 1.17549435e-38]},'
     '"00191043": {"vr": "SV", "Value": [-9223372036854775808, 9223372036854775807]},'
@@ -154,6 +153,10 @@ SMALL_DOCS: dict[str, tuple[bytes, ConvertOptions]] = {
     "numbers": (NUMBERS.encode(), ConvertOptions()),
     "big-endian": (TRAILING_COMMAS.encode(), ConvertOptions(transfer_syntax=TransferSyntax.BIG)),
     "sequence+ar": (NDJSON.encode(), ConvertOptions(array_policy=ArrayPolicy.SEQUENCE)),
+    "select+as": (
+        NDJSON.encode(),
+        ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=3),
+    ),
 }
 
 # a large InlineBinary (> 1 MiB of base64 text: the pre-filter splices it out of the stream)
@@ -225,6 +228,11 @@ def test_reference_outputs_are_right() -> None:
 
     outs = convert_chunks([NDJSON.encode()], ConvertOptions(array_policy=ArrayPolicy.SPLIT))
     assert [read(o).PatientID for o in outs] == [f"patient {i},]" for i in range(4)]
+    (out,) = convert_chunks([NDJSON.encode()], ConvertOptions(array_policy=ArrayPolicy.SEQUENCE))
+    items = read(out)[0x00091000].value  # +ar: (0009,1000) JSON2DCM_LIST_OF_DATASETS
+    assert [item.PatientID for item in items] == [f"patient {i},]" for i in range(4)]
+    (out,) = convert_chunks([NDJSON.encode()], SMALL_DOCS["select+as"][1])
+    assert read(out).PatientID == "patient 2,]"
     outs = convert_chunks([ARRAY.encode()], ConvertOptions(array_policy=ArrayPolicy.SPLIT))
     assert [read(o).SOPInstanceUID for o in outs] == [f"1.2.3.4.{10 + i}" for i in range(3)]
 
@@ -335,6 +343,31 @@ def test_any_split_large(cuts: list[int], small: list[int]) -> None:
     assert convert_chunks(chunks, ConvertOptions()) == _large_reference(TransferSyntax.SAME)
 
 
+# beyond 16 MiB the decoded InlineBinary moves from memory to a temporary file
+HUGE_PIXELS = random.Random(8).randbytes((17 << 20) + 2)
+HUGE_HEAD = "{" + _ids(6) + ',"7FE00010": {"vr": "OW", "InlineBinary": "'
+HUGE = (HUGE_HEAD + base64.b64encode(HUGE_PIXELS).decode() + '"}}').encode()
+
+
+@pytest.mark.parametrize("ts", [TransferSyntax.SAME, TransferSyntax.BIG])
+def test_huge_inline_binary(ts: TransferSyntax) -> None:
+    options = ConvertOptions(transfer_syntax=ts)
+    (reference,) = convert_chunks([HUGE], options)
+    pixels = read(reference).PixelData
+    if ts is TransferSyntax.BIG:
+        assert pixels[0::2] == HUGE_PIXELS[1::2] and pixels[1::2] == HUGE_PIXELS[0::2]
+    else:
+        assert pixels == HUGE_PIXELS
+    start = len(HUGE_HEAD)
+    in_memory = start + (16 << 20) * 4 // 3  # base64 text of 16 MiB
+    for cuts in (
+        [in_memory - 1, in_memory + 2],
+        [start + 1, in_memory, len(HUGE) - 3],
+        list(range(start + 7, len(HUGE), 999_999)),
+    ):
+        assert convert_chunks(split(HUGE, cuts), options) == [reference], cuts
+
+
 # generated text: whatever characters, escaped or not, split anywhere
 _text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x1b"),
@@ -364,22 +397,31 @@ def test_any_split_generated_text(values: list[str], ascii_only: bool, cuts: lis
 
 # -- errors do not depend on the split either ----------------------------------------------
 
-BAD_DOCS = {
-    "lone high surrogate": '{"00204000": {"vr": "LT", "Value": ["a\\ud83d b"]}}',
-    "lone high surrogate at the end": '{"00204000": {"vr": "LT", "Value": ["a\\ud83d"]}}',
-    "lone low surrogate": '{"00204000": {"vr": "LT", "Value": ["a\\ude00"]}}',
-    "high surrogate + non-surrogate": '{"00204000": {"vr": "LT", "Value": ["\\ud83d\\u0041"]}}',
-    "invalid escape": '{"00204000": {"vr": "LT", "Value": ["a\\x"]}}',
-    "truncated": '{"00204000": {"vr": "LT", "Value": ["abc"',
-    "unquoted word": '{"00204000": {"vr": "LT", "Value": [NaN]}}',
-    "ndjson with a bad second line": "{" + _ids(1) + "}\n{" + _ids(2) + ",}}\n",
+SPLIT = ConvertOptions(array_policy=ArrayPolicy.SPLIT)
+BAD_DOCS: dict[str, tuple[str, ConvertOptions]] = {
+    "lone high surrogate": ('{"00204000": {"vr": "LT", "Value": ["a\\ud83d b"]}}', SPLIT),
+    "lone high surrogate at the end": ('{"00204000": {"vr": "LT", "Value": ["a\\ud83d"]}}', SPLIT),
+    "lone low surrogate": ('{"00204000": {"vr": "LT", "Value": ["a\\ude00"]}}', SPLIT),
+    "high surrogate + non-surrogate": (
+        '{"00204000": {"vr": "LT", "Value": ["\\ud83d\\u0041"]}}',
+        SPLIT,
+    ),
+    "invalid escape": ('{"00204000": {"vr": "LT", "Value": ["a\\x"]}}', SPLIT),
+    "truncated": ('{"00204000": {"vr": "LT", "Value": ["abc"', SPLIT),
+    "unquoted word": ('{"00204000": {"vr": "LT", "Value": [NaN]}}', SPLIT),
+    "ndjson with a bad second line": ("{" + _ids(1) + "}\n{" + _ids(2) + ",}}\n", SPLIT),
+    "two datasets with -ar": (NDJSON, ConvertOptions()),
+    "+as 9 of 4 datasets": (
+        NDJSON,
+        ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=9),
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_DOCS))
 def test_errors_do_not_depend_on_the_split(name: str) -> None:
-    data = BAD_DOCS[name].encode()
-    options = ConvertOptions(array_policy=ArrayPolicy.SPLIT)
+    text, options = BAD_DOCS[name]
+    data = text.encode()
     reference = error_of([data], options)
     assert reference[1] == 65
     for cut in range(1, len(data)):
