@@ -503,3 +503,57 @@ def test_skip_table() -> None:
     for file, path in ELEMENT_SKIPS:
         assert file in ROUND_TRIP and len(path) == 11, (file, path)
     assert set(EXTRA_OPTIONS) <= set(ROUND_TRIP)
+
+
+@pytest.mark.parametrize("xfer", ["+te", "+tb"])
+def test_bulk_numeric_values(xfer: str, tmp_path: Path) -> None:
+    """Bulk data of word VRs is little endian (PS3.18 F.2.7), swapped for +tb; values over
+    1 MiB are streamed from the bulk file, at offsets that are not word aligned."""
+    import random
+
+    rng = random.Random(5)
+    floats = [rng.uniform(-1e6, 1e6) for _ in range(15_000)]
+    blob = bytearray(rng.randbytes(2_400_003))
+    blob[11 : 11 + 60_000] = struct.pack("<15000f", *floats)
+    bulk = tmp_path / "bulk"
+    bulk.mkdir()
+    (bulk / "values.bin").write_bytes(bytes(blob))
+    uri = f"file://{bulk}/values.bin"
+    spans = {  # tag: (VR, offset, length); length None: to the end of the file
+        0x00191001: ("OW", 1, 2_000_000),
+        0x00191002: ("OD", 5, 1_600_000),
+        0x00191003: ("FL", 11, 60_000),
+        0x00191004: ("US", 3, 60_000),
+        0x00191005: ("OL", 7, None),
+        0x00191006: ("OB", 0, 1_500_001),
+    }
+    doc: dict[str, Any] = {
+        "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
+        "00080018": {"vr": "UI", "Value": ["1.2.3.4"]},
+        "00190010": {"vr": "LO", "Value": ["STREAMCONV TEST"]},
+    }
+    for tag, (vr, offset, length) in spans.items():
+        query = f"?offset={offset}" + (f"&length={length}" if length is not None else "")
+        doc[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": uri + query}
+    (tmp_path / "in.json").write_text(json.dumps(doc))
+    code, err = _convert_in_process(
+        [str(tmp_path / "in.json"), str(tmp_path / "out.dcm"), "+Bd", str(bulk), xfer]
+    )
+    assert code == 0, err
+    out, _ = _read(tmp_path / "out.dcm")
+    little = _little_endian(out)
+    assert little is (xfer == "+te")
+    for tag, (vr, offset, length) in spans.items():
+        end = len(blob) if length is None else offset + length
+        expected = bytes(blob[offset:end])
+        value = out[tag].value
+        if vr == "FL":
+            assert list(value) == pytest.approx(floats, rel=1e-6)
+            continue
+        if vr == "US":
+            assert list(value) == list(struct.unpack(f"<{len(expected) // 2}H", expected))
+            continue
+        if vr == "OB":
+            expected += b"\x00"  # odd length padded (PS3.5 7.1.1)
+        got = bytes(value) if little or vr not in WORD else _swap(bytes(value), WORD[vr])
+        assert got == expected, vr
