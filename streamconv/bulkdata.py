@@ -79,7 +79,13 @@ def _pct_decode(text: str, uri: str) -> str:
         raise ContentError(f"invalid percent-encoding in BulkDataURI '{uri}'")
     from urllib.parse import unquote
 
-    return unquote(text, errors="strict")
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        # RFC 3986 §2.5: percent-encoded octets of a path are UTF-8 (here: must be)
+        raise ContentError(
+            f"percent-encoded bytes in BulkDataURI are not valid UTF-8: '{uri}'"
+        ) from None
 
 
 def resolve_uri(
