@@ -407,7 +407,9 @@ def _round_trip(name: str, mode: str, tmp_path: Path) -> None:
     builder = JsonBuilder(orig, bulk_path)
     doc = builder.build()
     try:
-        text = json.dumps(doc, allow_nan=False, ensure_ascii=(mode == "bulk"))
+        # three spellings of the same JSON: compact UTF-8, \u escapes, indented
+        indent = 2 if mode == "big" else None
+        text = json.dumps(doc, allow_nan=False, ensure_ascii=(mode == "bulk"), indent=indent)
     except ValueError as exc:
         pytest.fail(f"{name}: cannot be written as JSON: {exc}")
     json_path = tmp_path / "in.json"
