@@ -5,18 +5,30 @@ disk in the installed package (nothing is downloaded) goes through:
 
 1. ``pydicom.dcmread`` (the original);
 2. pydicom's ``Dataset.to_json_dict()`` for the dataset, plus the file meta information as
-   group 0002 elements (as ``dcm2json +m`` writes it), so that ``+t=`` reproduces the
-   transfer syntax; then ``json.dumps``;
-3. ``json2dcm`` (in-process ``streamconv.cli.main``; a few as real subprocesses);
+   top-level group 0002 elements (as dcm2json writes them when asked to include the meta
+   header), so that ``+t=`` reproduces the transfer syntax; then ``json.dumps``;
+3. ``json2dcm`` (in-process ``streamconv.cli.main``; the ``SUBPROCESS_FILES`` as real
+   subprocesses of the installed command);
 4. ``pydicom.dcmread`` of the output, compared element by element with the original: tag,
    VR and value, sequences recursively, Pixel Data bytes, the file meta information and the
-   transfer syntax.
+   transfer syntax (and how the dataset is really encoded).
 
-Two modes: ``inline`` (every binary value as InlineBinary) and ``bulk`` (values longer than
-255 bytes as ``file:`` BulkDataURIs with ``?offset=N&length=M`` into one bulk file per test
-file, converted with ``+Bd``).
+Modes: ``inline`` (every binary value as InlineBinary), ``bulk`` (values of 256 bytes or
+more as ``file:`` BulkDataURIs with ``?offset=N&length=M`` into one bulk file per test
+file, converted with ``+Bd``) and ``big`` (inline, written with ``+tb``).
 
-Files skipped, with the reason (``SKIPPED``; ``test_skip_table`` checks every reason):
+pydicom's JSON quirks and what the comparison does about them:
+
+- binary values of big endian files are handed over as stored; PS3.18 F.2.7 wants little
+  endian, so the builder swaps OW/OF/OL/OD/OV words (pydicom's own writer does not);
+- DS and IS become JSON numbers (floats and ints), so they are compared as numbers, not text;
+- PN component groups become objects; a trailing empty group ('=') is not kept (DCMTK);
+- group length elements (gggg,0000) are dropped by json2dcm (as by DCMTK) and not compared;
+- odd-length values of non-conformant originals are padded to even length on output;
+- ambiguous VRs ('US or SS', 'OB or OW') are resolved by pydicom while reading.
+
+Files skipped, with the reason: ``SKIPPED`` below (``test_skip_table`` checks each reason);
+single elements left out: ``ELEMENT_SKIPS``.
 """
 
 from __future__ import annotations
