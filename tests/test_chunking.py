@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+from decimal import Decimal
 from typing import Any
 
 import pydicom
@@ -23,16 +24,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamconv.documents import DocumentParser, Pairs
 from streamconv.encode import iter_bytes
 from streamconv.errors import StreamconvError
 from streamconv.options import ArrayPolicy, ConvertOptions, TransferSyntax
 from streamconv.pipeline import Converter, Output, RunContext
 
 SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+# STREAMCONV_FUZZ=N: N random examples per property instead of the fixed, quick default
+_FUZZ = int(os.environ.get("STREAMCONV_FUZZ", "0"))
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=_FUZZ or 60,
     deadline=None,
-    derandomize=True,  # the same examples on every run: CI stays reproducible
+    derandomize=not _FUZZ,  # by default the same examples on every run: CI is reproducible
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -333,7 +338,7 @@ def test_large_inline_binary_all_boundaries_at_once() -> None:
     )
 
 
-@settings(SETTINGS, max_examples=25)
+@settings(SETTINGS, max_examples=_FUZZ or 25)
 @given(cuts=cut_lists, small=st.lists(st.integers(1, 7), max_size=6))
 def test_any_split_large(cuts: list[int], small: list[int]) -> None:
     # random cuts anywhere, plus cuts a few bytes from the interesting places
@@ -370,7 +375,9 @@ def test_huge_inline_binary(ts: TransferSyntax) -> None:
 
 # generated text: whatever characters, escaped or not, split anywhere
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x1b"),
+    # any character, and often the ones the pre-filter looks at
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"))
+    | st.sampled_from([*',]}[{":\\/ u', "\U0001f600", "\u00e9"]),
     max_size=40,
 )
 
@@ -393,6 +400,77 @@ def test_any_split_generated_text(values: list[str], ascii_only: bool, cuts: lis
     # trailing spaces are not significant (PS3.5 6.2) and are stripped, as DCMTK does
     assert [item[0x0040A160].value for item in items] == [v.rstrip(" ") for v in values]
     assert convert_chunks(split(data, _cuts_for(data, cuts)), ConvertOptions()) == reference
+
+
+# -- the parser alone, against Python's json module ------------------------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_text.filter(lambda k: k != "InlineBinary"), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_WHITESPACE = ["", " ", "\n", "\t", "\r\n", "  "]
+
+
+def _write(value: Any, rng: random.Random, ascii_only: bool) -> str:
+    """JSON text with random whitespace and trailing commas (accepted, CONTRACT §3)."""
+
+    def ws() -> str:
+        return rng.choice(_WHITESPACE)
+
+    def comma() -> str:
+        return ws() + "," + ws() if rng.random() < 0.4 else ""
+
+    if isinstance(value, list):
+        body = ("," + ws()).join(_write(v, rng, ascii_only) for v in value)
+        return "[" + ws() + body + (comma() if value else "") + ws() + "]"
+    if isinstance(value, dict):
+        parts = [
+            json.dumps(k, ensure_ascii=ascii_only) + ws() + ":" + ws() + _write(v, rng, ascii_only)
+            for k, v in value.items()
+        ]
+        return "{" + ws() + ("," + ws()).join(parts) + (comma() if parts else "") + ws() + "}"
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Pairs):
+        return {k: _plain(v) for k, v in value.pairs}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@SETTINGS
+@given(
+    docs=st.lists(st.dictionaries(_text, _json_values, max_size=5), min_size=1, max_size=3),
+    rng=st.randoms(use_true_random=False),
+    ascii_only=st.booleans(),
+    bom=st.booleans(),
+    cuts=cut_lists,
+)
+def test_parser_any_split_matches_json_module(
+    docs: list[dict[str, Any]], rng: random.Random, ascii_only: bool, bom: bool, cuts: list[int]
+) -> None:
+    text = "\n".join(_write(d, rng, ascii_only) for d in docs)  # one value per line (NDJSON)
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+    parser = DocumentParser()
+    got: list[Any] = []
+    try:
+        for chunk in split(data, _cuts_for(data, cuts)):
+            got += parser.feed(chunk)
+        got += parser.finish()
+    finally:
+        parser.close()
+    expected = [json.loads(json.dumps(d), parse_float=Decimal) for d in docs]
+    assert [_plain(raw.value) for raw in got] == expected
 
 
 # -- errors do not depend on the split either ----------------------------------------------
