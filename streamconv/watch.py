@@ -42,6 +42,7 @@ move) runs in a worker process (``anyio.to_process``, ``jobs`` of them) and retu
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import enum
@@ -59,6 +60,7 @@ import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -106,8 +108,8 @@ READ_SIZE = 1 << 20
 #: Inputs tracked per inbox; more wait in the inbox (the bounded queue) until a rescan.
 MAX_TRACKED = 10_000
 #: watchfiles batching: a batch is yielded after STEP ms without events, at most DEBOUNCE ms.
-DEBOUNCE_MS = 500
-STEP_MS = 50
+DEBOUNCE_MS = 100
+STEP_MS = 20
 #: The watch thread returns at least this often, so that a cancellation (exit now) is quick.
 RUST_TIMEOUT_MS = 500
 MAX_RETRY_DELAY = 300.0
@@ -119,6 +121,11 @@ SPACE_CHECK_INTERVAL = 1.0
 TEMP_MAX_IDLE = 600.0
 #: Names of inputs that hold a stream of values: a first complete line proves nothing.
 STREAM_SUFFIXES = (".ndjson", ".jsonl", ".ldjson")
+#: Inputs per worker call at most (the batch grows with the queue: 1 when it is short).
+MAX_BATCH = 16
+#: Output writes (fsync waits) in flight per worker process, and queued per input.
+WRITE_THREADS = 4
+MAX_PENDING_WRITES = 64
 LOCK_NAME = ".lock"
 PROBE_PREFIX = ".streamconv-probe."
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
@@ -226,18 +233,58 @@ def _warm_worker(parent_pid: int) -> None:
 
 
 def process_input(job: Job) -> Result:
-    """Run one input through check, claim, conversion, outputs and outcome (in a worker)."""
-    _worker_init(job.parent_pid)
-    started = time.perf_counter()
-    try:
-        result = _process(job)
-    except Exception as exc:  # a bug must not take the worker (or the input) down silently
-        logger.exception("internal error on %s", job.name)
-        result = Result("retry", directory=job.directory)
-        result.error = ErrorInfo("internal", 70, f"internal error: {exc!r}", transient=True)
-        if os.path.exists(os.path.join(job.claim_dir, job.name)):
-            result.directory = job.claim_dir
-    result.seconds = time.perf_counter() - started
+    """One input through check, claim, conversion, outputs and outcome (in a worker)."""
+    return process_batch([job])[0]
+
+
+def process_batch(jobs: list[Job]) -> list[Result]:
+    """Several inputs in one worker call: one round trip, one fsync per output folder.
+
+    Each input is checked, claimed and converted in turn while its outputs are written (temp +
+    fsync + rename) by a few threads, so that fsync waits overlap the next conversion. Then the
+    output folders are fsynced once, and only then does each input move to done/ or failed/.
+    """
+    _worker_init(jobs[0].parent_pid)
+    results: list[Result | None] = [None] * len(jobs)
+    pending: list[tuple[int, _Pending, float]] = []
+    for n, job in enumerate(jobs):
+        started = time.perf_counter()
+        try:
+            outcome = _process(job)
+        except Exception as exc:  # a bug must not take the worker (or the input) down silently
+            outcome = _internal_error(job, exc)
+        if isinstance(outcome, Result):
+            outcome.seconds = time.perf_counter() - started
+            results[n] = outcome
+        else:
+            pending.append((n, outcome, started))
+    folders: set[str] = set()
+    for _, pend, _ in pending:
+        folders |= pend.writer.wait()
+    for folder in sorted(folders):
+        try:
+            fsync_dir(folder)
+        except OSError as exc:  # the outputs there are not known to be durable: retry
+            for _, pend, _ in pending:
+                if folder in pend.writer.folders:
+                    pend.writer.fail_writes(OutputError(f"cannot fsync '{folder}': {exc}"))
+    for n, pend, started in pending:
+        try:
+            result = pend.finish()
+        except Exception as exc:
+            result = _internal_error(pend.job, exc)
+        result.seconds = time.perf_counter() - started
+        results[n] = result
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def _internal_error(job: Job, exc: Exception) -> Result:
+    logger.exception("internal error on %s", job.name)
+    result = Result("retry", directory=job.directory)
+    result.error = ErrorInfo("internal", 70, f"internal error: {exc!r}", transient=True)
+    if os.path.exists(os.path.join(job.claim_dir, job.name)):
+        result.directory = job.claim_dir
     return result
 
 
@@ -252,7 +299,7 @@ class _Prepared:
     count: int
 
 
-def _process(job: Job) -> Result:
+def _process(job: Job) -> Result | _Pending:
     src = os.path.join(job.directory, job.name)
     try:
         fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -415,13 +462,16 @@ def _discard(prepared: _Prepared | None) -> None:
 
 
 class _Writer:
-    """Names and writes the outputs of one input, in the order they come (streaming)."""
+    """Names and writes the outputs of one input, in the order they come (streaming).
+
+    Writes go to a few threads (:func:`_write_file`: temp + fsync + rename, no folder fsync);
+    :meth:`wait` collects them and returns the folders to fsync before the input may move on.
+    """
 
     def __init__(self, job: Job, stem: str) -> None:
         self.job = job
         self.inbox = job.inbox
         self.stem = stem
-        self.file_options = replace(self.inbox.options, array_policy=ArrayPolicy.REJECT)
         self.template: str | None = None
         if self.inbox.naming is Naming.TEMPLATE and self.inbox.filename_template is not None:
             escaped = stem.replace("{", "{{").replace("}", "}}")
@@ -437,6 +487,8 @@ class _Writer:
         self.transient_failures = 0
         self.records: list[dict[str, Any]] = []
         self.write_error: StreamconvError | None = None
+        self.folders: set[str] = set()  # to fsync once the writes are done
+        self._writes: collections.deque[tuple[Future[int], dict[str, Any]]] = collections.deque()
         self._held: Any = None
         self._made: set[str] = set()
 
@@ -465,8 +517,33 @@ class _Writer:
             _cleanup(self._held)
         self._held = None
 
+    def wait(self) -> set[str]:
+        """Wait for every write; the folders whose entries must be fsynced (none on error)."""
+        while self._writes:
+            self._collect()
+        return set() if self.write_error is not None else self.folders
+
+    def fail_writes(self, exc: OutputError) -> None:
+        if self.write_error is None:
+            self.write_error = exc
+
+    def _collect(self) -> None:
+        future, record = self._writes.popleft()
+        try:
+            self.bytes_out += future.result()
+        except StreamconvError as exc:
+            self.write_error = self.write_error or exc
+            record.update(result="failed", **_error_fields(exc))
+            self.converted -= 1
+        except OSError as exc:
+            target = record.get("output", "")
+            err = OutputError(f"cannot write '{target}': {exc.strerror or exc}")
+            self.write_error = self.write_error or err
+            record.update(result="failed", **_error_fields(err))
+            self.converted -= 1
+
     def _emit(self, item: Any, *, multi: bool) -> None:
-        from .pipeline import Failure, Output, _cleanup, write_output
+        from .pipeline import Failure, Output, _cleanup
 
         if isinstance(item, Failure):
             self._failure(item.index, item.error)
@@ -482,22 +559,24 @@ class _Writer:
             raise
         try:
             self._parent(target)
-            write_output(item, target, self.file_options)
-            size = os.stat(target).st_size
-        except OutputError as exc:
-            self.write_error = exc
-            raise
         except OSError as exc:
-            self.write_error = OutputError(f"cannot write '{target}': {exc.strerror or exc}")
+            _cleanup(item)
+            self.write_error = OutputError(f"cannot create '{os.path.dirname(target)}': {exc}")
             raise self.write_error from None
         rel = os.path.relpath(target, self.inbox.output_dir)
+        record = {"index": item.index, "result": "converted", "output": rel}
+        self.records.append(record)
+        self._writes.append((_write_pool().submit(_write_output, item, target), record))
+        self.folders.add(os.path.dirname(target))
         self.converted += 1
         self.outputs += 1
-        self.bytes_out += size
         self.warnings += len(item.warnings)
         if not self.first_output:
             self.first_output = rel
-        self.records.append({"index": item.index, "result": "converted", "output": rel})
+        while len(self._writes) > MAX_PENDING_WRITES:  # bounded memory for huge inputs
+            self._collect()
+        if self.write_error is not None:
+            raise self.write_error
 
     def _failure(self, index: int, exc: StreamconvError) -> None:
         transient = _transient(exc, self.write_error)
@@ -517,32 +596,92 @@ class _Writer:
         return os.path.join(root, self.stem + ".dcm")
 
     def _parent(self, target: str) -> None:
-        """Create the output's folder (and fsync the folder that got the new entry)."""
+        """Create the output's folder; the folders that got a new entry join the fsync set."""
         parent = os.path.dirname(target)
-        if parent in self._made or os.path.isdir(parent):
-            self._made.add(parent)
+        if parent in self._made:
             return
-        missing = []
-        p = parent
-        while not os.path.isdir(p):
-            missing.append(p)
-            p = os.path.dirname(p)
-        os.makedirs(parent, exist_ok=True)
-        for made in reversed(missing):
-            fsync_dir(os.path.dirname(made))
+        if not os.path.isdir(parent):
+            missing = []
+            p = parent
+            while not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
+            os.makedirs(parent, exist_ok=True)
+            for made in missing:
+                self.folders.add(os.path.dirname(made))
         self._made.add(parent)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _write_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="streamconv-write")
+    return _pool
+
+
+def _write_output(out: Any, target: str) -> int:
+    """One output, in a write thread: the encoded chunks (bulk data read here) to the file."""
+    from .encode import iter_bytes
+    from .pipeline import _cleanup
+
+    try:
+        return _write_file(target, _coalesce(iter_bytes(out.encoded)))
+    finally:
+        _cleanup(out)  # spill and +ar temporaries
+
+
+def _write_file(path: str, chunks: Iterable[bytes]) -> int:
+    """:func:`streamconv.sinks.write_atomic` without its folder fsync, which the batch does
+    once per folder: ``.NAME.<hex>.part`` + write + fsync, then rename over *path*."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    written = 0
+    try:
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                    written += n
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return written
+
+
+def _coalesce(chunks: Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    """The encoder yields one small chunk per element: one write per MiB instead."""
+    pending: list[bytes] = []
+    n = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        n += len(chunk)
+        if n >= size:
+            yield b"".join(pending)
+            pending, n = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _convert_claimed(
     job: Job, path: str, fd: int, data: bytes | None, prepared: _Prepared | None, size: int
-) -> Result:
-    """The input is ours (at *path*): write its outputs, then move it to done/ or failed/."""
+) -> _Pending:
+    """The input is ours (at *path*): convert it and start writing its outputs."""
     from .pipeline import Converter
 
     stem = os.path.splitext(job.name)[0] or job.name
     writer = _Writer(job, stem)
     error: StreamconvError | None = None
-    incomplete_hint = ""
     try:
         if prepared is None and data is not None:
             prepared = _prepare(job, data)
@@ -575,42 +714,60 @@ def _convert_claimed(
         error = ContentError("input too large or nested too deeply")
     if error is not None:
         writer.abort()
-        if _incomplete(error) and job.mode is Mode.EXPIRED:
-            incomplete_hint = f" (still incomplete after {job.inbox.max_age:g} s)"
-    result = Result(
-        "done",
-        directory=job.claim_dir,
-        datasets=writer.count,
-        converted=writer.converted,
-        failed=writer.failed,
-        outputs=writer.outputs,
-        first_output=writer.first_output,
-        bytes_in=size,
-        bytes_out=writer.bytes_out,
-        warnings=writer.warnings,
-    )
-    claim_dir = os.path.dirname(path)
-    if error is None and writer.failed == 0:
-        result.moved_to = _finish_success(job, path)
+    return _Pending(job, path, stem, size, writer, error)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An input whose outputs are being written; :meth:`finish` once they are durable."""
+
+    job: Job
+    path: str  # the claimed input
+    stem: str
+    size: int
+    writer: _Writer
+    error: StreamconvError | None
+
+    def finish(self) -> Result:
+        """Move the input to done/ or failed/ (or leave it claimed for a retry)."""
+        job, writer = self.job, self.writer
+        error = self.error
+        if error is None and writer.write_error is not None:
+            error = writer.write_error
+        result = Result(
+            "done",
+            directory=job.claim_dir,
+            datasets=writer.count,
+            converted=writer.converted,
+            failed=writer.failed,
+            outputs=writer.outputs,
+            first_output=writer.first_output,
+            bytes_in=self.size,
+            bytes_out=writer.bytes_out,
+            warnings=writer.warnings,
+        )
+        if error is None and writer.failed == 0:
+            result.moved_to = _finish_success(job, self.path)
+            return result
+        transient = (error is not None and _transient(error, writer.write_error)) or (
+            error is None and writer.transient_failures > 0
+        )
+        if error is not None:
+            info = ErrorInfo.of(error, transient=transient)
+            if _incomplete(error) and job.mode is Mode.EXPIRED:
+                info.message += f" (still incomplete after {job.inbox.max_age:g} s)"
+            writer.records.append({"index": None, "result": "failed", **_error_fields(error)})
+        else:
+            assert writer.first_failure is not None
+            info = writer.first_failure
+        result.error = info
+        if transient and not job.final:
+            result.status = "retry"
+            result.directory = os.path.dirname(self.path)
+            return result
+        result.status = "partial" if writer.converted else "failed"
+        result.moved_to = _finish_failure(job, self.path, self.stem, info, writer)
         return result
-    transient = (error is not None and _transient(error, writer.write_error)) or (
-        error is None and writer.transient_failures > 0
-    )
-    if error is not None:
-        info = ErrorInfo.of(error, transient=transient)
-        info.message += incomplete_hint
-        writer.records.append({"index": None, "result": "failed", **_error_fields(error)})
-    else:
-        assert writer.first_failure is not None
-        info = writer.first_failure
-    result.error = info
-    if transient and not job.final:
-        result.status = "retry"
-        result.directory = claim_dir
-        return result
-    result.status = "partial" if writer.converted else "failed"
-    result.moved_to = _finish_failure(job, path, stem, info, writer)
-    return result
 
 
 def _finish_success(job: Job, path: str) -> str:
@@ -886,6 +1043,7 @@ class Candidate:
     attempts: int = 0
     inflight: bool = False
     touched: bool = False  # an event came while in flight
+    crashed: bool = False  # a worker died on its batch: convert it alone from now on
     reason: str = ""
 
     @property
@@ -962,7 +1120,8 @@ class Watcher:
         self._slot_free = anyio.Event()
         self._idle = anyio.Event()
         self._idle.set()
-        self._inflight = 0
+        self._inflight = 0  # inputs
+        self._busy = 0  # batches (workers busy)
         self._stop = anyio.Event()
         self._metrics_dirty = anyio.Event()
         self._probe = f"{PROBE_PREFIX}{os.getpid()}.{secrets.token_hex(3)}"
@@ -1319,22 +1478,55 @@ class Watcher:
                 await self._wakeup.wait()
 
     async def _dispatch_loop(self) -> None:
+        """Hand due inputs to free workers, in batches that grow with the queue."""
         while True:
-            while self._inflight >= self.config.inflight_limit:
+            while self._busy >= self.config.jobs or self._inflight >= self.config.inflight_limit:
                 self._slot_free = anyio.Event()
                 await self._slot_free.wait()
-            cand = await self._next_due()
-            if cand.name in cand.state.busy:
-                self._schedule(cand, anyio.current_time() + 0.5)
+            batch = self._take_batch(await self._next_due())
+            if not batch:
                 continue
-            if not await self._space_ok(cand.state.config.output_dir):
-                self._schedule(cand, anyio.current_time() + 2.0)
+            folders = {cand.state.config.output_dir for cand, _ in batch}
+            if not all([await self._space_ok(folder) for folder in folders]):
+                for cand, _ in batch:
+                    self._schedule(cand, anyio.current_time() + 2.0)
                 await anyio.sleep(2.0)
                 continue
-            mode = self._mode(cand)
-            if mode is None:
-                continue
-            self._start(cand, mode)
+            self._start(batch)
+
+    def _take_batch(self, first: Candidate) -> list[tuple[Candidate, Mode]]:
+        """*first* and more due inputs: a fair share of the queue for one worker."""
+        now = anyio.current_time()
+        due = sum(1 for entry in self._heap if entry[0] <= now) + 1
+        free = max(1, self.config.jobs - self._busy)
+        size = min(MAX_BATCH, -(-due // free), self.config.inflight_limit - self._inflight)
+        batch: list[tuple[Candidate, Mode]] = []
+        names: set[tuple[int, str]] = set()
+        cand: Candidate | None = first
+        while cand is not None:
+            key = (id(cand.state), cand.name)
+            if cand.name in cand.state.busy or key in names:
+                self._schedule(cand, now + 0.5)  # the same name is being converted
+            elif cand.crashed and batch:
+                self._schedule(cand, now)  # after a crash, inputs go one at a time
+            else:
+                mode = self._mode(cand)
+                if mode is not None:
+                    batch.append((cand, mode))
+                    names.add(key)
+                    if cand.crashed:
+                        break
+            if len(batch) >= size:
+                break
+            cand = self._pop_due(now)
+        return batch
+
+    def _pop_due(self, now: float) -> Candidate | None:
+        while self._heap and not self._valid(self._heap[0]):
+            heapq.heappop(self._heap)
+        if self._heap and self._heap[0][0] <= now and not self._heap[0][2].crashed:
+            return heapq.heappop(self._heap)[2]
+        return None
 
     def _mode(self, cand: Candidate) -> Mode | None:
         if cand.claimed:
@@ -1350,50 +1542,61 @@ class Watcher:
         self._schedule(cand, cand.sig_since + inbox.quiet_period)
         return None
 
-    def _start(self, cand: Candidate, mode: Mode) -> None:
+    def _start(self, batch: list[tuple[Candidate, Mode]]) -> None:
         assert self._jobs is not None
-        cand.inflight, cand.touched = True, False
-        cand.state.busy.add(cand.name)
-        self._inflight += 1
+        jobs = []
+        for cand, mode in batch:
+            cand.inflight, cand.touched = True, False
+            cand.state.busy.add(cand.name)
+            attempt = cand.attempts + 1
+            jobs.append(
+                Job(
+                    cand.state.config,
+                    cand.name,
+                    cand.directory,
+                    cand.state.claim.path,
+                    mode,
+                    cand.sig,
+                    attempt,
+                    attempt >= self.config.retry_attempts,
+                    os.getpid(),
+                )
+            )
+        self._inflight += len(batch)
+        self._busy += 1
         self._idle = anyio.Event()
-        attempt = cand.attempts + 1
-        job = Job(
-            cand.state.config,
-            cand.name,
-            cand.directory,
-            cand.state.claim.path,
-            mode,
-            cand.sig,
-            attempt,
-            attempt >= self.config.retry_attempts,
-            os.getpid(),
-        )
-        self._jobs.start_soon(self._run_job, cand, job)
+        self._jobs.start_soon(self._run_batch, [c for c, _ in batch], jobs)
 
-    async def _run_job(self, cand: Candidate, job: Job) -> None:
+    async def _run_batch(self, cands: list[Candidate], jobs: list[Job]) -> None:
         try:
             try:
-                result = await anyio.to_process.run_sync(
-                    process_input, job, cancellable=True, limiter=self._limiter
+                results = await anyio.to_process.run_sync(
+                    process_batch, jobs, cancellable=True, limiter=self._limiter
                 )
             except anyio.BrokenWorkerProcess as exc:
-                result = await self._crashed(cand, job, exc)
-            self._handle(cand, job, result)
+                results = [await self._crashed(c, j, exc) for c, j in zip(cands, jobs, strict=True)]
+                for cand in cands:
+                    cand.crashed = True
+            for cand, job, result in zip(cands, jobs, results, strict=True):
+                self._handle(cand, job, result)
         finally:
-            cand.inflight = False
-            cand.state.busy.discard(cand.name)
-            self._inflight -= 1
+            for cand in cands:
+                cand.inflight = False
+                cand.state.busy.discard(cand.name)
+            self._inflight -= len(cands)
+            self._busy -= 1
             self._slot_free.set()
             if not self._inflight:
                 self._idle.set()
-        if cand.touched and not cand.claimed and not self.draining:
-            # an event for inbox/NAME while in flight: maybe a new file under the same name
-            st = await anyio.to_thread.run_sync(
-                _stat_paths, [os.path.join(cand.directory, cand.name)]
-            )
-            self._observe(cand.state, cand.name, st[0], Change.added)
-        if not cand.state.active or cand.directory in cand.state.adopted:
-            await self._maybe_release(cand.state, cand.directory)
+        for cand in cands:
+            if cand.touched and not cand.claimed and not self.draining:
+                # an event for inbox/NAME while in flight: maybe a new file under that name
+                st = await anyio.to_thread.run_sync(
+                    _stat_paths, [os.path.join(cand.directory, cand.name)]
+                )
+                self._observe(cand.state, cand.name, st[0], Change.added)
+            if not cand.state.active or cand.directory in cand.state.adopted:
+                await self._maybe_release(cand.state, cand.directory)
 
     async def _crashed(self, cand: Candidate, job: Job, exc: BaseException) -> Result:
         """The worker died (killed, out of memory, a crash in a C extension)."""

@@ -112,7 +112,7 @@ class WatchConfig:
     grace_period: float = DEFAULT_GRACE
     min_free_bytes: int = DEFAULT_MIN_FREE
     metrics_file: str | None = None
-    max_inflight: int = 0  # 0: 2 x jobs
+    max_inflight: int = 0  # 0: 16 x jobs
     rescan_interval: float = DEFAULT_RESCAN
     retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
     retry_delay: float = DEFAULT_RETRY_DELAY
@@ -121,7 +121,7 @@ class WatchConfig:
 
     @property
     def inflight_limit(self) -> int:
-        return self.max_inflight or 2 * self.jobs
+        return self.max_inflight or 16 * self.jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,7 +413,7 @@ DAEMON_OPTIONS: tuple[DaemonOption, ...] = (
     DaemonOption(("--config",), "config", "FILE", "read the configuration (TOML) from FILE"),
     DaemonOption(("--output-dir",), "output_dir", "DIR", "write DICOM files into DIR (required with INBOX)"),
     DaemonOption(("-j", "--jobs"), "jobs", "N", "worker processes (default: number of CPUs)"),
-    DaemonOption(("--max-inflight",), "max_inflight", "N", "inputs in flight at once (default: 2 x jobs)"),
+    DaemonOption(("--max-inflight",), "max_inflight", "N", "inputs in flight at once (default: 16 x jobs)"),
     DaemonOption(("--pattern",), "patterns", "GLOB", "input file pattern, repeatable (default: *.json *.ndjson)"),
     DaemonOption(("--on-success",), "on_success", "move|delete", "what to do with a converted input (default: move to done/)"),
     DaemonOption(("--quiet-period",), "quiet_period", "SECONDS", "files written in place: unchanged this long (default: 5)"),

@@ -613,4 +613,4 @@ def test_defaults_without_a_config_file(tmp_path: Path) -> None:
     )
     assert inbox.patterns == ("*.json", "*.ndjson")
     assert (inbox.quiet_period, inbox.max_age, inbox.on_success) == (5.0, 3600.0, "move")
-    assert replace(config, jobs=1).inflight_limit == 2
+    assert replace(config, jobs=1).inflight_limit == 16
