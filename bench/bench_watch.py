@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     BENCH_DIR,
     Row,
     _tree_rss,
@@ -49,7 +48,7 @@ from benchlib import (  # noqa: E402
     wait_idle,
     write_json_line,
 )
-from corpus import DEFAULT_WORKDIR, HeaderFactory  # noqa: E402
+from corpus import DEFAULT_WORKDIR, HeaderFactory
 
 TARGET_X = 15.0  # issue 4: at least 15x the per-file process loop
 DCMTK_OF_PASS = 0.7  # issue 4: DCMTK's json2dcm takes ~0.7x of `python -c pass` per CT header
@@ -156,7 +155,9 @@ def wait_count(folder: Path, n: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while count(folder) < n:
         if time.monotonic() > deadline:
-            raise SystemExit(f"bench: only {count(folder)} of {n} inputs in {folder} after {timeout} s")
+            raise SystemExit(
+                f"bench: only {count(folder)} of {n} inputs in {folder} after {timeout} s"
+            )
         time.sleep(0.05)
 
 
@@ -275,7 +276,9 @@ def bench(a: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--files", type=int, default=5000, help="files dropped at once (5000)")
     p.add_argument("--paced", type=int, default=500, help="files dropped at a steady rate (500)")
     p.add_argument("--baseline", type=int, default=200, help="python -c pass runs (200)")
