@@ -1658,6 +1658,15 @@ class Watcher:
             self._schedule(cand, now + delay)
             return
         state.candidates.pop(cand.key, None)
+        if (
+            state.overflow
+            and len(state.candidates) < MAX_TRACKED // 2
+            and self._service is not None
+            and not self.draining
+            and not self._stop.is_set()
+        ):
+            state.overflow = False  # room again for what waits untracked in the inbox
+            self._service.start_soon(self._scan, state)
         latency = now - cand.first_seen
         self.metrics.observe(
             inbox.path,

@@ -17,6 +17,7 @@ import anyio
 import pydicom
 import pytest
 
+from streamconv import watch
 from streamconv.errors import UsageError
 from streamconv.watch import Watcher, make_claim_dir, serve
 from streamconv.watchconfig import (
@@ -410,6 +411,26 @@ async def test_transient_error_fails_after_the_last_attempt(tree: Tree) -> None:
 
 
 # -- recovery, backpressure, reload, metrics -------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_bounded_queue(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More inputs than the daemon tracks: the rest wait in the inbox and are taken later."""
+    monkeypatch.setattr(watch, "MAX_TRACKED", 4)
+    async with running(tree.config(jobs=1, max_inflight=2)) as watcher:
+        for i in range(12):
+            drop(tree.inbox, f"q{i:02d}.json", text(i))
+        await wait_for(lambda: watcher.counts().get("done") == 12, 30)
+    assert files(tree.out) == {f"q{i:02d}.dcm" for i in range(12)}
+
+
+@pytest.mark.anyio
+async def test_force_polling(tree: Tree) -> None:
+    """Polling instead of inotify (network filesystems): same behaviour, a little later."""
+    async with running(tree.config(force_polling=True)) as watcher:
+        drop(tree.inbox, "polled.json", text(0))
+        await wait_for(lambda: watcher.counts().get("done") == 1)
+    assert files(tree.out) == {"polled.dcm"}
 
 
 @pytest.mark.anyio
