@@ -41,6 +41,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ from typing import Any
 import pydicom
 import pydicom.data
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -571,3 +575,110 @@ def test_bulk_numeric_values(xfer: str, tmp_path: Path) -> None:
             expected += b"\x00"  # odd length padded (PS3.5 7.1.1)
         got = bytes(value) if little or vr not in WORD else _swap(bytes(value), WORD[vr])
         assert got == expected, vr
+
+
+# -- generated datasets: the VRs pydicom's files lack (UV SV OV OL OD UC UR ...) --------------
+
+_ASCII = "".join(chr(c) for c in range(32, 127) if chr(c) != "\\")
+
+
+def _strings(size: int) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.text(_ASCII, max_size=size).map(str.strip), min_size=1, max_size=3)
+
+
+def _words(width: int, size: int = 120) -> st.SearchStrategy[bytes]:
+    return st.binary(max_size=size).map(lambda b: b[: len(b) - len(b) % width])
+
+
+_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "AE": _strings(16),
+    "AS": st.sampled_from([["030Y"], ["012M", "001D"]]),
+    "CS": st.lists(st.text("ABCXYZ019 _", max_size=16).map(str.strip), min_size=1, max_size=3),
+    "DA": st.sampled_from([["20240101"], ["19991231", "20000101"]]),
+    "DS": st.lists(st.floats(-1e9, 1e9).map(lambda f: float(f"{f:.6g}")), min_size=1, max_size=4),
+    "DT": st.sampled_from([["20240101120000.5"], ["1999"]]),
+    "IS": st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=4),
+    "LO": _strings(64),
+    "LT": st.text(_ASCII + "\\\n", max_size=200).map(lambda s: [s]),
+    "PN": st.lists(
+        st.sampled_from(["Doe^John", "A^B^C^D^E", "Yamada^Taro=山田^太郎=やまだ^たろう"]),
+        min_size=1,
+        max_size=2,
+    ),
+    "SH": _strings(16),
+    "ST": st.text(_ASCII + "\\", max_size=100).map(lambda s: [s]),
+    "TM": st.sampled_from([["120000"], ["235959.123456", "00"]]),
+    "UC": st.lists(st.text(_ASCII + "é€😀", max_size=100).map(str.strip), min_size=1, max_size=3),
+    "UI": st.sampled_from([["1.2.3"], ["1.2.840.10008.1.2", "1.2.3.44"]]),
+    "UR": st.sampled_from([["http://example.com/a?b=c"]]),
+    "UT": st.text(_ASCII + "\\é", max_size=300).map(lambda s: [s]),
+    "US": st.lists(st.integers(0, 2**16 - 1), min_size=1, max_size=5),
+    "SS": st.lists(st.integers(-(2**15), 2**15 - 1), min_size=1, max_size=5),
+    "UL": st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=5),
+    "SL": st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=5),
+    "UV": st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=3),
+    "SV": st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=3),
+    "FL": st.lists(
+        st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=4
+    ),
+    "FD": st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=4),
+    "AT": st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=3),
+    "OB": st.binary(max_size=600),
+    "OW": _words(2, 600),
+    "OF": _words(4),
+    "OL": _words(4),
+    "OD": _words(8),
+    "OV": _words(8),
+    "UN": st.binary(max_size=100),
+}
+
+
+@st.composite
+def _datasets(draw: st.DrawFn, depth: int = 0) -> Dataset:
+    ds = Dataset()
+    for element in sorted(draw(st.sets(st.integers(0x10, 0xFF), max_size=8))):
+        tag = 0x00191000 + element
+        vr = draw(st.sampled_from(sorted(_VALUES) + (["SQ"] * 3 if depth < 2 else [])))
+        if vr == "SQ":
+            ds.add(DataElement(tag, "SQ", draw(st.lists(_datasets(depth + 1), max_size=2))))
+            continue
+        value = None if draw(st.integers(0, 5)) == 0 else draw(_VALUES[vr])
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        ds.add(DataElement(tag, vr, value))
+    if depth == 0:
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+        ds.SOPInstanceUID = "1.2.3.4"
+        ds.add(DataElement(0x00190010, "LO", "STREAMCONV TEST"))
+    return ds
+
+
+@settings(
+    max_examples=int(os.environ.get("STREAMCONV_FUZZ", "0")) or 40,
+    deadline=None,
+    derandomize="STREAMCONV_FUZZ" not in os.environ,
+    database=None,
+)
+@given(
+    ds=_datasets(),
+    xfer=st.sampled_from([[], ["+tb"], ["-e"], ["+td"], ["+tb", "-e"]]),
+    bulk=st.booleans(),
+)
+def test_generated_round_trip(ds: Dataset, xfer: list[str], bulk: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        bulk_path = base / "bulk" / "values.bin" if bulk else None
+        builder = JsonBuilder(ds, bulk_path)
+        (base / "in.json").write_text(json.dumps(builder.build()), encoding="utf-8")
+        args = [str(base / "in.json"), str(base / "out.dcm"), *xfer]
+        if bulk_path is not None:
+            bulk_path.parent.mkdir()
+            builder.write_bulk()
+            args += ["+Bd", str(bulk_path.parent)]
+        code, stderr = _convert_in_process(args)
+        assert code == 0, stderr
+        out, _ = _read(base / "out.dcm")
+    cmp = Comparer("generated", ds, out)
+    cmp.dataset(ds, out, "")
+    assert not cmp.diffs, "\n".join(cmp.diffs)
