@@ -62,6 +62,7 @@ class Run:
     tree_rss: int  # KiB, peak of the summed RSS of the child and its descendants (sampled)
     rc: int
     stderr: str = ""
+    cpu: float = 0.0  # seconds, user + system of the child and its waited-for descendants
 
 
 def _tree_rss(pid: int) -> int:
@@ -164,7 +165,8 @@ def run(
             pass
         os.unlink(timefile)
     # the sampler sees GNU time's own ~2 MiB too: negligible beside the figures measured
-    result = Run(wall, maxrss, max(peak[0], maxrss), proc.returncode, err)
+    cpu = usage.ru_utime + usage.ru_stime  # CPU time barely moves with other load; wall does
+    result = Run(wall, maxrss, max(peak[0], maxrss), proc.returncode, err, cpu)
     if check and proc.returncode != 0:
         raise RuntimeError(
             f"{' '.join(map(str, cmd))} exited {proc.returncode}: {err.strip()[-2000:]}"
@@ -207,6 +209,7 @@ def median_run(runs: Sequence[Run]) -> Run:
         max(r.tree_rss for r in runs),
         max((r.rc for r in runs), key=abs),
         runs[-1].stderr,
+        statistics.median(r.cpu for r in runs),
     )
 
 
