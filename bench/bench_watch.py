@@ -289,13 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=BENCH_DIR / "out" / "results.jsonl")
     p.add_argument("--wait-idle", type=float, default=0, metavar="S",
                    help="first wait up to S seconds for the 1-min load average to drop below 0.5")  # fmt: skip
+    p.add_argument("--idle-load", type=float, default=0.5, metavar="L",
+                   help="load average counted as idle (0.5)")  # fmt: skip
     a = p.parse_args(argv)
     info = machine_info()
     print(
         f"# bench_watch  {info['date']}  nproc={info['nproc']}  Python {info['python']}  "
         f"{info['cpu']}  commit {info['commit']}\n"
     )
-    load = wait_idle(a.wait_idle) if a.wait_idle else loadavg()
+    load = wait_idle(a.wait_idle, a.idle_load) if a.wait_idle else loadavg()
     print(f"(1-min load average before: {load:.2f})\n", flush=True)
     rows, figures = bench(a)
     figures["loadavg_before"] = round(load, 2)

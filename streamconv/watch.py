@@ -1129,6 +1129,7 @@ class Watcher:
         self._probe_event = anyio.Event()
         self._watch_scope: anyio.CancelScope | None = None
         self._watch_stop: anyio.Event | None = None
+        self._watch_failed = False
         self._service: TaskGroup | None = None
         self._jobs: TaskGroup | None = None
         self._space: dict[str, tuple[float, bool]] = {}
@@ -1334,19 +1335,26 @@ class Watcher:
         filt = InputFilter(inboxes, self._probe)
         paths = {directory: inbox.path for directory, inbox in filt.inboxes.items()}
         with scope:
-            async for changes in awatch(
-                *[i.path for i in inboxes],
-                watch_filter=filt,
-                stop_event=stop,
-                debounce=DEBOUNCE_MS,
-                step=STEP_MS,
-                force_polling=self.config.force_polling,
-                poll_delay_ms=300,
-                rust_timeout=RUST_TIMEOUT_MS,
-                recursive=False,
-                ignore_permission_denied=True,
-            ):
-                await self._on_changes(changes, paths)
+            try:
+                async for changes in awatch(
+                    *[i.path for i in inboxes],
+                    watch_filter=filt,
+                    stop_event=stop,
+                    debounce=DEBOUNCE_MS,
+                    step=STEP_MS,
+                    force_polling=self.config.force_polling,
+                    poll_delay_ms=300,
+                    rust_timeout=RUST_TIMEOUT_MS,
+                    recursive=False,
+                    ignore_permission_denied=True,
+                ):
+                    await self._on_changes(changes, paths)
+            except (OSError, RuntimeError) as exc:  # e.g. an inbox removed or unmounted
+                logger.error(
+                    "no file events (%s); rescanning every %g s and trying again",
+                    exc, self.config.rescan_interval,
+                )  # fmt: skip
+                self._watch_failed = True
 
     async def _on_changes(self, changes: set[tuple[Change, str]], paths: dict[str, str]) -> None:
         kinds: dict[str, Change] = {}
@@ -1376,6 +1384,7 @@ class Watcher:
             found = await anyio.to_thread.run_sync(_scan, state.config)
         except OSError as exc:
             logger.error("cannot scan %s: %s", state.config.path, exc.strerror or exc)
+            self._watch_failed = True  # its watch is gone too: start again once it is back
             return
         state.overflow = False
         present = set()
@@ -1393,6 +1402,9 @@ class Watcher:
     async def _rescan_loop(self) -> None:
         while True:
             await anyio.sleep(self.config.rescan_interval)
+            if self._watch_failed:
+                self._watch_failed = False
+                await self._restart_watch()  # scans too
             for state in list(self.states.values()):
                 if state.active:
                     await self._scan(state)
@@ -1825,8 +1837,11 @@ def _release_claim(claim: ClaimDir) -> bool:
 def _touch_probes(inboxes: list[InboxConfig], probe: str) -> None:
     for inbox in inboxes:
         path = os.path.join(inbox.path, probe)
-        with open(path, "ab") as f:
-            f.write(b".")
+        try:
+            with open(path, "ab") as f:
+                f.write(b".")
+        except OSError as exc:  # the warning about missing events follows
+            logger.debug("cannot write %s: %s", path, exc)
 
 
 def _remove_probes(inboxes: list[InboxConfig], probe: str) -> None:
