@@ -37,7 +37,10 @@ is never still being worked on by an orphan.
 
 The event loop does no conversion work: a whole input (read, parse, build, encode, write,
 move) runs in a worker process (``anyio.to_process``, ``jobs`` of them) and returns a small
-:class:`Result`. Tests drive :func:`serve` in-process; :func:`main` is the command.
+:class:`Result`. A worker gets one input when the queue is short and a batch of up to
+``MAX_BATCH`` when it is long (:func:`process_batch`: one round trip and one fsync per output
+folder per batch; outputs are written by threads while the next input converts). Tests drive
+:func:`serve` in-process; :func:`main` is the command.
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ from .watchconfig import (
     usage,
 )
 
-__all__ = ["Job", "Mode", "Result", "Watcher", "main", "process_input", "serve"]
+__all__ = ["Job", "Mode", "Result", "Watcher", "main", "process_batch", "process_input", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +153,7 @@ class Mode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One input for :func:`process_input` (pickled to a worker process)."""
+    """One input for :func:`process_batch` (pickled to a worker process)."""
 
     inbox: InboxConfig
     name: str
