@@ -437,7 +437,7 @@ class DocumentParser:
         try:
             self._coro.send(data)
         except ijson.JSONError as exc:
-            raise self._syntax(exc) from None
+            raise self._syntax(exc, data=data) from None
         except UnicodeDecodeError:
             # ijson decoding yajl's bytes of a lone surrogate (the filter should catch it first)
             raise JSONSyntaxError(
@@ -463,20 +463,43 @@ class DocumentParser:
             self.count += 1
         return out
 
-    def _syntax(self, exc: Exception, truncated: bool = False) -> JSONSyntaxError:
+    def _syntax(self, exc: Exception, truncated: bool = False, data: bytes = b"") -> JSONSyntaxError:
         arg = exc.args[0] if exc.args else ""
         if isinstance(arg, bytes):
             arg = arg.decode("utf-8", "replace")
+        offset = self.filter.consumed
+        located = _locate(str(arg), data)
+        if located is not None:
+            # yajl shows the text around the error; find it in what was fed (approximate
+            # only where the pre-pass removed a trailing comma or spliced out InlineBinary)
+            offset = max(0, self.filter.consumed - len(self.filter._carry) - len(data) + located)
         text = str(arg).strip().splitlines()[0] if str(arg).strip() else type(exc).__name__
         if truncated or "premature EOF" in text or "Incomplete" in text:
             text = f"truncated JSON input ({text})"
         else:
             text = f"invalid JSON: {text}"
-        return JSONSyntaxError(text, offset=self.filter.consumed, source=self.source)
+        return JSONSyntaxError(text, offset=offset, source=self.source)
 
     def close(self) -> None:
         """Release spill files of datasets that were never converted."""
         self.spills.discard_all()
+
+
+def _locate(message: str, data: bytes) -> int | None:
+    """The index in ``data`` of the error yajl's message points at (its "(right here) ^")."""
+    lines = message.split("\n")
+    if len(lines) < 3 or "^" not in lines[2] or not data:
+        return None
+    shown = lines[1]
+    snippet = shown.lstrip(" ")
+    if not snippet:
+        return None
+    column = lines[2].index("^") - (len(shown) - len(snippet))
+    raw = snippet.encode("utf-8", "replace")
+    where = data.find(raw)
+    if where < 0 or data.find(raw, where + 1) >= 0:
+        return None  # not found, or not unique
+    return where + max(0, min(column, len(raw)))
 
 
 def iter_datasets(parser: DocumentParser, chunks: Iterator[bytes]) -> Iterator[RawDataset]:
