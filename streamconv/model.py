@@ -158,7 +158,7 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
             continue
         ctx.elements += 1
         if limits.max_elements and ctx.elements > limits.max_elements:
-            raise LimitError(f"more than {limits.max_elements} elements in one dataset", path=path)
+            raise LimitError(f"more than {limits.max_elements} elements in one dataset (limit --max-elements)", path=path)
         try:
             elem = _build_element(tag, content, ctx, path, depth, obj)
         except StreamconvError as exc:
@@ -305,7 +305,7 @@ def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth:
 def _sequence(items: list[Any], ctx: BuildContext, path: Any, depth: int) -> list[Dataset]:
     limit = ctx.options.limits.max_depth
     if limit and depth + 1 >= limit:
-        raise LimitError(f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed")
+        raise LimitError(f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed (limit --max-depth {limit})")
     out: list[Dataset] = []
     for i, item in enumerate(items, 1):
         ipath = f"{path}[{i}]"
@@ -658,10 +658,10 @@ def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
 def _count(ctx: BuildContext, n: int, path: str) -> None:
     limits = ctx.options.limits
     if limits.max_value_bytes and n > limits.max_value_bytes:
-        raise LimitError(f"value of {n} bytes exceeds the limit of {limits.max_value_bytes}", path=path)
+        raise LimitError(f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)", path=path)
     ctx.decoded_bytes += n
     if limits.max_dataset_bytes and ctx.decoded_bytes > limits.max_dataset_bytes:
-        raise LimitError(f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes", path=path)
+        raise LimitError(f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes (--max-dataset-bytes)", path=path)
 
 
 def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
