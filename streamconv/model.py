@@ -415,8 +415,9 @@ def _is_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
         n = v
     elif isinstance(v, Decimal):
         if v.is_finite() and v == v.to_integral_value():
-            n = int(v)
-            problems.warn(f"IS value {_decimal_text(v)} written as {n}", path)
+            n = _decimal_int(v)
+            if -(1 << 31) <= n < (1 << 31):
+                problems.warn(f"IS value {_decimal_text(v)} written as {n}", path)
         else:
             problems.error(ContentError(f"IS value must be an integer, found {_decimal_text(v)}", path=path))
             return _decimal_text(v)
@@ -426,15 +427,38 @@ def _is_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
                 return v
             problems.error(ContentError(f"IS value must be an integer, found '{v}'", path=path))
             return v
-        n = int(v)
+        n = _text_int(v)
         if -(1 << 31) <= n < (1 << 31):
             return v
     else:
         problems.error(ContentError(f"IS value must be a number or string, found {_json_type(v)}", path=path))
         return None
     if not -(1 << 31) <= n < (1 << 31):
-        problems.error(ContentError(f"IS value {n} outside [-2^31, 2^31-1] (PS3.5 6.2)", path=path))
+        shown = v.strip() if isinstance(v, str) else _decimal_text(v) if isinstance(v, Decimal) else n
+        problems.error(ContentError(f"IS value {shown} outside [-2^31, 2^31-1] (PS3.5 6.2)", path=path))
+        if abs(n) == _HUGE:
+            return str(shown)
     return str(n) if not isinstance(v, str) else v
+
+
+_HUGE = 1 << 80  # beyond every integer VR's range (UV, SV: 64 bits)
+
+
+def _decimal_int(d: Decimal) -> int:
+    """An integral Decimal as an int; one far out of every VR's range (1E+999999999 would
+    need a billion digits) becomes +-2^80, which the range checks then refuse."""
+    if d.adjusted() > 24:
+        return -_HUGE if d < 0 else _HUGE
+    return int(d)
+
+
+def _text_int(text: str) -> int:
+    """int() of a checked integer string, bounded like :func:`_decimal_int` (int() refuses
+    more than 4300 digits with ValueError, and takes quadratic time below that)."""
+    digits = text.strip().lstrip("+-").lstrip("0")
+    if len(digits) > 24:
+        return -_HUGE if text.strip().startswith("-") else _HUGE
+    return int(text)
 
 
 def _ds_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
@@ -464,6 +488,8 @@ def _ds16(d: Decimal) -> str:
     if not d.is_finite():
         return str(d)
     f = float(d)
+    if math.isinf(f) or (f == 0 and d != 0):
+        return _ds16_decimal(d)  # beyond the range of a double: 'inf' or '0' would be wrong
     for prec in range(17, 0, -1):
         for fmt in (f"{{:.{prec}g}}",):
             s = fmt.format(f)
@@ -473,6 +499,19 @@ def _ds16(d: Decimal) -> str:
             if len(s) <= 16:
                 return s
     return "0"
+
+
+def _ds16_decimal(d: Decimal) -> str:
+    """The closest DS text of at most 16 characters for a value outside a double's range
+    (PS3.5 6.2: DS is a decimal string; its exponent is not bounded)."""
+    for prec in range(15, -1, -1):
+        mant, _, exp = f"{d:.{prec}e}".partition("e")
+        if "." in mant:
+            mant = mant.rstrip("0").rstrip(".")
+        s = f"{mant}e{int(exp)}"
+        if len(s) <= 16:
+            return s
+    raise ContentError(f"DS value {_decimal_text(d)} cannot be written in 16 characters")
 
 
 def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | None:
@@ -547,10 +586,13 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
                 if not v.is_finite() or v != v.to_integral_value():
                     problems.error(ContentError(f"{vr} value must be an integer, found {v}", path=path))
                     return None
-                v = int(v)
+                shown = _decimal_text(v)
+                v = _decimal_int(v)
+            else:
+                shown = v
             lo, hi = _INT_RANGE[vr]
             if not lo <= v <= hi:
-                problems.error(ContentError(f"{vr} value {v} outside [{lo}, {hi}]", path=path))
+                problems.error(ContentError(f"{vr} value {shown} outside [{lo}, {hi}]", path=path))
                 return None
             nums.append(v)
     if not nums:
