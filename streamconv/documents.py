@@ -16,7 +16,9 @@ Two stages, both fed by the caller (the core never opens files):
 
 from __future__ import annotations
 
+import array
 import binascii
+import itertools
 import os
 import re
 import tempfile
@@ -60,6 +62,10 @@ _SURROGATE = re.compile(
 _PARTIAL_ESCAPE = re.compile(
     rb"\\u(?:[0-9a-fA-F]{0,3}|[dD][89abAB][0-9a-fA-F]{2}(?:\\(?:u[0-9a-fA-F]{0,3})?)?)"
 )
+# nesting depth (JsonFilter._track_depth): keep quotes and brackets, then drop the strings
+_NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
+_QUOTED_MARKS = re.compile(rb'"[^"]*"')
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
 
 
@@ -187,9 +193,11 @@ def spill_ids(value: Any) -> list[int]:
 class JsonFilter:
     """BOM, trailing commas and InlineBinary splicing, ahead of ijson (see module doc)."""
 
-    def __init__(self, spills: SpillStore, *, spill_start: int = _SPILL_START) -> None:
+    def __init__(self, spills: SpillStore, *, spill_start: int = _SPILL_START, max_depth: int = 0) -> None:
         self._spills = spills
         self._spill_start = spill_start
+        self._max_depth = max_depth  # JSON nesting limit (0: none), checked before ijson sees it
+        self.depth = 0  # JSON nesting depth after the bytes passed on
         self._carry = b""
         self._in_string = False  # the next byte fed continues an open string
         self._tail = b""  # the last bytes passed on, for the InlineBinary key look-behind
@@ -294,6 +302,37 @@ class JsonFilter:
             if _CANDIDATE.search(segment):
                 segment = _TRAILING.sub(rb"\1\2", segment)
             out.append(segment)
+            if self._max_depth:
+                self._track_depth(segment)
+
+    def _track_depth(self, segment: bytes) -> None:
+        """Follow the nesting depth of ``segment`` (which starts outside a string and holds
+        whole strings) and stop before ijson sees a level beyond the limit: yajl2_c keeps a
+        prefix string per level, so its time and memory grow with the square of the depth
+        (40,000 nested arrays, 80 KB of input: 9 s and 3.9 GB)."""
+        if b"\\" in segment:
+            segment = segment.replace(b"\\\\", b"").replace(b'\\"', b"")  # escapes out
+        marks = segment.translate(None, _NOT_MARK)
+        if b'"' in marks:
+            # brackets inside strings do not count; '""' goes first (C speed): it drops the
+            # empty strings and joins neighbours, whose contents stay between quotes
+            marks = marks.replace(b'""', b"")
+            if b'"' in marks:
+                marks = _QUOTED_MARKS.sub(b"", marks)
+        if not marks:
+            return
+        # leaf pairs carry no depth information beyond the +2 allowed for below
+        marks = marks.replace(b"[]", b"").replace(b"{}", b"")
+        start = self.depth
+        self.depth += marks.count(b"[") + marks.count(b"{") - marks.count(b"]") - marks.count(b"}")
+        if start + len(marks) + 2 <= self._max_depth:
+            return
+        peak = max(itertools.accumulate(array.array("b", marks.translate(_BRACKET_STEP)), initial=start)) + 2
+        if peak > self._max_depth:
+            raise LimitError(
+                f"JSON nested more than {self._max_depth} levels deep (sequences nested too deeply)"
+                f" (at or before byte offset {self.consumed})"
+            )
 
     @staticmethod
     def _last_real_quote(buf: bytes) -> int:
@@ -381,10 +420,12 @@ class DocumentParser:
     others without building them.
     """
 
-    def __init__(self, *, source: str = "", spills: SpillStore | None = None, max_depth: int = 0) -> None:
+    def __init__(self, *, source: str = "", spills: SpillStore | None = None, max_depth: int = 64) -> None:
         self.source = source
         self.spills = spills if spills is not None else SpillStore()
-        self.filter = JsonFilter(self.spills)
+        # max_depth counts sequence levels (Limits.max_depth); each takes three JSON levels
+        # (element object, Value array, item object), plus the top level, PN objects, arrays
+        self.filter = JsonFilter(self.spills, max_depth=3 * max_depth + 16 if max_depth else 0)
         self.shape = ""
         self.count = 0
         self._target = _Target()
