@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
             _print_error(err, exc.message)
         return 1
     src, dst = parsed.params
+    if options.array_policy is ArrayPolicy.SPLIT and dst == "-":
+        _print_error(err, "--array-split writes one file per data set: dcmfile-out must be a directory, not '-'")
+        return 1
     if not src:
         log.error("%s: invalid input filename: <empty string>", PROG)
         return 1
@@ -413,6 +416,9 @@ def run(src: str, dst: str, options: ConvertOptions, *, quiet: bool = False) -> 
         return 130
     except MemoryError:
         log.error("%s: out of memory", src)
+        return 65
+    except anyio.BrokenWorkerProcess:
+        log.error("%s: a worker process died (killed, or out of memory)", src)
         return 65
     except RecursionError:
         log.error("%s: input nested too deeply", src)

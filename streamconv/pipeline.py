@@ -309,22 +309,38 @@ def _cleanup(out: Output) -> None:
 
 
 def to_json_text(value: Any) -> str:
-    """A parsed JSON value (with :class:`Pairs`) back as JSON text (rejected datasets)."""
+    """A parsed JSON value (with :class:`Pairs`) back as JSON text (rejected datasets).
+
+    Numbers keep their digits (Decimal as written), duplicate keys are kept.
+    """
     import json
     from decimal import Decimal
 
     from .documents import Pairs
 
-    def conv(v: Any) -> Any:
-        if isinstance(v, Pairs):
-            return {k: conv(x) for k, x in v.pairs}
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        if isinstance(v, Decimal):
-            return float(v)
-        return v
+    out: list[str] = []
 
-    return json.dumps(conv(value), ensure_ascii=False, indent=1)
+    def emit(v: Any) -> None:
+        if isinstance(v, Pairs):
+            out.append("{")
+            for i, (k, x) in enumerate(v.pairs):
+                out.append(("," if i else "") + json.dumps(k, ensure_ascii=False) + ":")
+                emit(x)
+            out.append("}")
+        elif isinstance(v, list):
+            out.append("[")
+            for i, x in enumerate(v):
+                if i:
+                    out.append(",")
+                emit(x)
+            out.append("]")
+        elif isinstance(v, Decimal):
+            out.append(str(v))
+        else:
+            out.append(json.dumps(v, ensure_ascii=False))
+
+    emit(value)
+    return "".join(out) + "\n"
 
 
 def write_output(out: Output, target: str, options: ConvertOptions, *, fsync: bool = True) -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import stat
+import string
 import sys
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,10 @@ def _convert_batch(run: RunContext, out_dir: str, batch: list[tuple[RawDataset, 
         except (MemoryError, RecursionError) as exc:
             err = ContentError(f"dataset too large or too deeply nested ({type(exc).__name__})")
             results.append(_Result(raw.index, error=err, raw_json=""))
+        except Exception as exc:  # a bug of ours: reject this dataset, keep the stream going
+            log.exception("internal error converting dataset %d", raw.index + 1)
+            err = ContentError(f"internal error ({type(exc).__name__}: {exc}); please report it")
+            results.append(_Result(raw.index, error=err, raw_json=to_json_text(raw.value) if keep_json else ""))
         finally:
             store.discard_all()
     if any(r.error is None for r in results):
@@ -192,13 +197,25 @@ async def convert_stream(
                 results = await anyio.to_thread.run_sync(_convert_batch, run, out_dir, batch, fail_fast)
             else:
                 results = await anyio.to_process.run_sync(_convert_batch, run, out_dir, batch, fail_fast, limiter=limiter)
+            raws = {raw.index: raw for raw, _ in batch}
             for res in results:
-                await _record(res)
+                await _record(res, raws[res.index])
         finally:
             for _ in batch:
                 in_flight.release()
 
-    async def _record(res: _Result) -> None:
+    # names from keywords can collide; index-only names cannot (and need no memory)
+    track_names = any(f not in (None, "index", "index1") for _, f, _, _ in string.Formatter().parse(options.filename_template))
+    names: dict[str, int] = {}
+
+    async def _record(res: _Result, raw: RawDataset) -> None:
+        if res.error is None and track_names:
+            first = names.setdefault(res.path, res.index)
+            if first != res.index:
+                res.error = ContentError(
+                    f"--filename-template gives the same name '{res.path}' as dataset {first + 1}; "
+                    f"the file holds whichever was written last"
+                )
         if res.error is None:
             summary.converted += 1
             summary.bytes_out += res.size
@@ -218,6 +235,8 @@ async def convert_stream(
             failed.append((res.index, err))
             return
         log.error("%s", err)
+        if not res.raw_json:
+            res.raw_json = to_json_text(raw.value)
         await anyio.to_thread.run_sync(_save_rejected, rejected_dir, res)
 
     reader = _Reader(fd, stop, source)
