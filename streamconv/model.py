@@ -677,7 +677,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
         return Element(tag, vr, _trim(vr, data) or None)
     try:
         data = binascii.a2b_base64(payload, strict_mode=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
         problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
         return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
     _check_words(vr, len(data), ctx, path)
