@@ -44,6 +44,7 @@ from benchlib import (
     print_table,
     run,
     script,
+    use_bytecode_cache,
     verdict,
     wait_idle,
     write_json_line,
@@ -361,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("flat", "rate", "linear", "select"), action="append")
     p.add_argument("--no-stream", action="store_true", help="skip `streamconv stream` rows")
     p.add_argument(
+        "--modes",
+        type=lambda v: v.split(","),
+        help="front ends to run, comma-separated: split,ar,stream (default all)",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         help="seconds before one command is killed (default 1800, quick 300)",
@@ -385,11 +391,20 @@ def main(argv: list[str] | None = None) -> int:
         default=BENCH_DIR / "out" / "results.jsonl",
         help="JSON lines appended here",
     )
+    p.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run children in this environment as it is (default: with a bytecode cache in WORKDIR/pycache)",
+    )
     a = p.parse_args(args)
+    if not a.no_bytecode_cache:
+        use_bytecode_cache(a.workdir)
     sizes = QUICK if a.quick else FULL
     modes = ["split", "ar"]
     note = ""
-    if not a.no_stream:
+    if a.modes:
+        modes = [m for m in modes if m in a.modes]
+    if not a.no_stream and (not a.modes or "stream" in a.modes):
         ok, why = stream_available()
         if ok:
             modes.append("stream")
