@@ -162,6 +162,34 @@ def profile_inline(workdir: Path, mib: int, ntop: int) -> str:
     return text + f"\nwall under the profiler {wall:.2f} s{note}\n"
 
 
+def profile_select(workdir: Path, n: int, ntop: int) -> str:
+    """``+as n`` (the last of n) in-process: what each skipped dataset costs."""
+    from streamconv.options import ArrayPolicy, ConvertOptions
+    from streamconv.pipeline import READ_SIZE, Converter, RunContext
+
+    src = corpus.ensure_array(workdir, n)
+    options = ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=n)
+    prof = cProfile.Profile()
+    t0 = time.process_time()
+    prof.enable()
+    conv = Converter(RunContext(options, str(src), str(src.parent)))
+    try:
+        with open(src, "rb") as f:
+            while chunk := f.read(READ_SIZE):
+                conv.feed(chunk)
+        conv.finish()
+    finally:
+        conv.close()
+    prof.disable()
+    cpu = time.process_time() - t0
+    title = f"cProfile: +as {n} (the last) of {n} headers, top {ntop} by tottime"
+    text = top(prof, ntop, title, OUT / "profile-select.pstats")
+    return (
+        text
+        + f"\nCPU under the profiler {cpu:.2f} s = {cpu / n * 1000:.2f} ms per skipped dataset\n"
+    )
+
+
 def startup_imports(workdir: Path, ntop: int) -> str:
     """Modules json2dcm imports to convert one header, by self import time (-X importtime)."""
     ct = corpus.ensure_header(workdir)
@@ -320,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=2000, help="header conversions profiled")
     p.add_argument("--pixel-mib", type=int, default=100)
     p.add_argument(
-        "--only", choices=("stages", "ijson", "header", "inline", "startup"), action="append"
+        "--only",
+        choices=("stages", "ijson", "header", "inline", "select", "startup"),
+        action="append",
     )
     p.add_argument("--markdown", type=Path, help="also write the report here")
     a = p.parse_args(argv)
@@ -330,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "ijson": ijson_paths,
         "header": lambda: profile_header(a.n, a.top),
         "inline": lambda: profile_inline(a.workdir, a.pixel_mib, a.top),
+        "select": lambda: profile_select(a.workdir, 1000, a.top),
         "startup": lambda: startup_imports(a.workdir, a.top),
     }
     report = [parts[k]() for k in (a.only or parts)]
