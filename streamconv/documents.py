@@ -29,6 +29,7 @@ from typing import Any
 import ijson
 
 from .errors import ContentError, JSONSyntaxError, LimitError
+from .options import Limits
 
 __all__ = [
     "DocumentParser",
@@ -50,7 +51,9 @@ _WS = b" \t\r\n"
 
 # a trailing comma: ',' + whitespace + closing bracket; strings matched first so that
 # commas inside them are never touched
-_TRAILING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|,([ \t\r\n]*[\]}])')
+# a comma right after '[', '{' or another comma is not a trailing one: kept, yajl rejects it
+_TRAILING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|([\[{,][ \t\r\n]*,)|,([ \t\r\n]*[\]}])')
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _CANDIDATE = re.compile(rb",[ \t\r\n]*[\]}]")
 _ESC_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*\\"')
 _STRING_TAIL = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
@@ -66,6 +69,16 @@ _PARTIAL_ESCAPE = re.compile(
 _NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
 _QUOTED_MARKS = re.compile(rb'"[^"]*"')
 _BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+# JSON numbers (JsonFilter._check_digits): yajl2_c hands ijson the digits of an integer and
+# ijson 3.6 crashes (SIGSEGV) when int() refuses more than 4300 digits; a long exponent
+# raises decimal.InvalidOperation.  No DICOM value needs more than a few dozen digits.
+MAX_NUMBER_DIGITS = 1000
+_DIGIT_MARK = bytes.maketrans(b"0123456789", b"0000000000")
+_DIGIT_RUN = b"0" * (MAX_NUMBER_DIGITS + 1)
+_DIGITS = b"0123456789"
+# JSON nesting allowed whatever --max-depth says (0 included): the model would run out of
+# Python recursion first (RecursionError, 65) and ijson's cost grows with depth squared
+MAX_JSON_DEPTH = 1000
 _INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
 
 
@@ -193,10 +206,21 @@ def spill_ids(value: Any) -> list[int]:
 class JsonFilter:
     """BOM, trailing commas and InlineBinary splicing, ahead of ijson (see module doc)."""
 
-    def __init__(self, spills: SpillStore, *, spill_start: int = _SPILL_START, max_depth: int = 0) -> None:
+    def __init__(
+        self,
+        spills: SpillStore,
+        *,
+        spill_start: int = _SPILL_START,
+        max_depth: int = 0,
+        max_input_bytes: int = 0,
+        max_value_bytes: int = 0,
+    ) -> None:
         self._spills = spills
         self._spill_start = spill_start
         self._max_depth = max_depth  # JSON nesting limit (0: none), checked before ijson sees it
+        self._max_input = max_input_bytes  # Limits.max_input_bytes (0: none)
+        self._max_value = max_value_bytes  # Limits.max_value_bytes, for spilled InlineBinary
+        self._digits = 0  # length of the run of digits outside strings passed on last
         self.depth = 0  # JSON nesting depth after the bytes passed on
         self._carry = b""
         self._in_string = False  # the next byte fed continues an open string
@@ -207,6 +231,10 @@ class JsonFilter:
 
     def feed(self, data: bytes) -> bytes:
         self.consumed += len(data)
+        if self._max_input and self.consumed > self._max_input:
+            raise LimitError(
+                f"input larger than {self._max_input} bytes (limit --max-input-bytes)"
+            )
         if not self._started:
             data = self._carry + data
             self._carry = b""
@@ -289,7 +317,7 @@ class JsonFilter:
             self._open_string_at_end(buf, start, out, continuing=False)
         else:
             stripped = buf.rstrip(_WS)
-            if stripped.endswith(b","):
+            if stripped.endswith(b",") and stripped[:-1].rstrip(_WS)[-1:] not in (b"[", b"{", b","):
                 # hold back a comma that may turn out to be a trailing one
                 cut = len(stripped) - 1
                 self._carry = buf[cut:]
@@ -300,10 +328,31 @@ class JsonFilter:
         if segment:
             # the substitution costs a Python call per string, so look for a candidate first
             if _CANDIDATE.search(segment):
-                segment = _TRAILING.sub(rb"\1\2", segment)
+                segment = _TRAILING.sub(rb"\1\2\3", segment)
             out.append(segment)
             if self._max_depth:
                 self._track_depth(segment)
+            self._check_digits(segment)
+
+    def _check_digits(self, segment: bytes) -> None:
+        """Refuse a JSON number with more than MAX_NUMBER_DIGITS digits in a row before
+        ijson sees it (see MAX_NUMBER_DIGITS).  ``segment`` starts outside a string and
+        holds whole strings; a run may continue from the segment before."""
+        lead = len(segment) - len(segment.lstrip(_DIGITS))
+        run = self._digits + lead if self._digits else lead
+        if lead == len(segment):
+            self._digits = run
+        else:
+            self._digits = len(segment) - len(segment.rstrip(_DIGITS))
+            if len(segment) > MAX_NUMBER_DIGITS and _DIGIT_RUN in segment.translate(_DIGIT_MARK):
+                # digits inside strings (a long UT text) are fine: look again without them
+                bare = _STRINGS.sub(b'""', segment)
+                run = max(run, MAX_NUMBER_DIGITS + 1 if _DIGIT_RUN in bare.translate(_DIGIT_MARK) else 0)
+        if run > MAX_NUMBER_DIGITS:
+            raise LimitError(
+                f"JSON number with more than {MAX_NUMBER_DIGITS} digits"
+                f" (at or before byte offset {self.consumed})"
+            )
 
     def _track_depth(self, segment: bytes) -> None:
         """Follow the nesting depth of ``segment`` (which starts outside a string and holds
@@ -330,7 +379,8 @@ class JsonFilter:
         peak = max(itertools.accumulate(array.array("b", marks.translate(_BRACKET_STEP)), initial=start)) + 2
         if peak > self._max_depth:
             raise LimitError(
-                f"JSON nested more than {self._max_depth} levels deep (sequences nested too deeply)"
+                f"JSON nested more than {self._max_depth} levels deep (sequences nested too deeply;"
+                f" limit --max-depth)"
                 f" (at or before byte offset {self.consumed})"
             )
 
@@ -349,6 +399,7 @@ class JsonFilter:
         """``buf[start:]`` is a string that has not closed yet (``buf[start]`` is its quote
         unless ``continuing``)."""
         if not continuing and _INLINE_KEY.search((self._tail + b"".join(out))[-64:]):
+            self._digits = 0
             text = buf[start + 1 :]
             if len(text) <= self._spill_start:
                 # a short InlineBinary string is kept whole and looked at again next time
@@ -360,6 +411,7 @@ class JsonFilter:
             self._spill_text(text)
             return
         # an ordinary string: pass it on as it is, but never split an escape sequence
+        self._digits = 0
         tail = buf[start:]
         n = _escape_holdback(tail)
         if n:
@@ -374,6 +426,12 @@ class JsonFilter:
         if b"\\" in text:
             self._spill.error = "invalid base64 in InlineBinary: JSON escape sequence found"
         self._spill.write_b64(text)
+        if self._max_value and self._spill.length > self._max_value:
+            # stop now: the decoded value would otherwise fill memory or the temp directory
+            raise LimitError(
+                f"InlineBinary value larger than {self._max_value} bytes (limit --max-value-bytes)"
+                f" (at or before byte offset {self.consumed})"
+            )
 
 
 def _escape_holdback(tail: bytes) -> int:
@@ -420,12 +478,27 @@ class DocumentParser:
     others without building them.
     """
 
-    def __init__(self, *, source: str = "", spills: SpillStore | None = None, max_depth: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        source: str = "",
+        spills: SpillStore | None = None,
+        max_depth: int = 64,
+        limits: Limits | None = None,
+    ) -> None:
         self.source = source
         self.spills = spills if spills is not None else SpillStore()
+        if limits is not None:
+            max_depth = limits.max_depth
         # max_depth counts sequence levels (Limits.max_depth); each takes three JSON levels
         # (element object, Value array, item object), plus the top level, PN objects, arrays
-        self.filter = JsonFilter(self.spills, max_depth=3 * max_depth + 16 if max_depth else 0)
+        json_depth = min(3 * max_depth + 16, MAX_JSON_DEPTH) if max_depth > 0 else MAX_JSON_DEPTH
+        self.filter = JsonFilter(
+            self.spills,
+            max_depth=json_depth,
+            max_input_bytes=limits.max_input_bytes if limits is not None else 0,
+            max_value_bytes=limits.max_value_bytes if limits is not None else 0,
+        )
         self.shape = ""
         self.count = 0
         self._target = _Target()
@@ -459,6 +532,8 @@ class DocumentParser:
             raise self._syntax(exc, truncated=True) from None
         except ijson.JSONError as exc:
             raise self._syntax(exc) from None
+        except (ArithmeticError, ValueError):
+            raise self._number_error() from None
         out += self._collect()
         self._closed = True
         if self.shape == "array" and self.count == 0:
@@ -486,7 +561,18 @@ class DocumentParser:
                 offset=self.filter.consumed,
                 source=self.source,
             ) from None
+        except (ArithmeticError, ValueError):
+            raise self._number_error() from None
         return self._collect()
+
+    def _number_error(self) -> LimitError:
+        # ijson turning a number into a Decimal: an exponent beyond +-999999999999999999
+        # raises decimal.InvalidOperation (RFC 8259 §6 lets an implementation limit range)
+        exc = LimitError(
+            f"JSON number out of the supported range (at or before byte offset {self.filter.consumed})"
+        )
+        exc.source = self.source
+        return exc
 
     def completed(self) -> list[RawDataset]:
         """After a syntax error: the datasets that were complete before it (the stream
