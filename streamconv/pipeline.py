@@ -111,7 +111,7 @@ class Converter:
         self.run = run
         self.collect_errors = collect_errors
         self.options = run.options
-        self.parser = DocumentParser(source=run.source, max_depth=run.options.limits.max_depth)
+        self.parser = DocumentParser(source=run.source, limits=run.options.limits)
         self._held: RawDataset | None = None
         self._seq: _SequenceSpool | None = None
         self.count = 0

@@ -185,7 +185,7 @@ async def convert_stream(
     run = RunContext(options, source, base_dir)
     summary = StreamSummary()
     started = time.monotonic()
-    parser = DocumentParser(source=source)
+    parser = DocumentParser(source=source, limits=options.limits)
     in_flight = anyio.Semaphore(jobs * _BATCH * 2)  # datasets in flight; the backpressure
     limiter = anyio.CapacityLimiter(jobs)
     rejected_dir = os.path.join(out_dir, "rejected")

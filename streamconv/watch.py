@@ -440,7 +440,7 @@ def _check_stream(job: Job, fd: int) -> tuple[StreamconvError | None, bool, str,
     """A parse-only pass over a large input: (error, parsed to the end, shape, values)."""
     from .documents import DocumentParser
 
-    parser = DocumentParser(source=os.path.join(job.inbox.path, job.name))
+    parser = DocumentParser(source=os.path.join(job.inbox.path, job.name), limits=job.inbox.options.limits)
     error: StreamconvError | None = None
     try:
         while chunk := os.read(fd, READ_SIZE):
