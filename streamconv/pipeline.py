@@ -99,7 +99,7 @@ def convert_one(raw: RawDataset, run: RunContext, parser: DocumentParser | None 
     built = build_dataset(raw.value, ctx, in_array=in_array)
     # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
     sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
-    apply_charset(built.dataset, options, run.source)
+    apply_charset(built.dataset, options, run.source, declare=not in_array)
     enc = encode_part10(built.dataset, built.meta, options, sop_instance_changed=sop_changed)
     return Output(raw.index, enc, built.dataset, problems.warnings)
 

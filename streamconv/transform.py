@@ -185,13 +185,18 @@ def _encodable(pc: Any, char: str, codecs: list[str]) -> bool:
     return False
 
 
-def apply_charset(ds: Dataset, options: ConvertOptions, source: str = "") -> None:
+def apply_charset(ds: Dataset, options: ConvertOptions, source: str = "", *, declare: bool = True) -> None:
     """Encode every text value to bytes (CONTRACT §7 "Character set").
 
     -c: (0008,0005) becomes ISO_IR 192 and text is written as UTF-8.  +c: text is encoded in
     the declared character set; a (0008,0005) inside an item governs that item
     (PS3.5 6.1.2.5.3); unrepresentable text fails with a CharsetError (65).
+    ``declare=False`` (a +ar item under -c): UTF-8 without adding (0008,0005) to the item;
+    the wrapper's ISO_IR 192 governs it (DCMTK sets the top level only).
     """
+    if options.charset_utf8 and not declare:
+        _walk(ds, _utf8, None, "", utf8_all=True)
+        return
     if options.charset_utf8:
         old = _terms(ds.get(SPECIFIC_CHARACTER_SET))
         if old is not None and old != ["ISO_IR 192"]:
