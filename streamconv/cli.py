@@ -91,6 +91,8 @@ OPTIONS: tuple[Opt, ...] = (
         help="limit: bytes of one decoded value (streamconv)"),
     Opt("", "--max-dataset-bytes", "max_dataset_bytes", arg="[n]: integer (default: 16 GiB)",
         help="limit: decoded bytes of one data set (streamconv)"),
+    Opt("", "--max-input-bytes", "max_input_bytes", arg="[n]: integer (default: 0 = none)",
+        help="limit: bytes of JSON input (streamconv)"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, Opt] = {}
@@ -106,7 +108,8 @@ _SECTIONS = (
                             "--filename-template")),
     ("output options", ("+F", "-F", "+Fu", "+t=", "+te", "+tb", "+ti", "+td", "-E", "+E", "+u", "-u",
                         "+e", "-e", "+c", "-c", "+cl")),
-    ("limits (streamconv)", ("--max-depth", "--max-elements", "--max-value-bytes", "--max-dataset-bytes")),
+    ("limits (streamconv)", ("--max-depth", "--max-elements", "--max-value-bytes", "--max-dataset-bytes",
+                             "--max-input-bytes")),
 )  # fmt: skip
 
 
@@ -254,7 +257,7 @@ def build_options(p: ParsedArgs) -> ConvertOptions:
         select = _int_option(v.get("array_select"), "--array-select", 1, None)
     limits = Limits()
     limit_values = {}
-    for key in ("max_depth", "max_elements", "max_value_bytes", "max_dataset_bytes"):
+    for key in ("max_depth", "max_elements", "max_value_bytes", "max_dataset_bytes", "max_input_bytes"):
         if key in v:
             limit_values[key] = _int_option(v[key], "--" + key.replace("_", "-"), 0, None)
     if limit_values:
