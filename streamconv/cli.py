@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -176,17 +177,39 @@ def split_command_file(text: str) -> list[str]:
     return words
 
 
+_COMMAND_FILE_MAX = 1 << 20
+
+
+def _read_command_file(name: str) -> str:
+    """A command file's text: a regular file of at most 1 MiB, UTF-8 (``@/dev/zero`` or a
+    FIFO would otherwise never finish reading)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        raise UsageError(f"Cannot open command file '{name}'") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"Cannot open command file '{name}' (not a regular file)")
+        if st.st_size > _COMMAND_FILE_MAX:
+            raise UsageError(f"Command file '{name}' is larger than {_COMMAND_FILE_MAX} bytes")
+        data = os.read(fd, _COMMAND_FILE_MAX + 1)
+    except OSError:
+        raise UsageError(f"Cannot open command file '{name}'") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"Command file '{name}' is not valid UTF-8") from None
+
+
 def expand_command_files(argv: list[str]) -> list[str]:
     out: list[str] = []
     for arg in argv:
         if len(arg) > 1 and arg.startswith("@"):
             name = arg[1:]
-            try:
-                with open(name, encoding="utf-8") as f:
-                    text = f.read()
-            except OSError:
-                raise UsageError(f"Cannot open command file '{name}'") from None
-            out += split_command_file(text)
+            out += split_command_file(_read_command_file(name))
         else:
             out.append(arg)
     return out
