@@ -349,8 +349,7 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
             text = text.rstrip(" \x00")
             if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
                 _check_lengths(vr, payload, ctx, path)
-            if len(text) > 0xFFFF:
-                _count(ctx, len(text), path)
+            _count(ctx, len(text), path)
             return Element(tag, vr, text or None)
     problems = ctx.problems
     if vr in SINGLE_TEXT_VRS and len(payload) > 1:
@@ -554,9 +553,12 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
     code = BINARY_NUMERIC[vr]
     if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
         try:  # fast path: struct checks the range; the slow path below explains errors
-            return Element(tag, vr, struct.pack(f"<{len(payload)}{code}", *payload))
+            data = struct.pack(f"<{len(payload)}{code}", *payload)
         except struct.error:
             pass
+        else:
+            _count(ctx, len(data), path)
+            return Element(tag, vr, data)
     problems = ctx.problems
     nums: list[Any] = []
     is_float = vr in ("FL", "FD")
@@ -619,6 +621,7 @@ def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: Any) -> Element
         if t is None:
             return Element(tag, "AT", None)  # +E: AT zero length (DCMTK N27)
         vals += (t >> 16, t & 0xFFFF)
+    _count(ctx, 2 * len(vals), path)
     return Element(tag, "AT", struct.pack(f"<{len(vals)}H", *vals) if vals else None)
 
 
@@ -640,6 +643,7 @@ def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path
             ctx.problems.error(ContentError(f"{vr} Value entries must be hexadecimal strings, found {_show(v)}", path=path))
             return None
         out += (n & (0xFFFF if size == 2 else 0xFF)).to_bytes(size, "little")
+    _count(ctx, len(out), path)
     return Element(tag, vr, bytes(out) or None)
 
 
