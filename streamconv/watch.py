@@ -129,6 +129,7 @@ MAX_BATCH = 16
 #: Output writes (fsync waits) in flight per worker process, and queued per input.
 WRITE_THREADS = 4
 MAX_PENDING_WRITES = 64
+SMALL_OUTPUT = 4 << 20
 LOCK_NAME = ".lock"
 PROBE_PREFIX = ".streamconv-probe."
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
@@ -440,7 +441,9 @@ def _check_stream(job: Job, fd: int) -> tuple[StreamconvError | None, bool, str,
     """A parse-only pass over a large input: (error, parsed to the end, shape, values)."""
     from .documents import DocumentParser
 
-    parser = DocumentParser(source=os.path.join(job.inbox.path, job.name), limits=job.inbox.options.limits)
+    parser = DocumentParser(
+        source=os.path.join(job.inbox.path, job.name), limits=job.inbox.options.limits
+    )
     error: StreamconvError | None = None
     try:
         while chunk := os.read(fd, READ_SIZE):
@@ -569,7 +572,7 @@ class _Writer:
         rel = os.path.relpath(target, self.inbox.output_dir)
         record = {"index": item.index, "result": "converted", "output": rel}
         self.records.append(record)
-        self._writes.append((_write_pool().submit(_write_output, item, target), record))
+        self._writes.append((_submit_write(item, target), record))
         self.folders.add(os.path.dirname(target))
         self.converted += 1
         self.outputs += 1
@@ -623,6 +626,24 @@ def _write_pool() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="streamconv-write")
     return _pool
+
+
+def _submit_write(out: Any, target: str) -> Future[int]:
+    """Start writing one output. A small one is encoded to bytes here (Python work, under the
+    GIL), so that the thread only waits in write/fsync/rename, which release it; one with bulk
+    data or of many MiB streams in the thread."""
+    from .encode import iter_bytes
+    from .pipeline import _cleanup
+
+    enc = out.encoded
+    small = all(isinstance(piece, bytes) for piece in enc.body) and enc.size_hint <= SMALL_OUTPUT
+    if small and not enc.temporaries:
+        try:
+            data = b"".join(iter_bytes(enc))
+        finally:
+            _cleanup(out)
+        return _write_pool().submit(_write_file, target, (data,))
+    return _write_pool().submit(_write_output, out, target)
 
 
 def _write_output(out: Any, target: str) -> int:
@@ -1436,7 +1457,8 @@ class Watcher:
         key = (inbox.path, name)
         cand = state.candidates.get(key)
         if cand is not None and cand.inflight:
-            cand.touched = True
+            if st is not None:  # not just our own claim taking it away
+                cand.touched = True
             return
         if st is None or not stat.S_ISREG(st.st_mode):
             if cand is not None:
