@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus
 from bench_convert import streamconv_converter
-from benchlib import BENCH_DIR
+from benchlib import BENCH_DIR, use_bytecode_cache
 
 OUT = BENCH_DIR / "out"
 
@@ -198,8 +198,13 @@ def startup_imports(workdir: Path, ntop: int) -> str:
         "import sys; from streamconv.cli import main; rc = main(sys.argv[1:]); "
         "sys.stdout.write(' '.join(sorted(sys.modules)))"
     )
+    env = use_bytecode_cache(workdir)  # as an installed package loads (see benchlib)
+    subprocess.run(
+        [sys.executable, "-c", code, str(ct), str(out)], env=env, capture_output=True, check=False
+    )
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code, str(ct), str(out)],
+        env=env,
         capture_output=True,
         text=True,
         check=False,
