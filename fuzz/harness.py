@@ -184,7 +184,10 @@ def _check_output(path: str, *, dataset_only: bool, strict: bool, parse: bool = 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(data), force=dataset_only)
-            if strict:  # under -E every value must parse as well
+            implicit = ds.original_encoding[0]
+            # under -E every value must parse as well; not in implicit VR, where a reader
+            # takes each VR from its dictionary while the JSON's VR wins (CONTRACT §4)
+            if strict and not implicit:
                 for elem in ds.iterall():
                     _ = elem.value
     except Exception as exc:

@@ -179,7 +179,8 @@ def _read(path: Path, *, dataset_only: bool) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, force=dataset_only)
-            if not any(elem.tag.group == 0 for elem in ds):  # see harness: group 0000
+            # see harness: group 0000 and implicit VR are read with pydicom's own ideas
+            if not any(elem.tag.group == 0 for elem in ds) and not ds.original_encoding[0]:
                 for elem in ds.iterall():
                     _ = elem.value
             return ds
