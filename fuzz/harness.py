@@ -58,6 +58,7 @@ OPTION_SETS: tuple[tuple[str, ...], ...] = (
     ("+E", "+tb", "-e", "+aS"),
     ("+Fu", "+te"),
     ("+E", "-c", "+td"),
+    ("+aS", "+E", "--filename-template", "{SOPInstanceUID}/{Modality}-{PatientName}_{index1}.dcm"),
 )
 
 
@@ -77,7 +78,7 @@ class Sandbox:
 
     @classmethod
     def create(cls, base: str | None = None) -> Sandbox:
-        root = tempfile.mkdtemp(prefix="streamconv-fuzz-", dir=base)
+        root = os.path.realpath(tempfile.mkdtemp(prefix="streamconv-fuzz-", dir=base))
         box = cls(root, os.path.join(root, "bulk"), os.path.join(root, "out"), os.path.join(root, "tmp"))
         outside = os.path.join(root, "outside")
         for d in (box.bulk, box.out, box.tmp, outside, os.path.join(box.bulk, "sub")):
@@ -155,6 +156,8 @@ def run_convert(data: bytes, box: Sandbox) -> str:
         if result != "ok" and not split and _files(box.out):
             raise InvariantError(f"{result} but an output was left: {_files(box.out)}")
         for path, command in written:
+            if not os.path.realpath(path).startswith(box.out + os.sep):
+                raise InvariantError(f"output written outside the output directory: {path!r}")
             _check_output(
                 path, dataset_only=options.write_mode is WriteMode.DATASET, strict=options.stop_on_error, parse=not command
             )
