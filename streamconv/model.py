@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 Dataset = dict[int, Element]
 
 PIXEL_DATA = 0x7FE00010
+SPECIFIC_CHARACTER_SET = 0x00080005
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
 _IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
 _DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
@@ -216,6 +217,11 @@ def _build_element(
         kind, payload = attr, val
     vr = _resolve_vr(tag, vr_raw, have_vr, ctx, path, siblings)
     if vr is None:
+        return None
+    if tag == SPECIFIC_CHARACTER_SET and vr == "SQ":
+        # its value decides how every text of the dataset is encoded (PS3.5 6.1.2.5): a
+        # sequence cannot, and readers fail on it; +E drops it (fuzz finding)
+        problems.error(ContentError("Specific Character Set as a sequence (VR SQ); it must be CS", path=path))
         return None
     if tag == PIXEL_DATA:
         if kind == "Value":

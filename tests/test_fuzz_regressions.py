@@ -241,6 +241,8 @@ REPRODUCERS = {
     # fuzz_convert run 3: option set 13 (+E +tb -e +aS), a group 0000 element; pydicom reads
     # group 0000 after the meta header as a command set (implicit VR LE, PS3.7 6.3.1), so the
     # harness does not parse such outputs (see fuzz/README, "Not findings")
+    # fuzz_convert run 6: option set 13, (0008,0005) with VR SQ (pydicom: AttributeError)
+    "charset-sequence": b'\rd{"00081030":{"vr":"LO","Value":["a",null,"b"]},"00080005":{"vr":"SQ","Value":[null,{"Aletic":"y"}]}}',
     "group-0000": b'\rd{"00081030":{"vr":"LO","Value":["a",null,"b"]},"00004000":{"vr":"SQLT","Value":["a\\\\b"]},'
     b'"00080090":{"vr":"SQ","Value":[null,{"Alphabetic":"x","Phonetic":"y"}]}}',
 }
@@ -264,3 +266,18 @@ def test_reproducer_through_the_harness(sandbox: object, name: str, monkeypatch:
     assert isinstance(sandbox, Sandbox)
     monkeypatch.setattr(tempfile, "tempdir", sandbox.tmp)
     run_convert(REPRODUCERS[name], sandbox)
+
+
+# -- Specific Character Set given as a sequence: written, and unreadable (pydicom fails) ----------
+# fuzz_convert (run 6), fixed in model: an error under -E, dropped under +E.
+
+
+@pytest.mark.parametrize("where", ["top", "item"])
+def test_specific_character_set_as_sequence(tmp_path: Path, where: str) -> None:
+    elem = b'"00080005":{"vr":"SQ","Value":[{}]}'
+    doc = b"{" + elem + b"}" if where == "top" else b'{"00081115":{"vr":"SQ","Value":[{' + elem + b"}]}}"
+    failed(j2d(tmp_path, doc), 65, "Specific Character Set as a sequence")
+    run = j2d(tmp_path, doc, "+E")
+    assert run.rc == 0, run.stderr
+    ds = pydicom.dcmread(run.out)
+    assert "SpecificCharacterSet" not in (ds if where == "top" else ds.ReferencedSeriesSequence[0])
