@@ -215,7 +215,7 @@ def _worker_init(parent_pid: int) -> None:
     die with the daemon (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so that no orphan keeps
     working on an input that a restarted daemon adopts."""
     global _worker_ready
-    if _worker_ready:
+    if _worker_ready or not parent_pid:  # not sent by a daemon (tests call it in-process)
         return
     _worker_ready = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -227,7 +227,7 @@ def _worker_init(parent_pid: int) -> None:
             libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
         except (OSError, AttributeError):  # pragma: no cover - no prctl
             pass
-    if parent_pid and os.getppid() != parent_pid:
+    if os.getppid() != parent_pid:
         os._exit(1)  # the daemon is already gone
 
 

@@ -396,6 +396,21 @@ async def test_missing_bulk_data_is_retried_until_it_arrives(tree: Tree) -> None
 
 
 @pytest.mark.anyio
+async def test_output_that_cannot_be_written_is_retried(tree: Tree) -> None:
+    """An output error (here: a folder where the file should go; in real life a full disk) is
+    the environment's fault, not the input's: the input stays claimed and is tried again."""
+    (tree.out / "blocked.dcm").mkdir(parents=True)
+    async with running(tree.config(retry_delay=0.3)) as watcher:
+        drop(tree.inbox, "blocked.json", text(0))
+        await wait_for(lambda: watcher.counts().get("retried", 0) >= 1)
+        assert tree.claimed() == {"blocked.json"}
+        (tree.out / "blocked.dcm").rmdir()
+        await wait_for(lambda: (tree.done / "blocked.json").exists())
+    assert read_back(tree.out / "blocked.dcm").InstanceNumber == 1
+    assert temps(tree.root) == []
+
+
+@pytest.mark.anyio
 async def test_transient_error_fails_after_the_last_attempt(tree: Tree) -> None:
     bulk = tree.inbox / "bulk"
     bulk.mkdir()
@@ -544,6 +559,66 @@ async def test_metrics_file(tree: Tree) -> None:
     assert "# TYPE streamconv_watch_latency_seconds histogram" in body
     assert f'streamconv_watch_queue_depth{{inbox="{inbox}"}} 1' in body  # b.json, incomplete
     assert list(metrics.parent.iterdir()) == [metrics]
+
+
+# -- the worker's steps, in-process -----------------------------------------------------
+
+
+def job(tree: Tree, name: str, mode: watch.Mode, directory: Path | None = None) -> watch.Job:
+    inbox = tree.config().inboxes[0]
+    claim = tree.processing / "me.1.abc"
+    for folder in (claim, tree.done, tree.failed, tree.out):
+        folder.mkdir(parents=True, exist_ok=True)
+    src = tree.inbox if directory is None else directory
+    return watch.Job(inbox, name, str(src), str(claim), mode, None)
+
+
+def test_large_input_is_checked_then_streamed(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watch, "SMALL_INPUT", 100)  # every input counts as large
+    monkeypatch.setattr(watch, "READ_SIZE", 64)
+    (tree.inbox / "big.ndjson").write_text("".join(text(i) + "\n" for i in range(5)))
+    result = watch.process_input(job(tree, "big.ndjson", watch.Mode.SETTLED))
+    assert (result.status, result.converted, result.outputs) == ("done", 5, 5)
+    assert files(tree.out) == {f"big/{i:06d}.dcm" for i in range(5)}
+    assert files(tree.done) == {"big.ndjson"}
+    (tree.inbox / "cut.json").write_text(text(0)[:-3])
+    result = watch.process_input(job(tree, "cut.json", watch.Mode.SETTLED))
+    assert (result.status, result.reason) == ("not_ready", "incomplete")
+    assert files(tree.inbox) == {"cut.json"}
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "status", "reason"),
+    [
+        (text(0), watch.Mode.FAST, "done", ""),
+        (text(0)[:-1], watch.Mode.FAST, "not_ready", "incomplete"),
+        ("", watch.Mode.FAST, "not_ready", "incomplete"),
+        ("", watch.Mode.EXPIRED, "failed", ""),
+        ('{"x": [}', watch.Mode.FAST, "not_ready", "unsettled"),  # settle first, then fail
+        ('{"x": [}', watch.Mode.SETTLED, "failed", ""),
+        (text(0) + "\n" + text(1), watch.Mode.FAST, "not_ready", "unsettled"),  # NDJSON
+        (text(0) + "\n" + text(1), watch.Mode.SETTLED, "done", ""),
+        (json.dumps([dataset(0), dataset(1)]), watch.Mode.FAST, "done", ""),  # an array closes
+    ],
+)
+def test_readiness(tree: Tree, content: str, mode: watch.Mode, status: str, reason: str) -> None:
+    """The completion rules (daemon-conventions §2), one input at a time."""
+    (tree.inbox / "x.json").write_text(content)
+    result = watch.process_input(job(tree, "x.json", mode))
+    assert (result.status, result.reason) == (status, reason)
+    where = (
+        tree.inbox if status == "not_ready" else (tree.done if status == "done" else tree.failed)
+    )
+    assert "x.json" in files(where)
+
+
+def test_claim_lost_to_another_daemon(tree: Tree) -> None:
+    """The rename is the lock: an input that vanished between the read and the claim is gone."""
+    (tree.inbox / "x.json").write_text(text(0))
+    j = job(tree, "x.json", watch.Mode.FAST)
+    (tree.inbox / "x.json").rename(tree.root / "elsewhere.json")
+    assert watch.process_input(j).status == "gone"
+    assert files(tree.out) == set()
 
 
 # -- configuration ---------------------------------------------------------------------
