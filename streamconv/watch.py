@@ -113,6 +113,8 @@ MAX_TRACKED = 10_000
 #: watchfiles batching: a batch is yielded after STEP ms without events, at most DEBOUNCE ms.
 DEBOUNCE_MS = 100
 STEP_MS = 20
+#: A batch of this many events is a flood in which inotify may have dropped some: rescan.
+FLOOD_EVENTS = 1000
 #: The watch thread returns at least this often, so that a cancellation (exit now) is quick.
 RUST_TIMEOUT_MS = 500
 MAX_RETRY_DELAY = 300.0
@@ -1154,6 +1156,7 @@ class Watcher:
         self._watch_scope: anyio.CancelScope | None = None
         self._watch_stop: anyio.Event | None = None
         self._watch_failed = False
+        self._rescan_now = anyio.Event()
         self._service: TaskGroup | None = None
         self._jobs: TaskGroup | None = None
         self._space: dict[str, tuple[float, bool]] = {}
@@ -1381,6 +1384,10 @@ class Watcher:
                 self._watch_failed = True
 
     async def _on_changes(self, changes: set[tuple[Change, str]], paths: dict[str, str]) -> None:
+        if len(changes) >= FLOOD_EVENTS:
+            # watchfiles drops inotify's queue-overflow notice (IN_Q_OVERFLOW): after a flood
+            # like this one, do not wait for the periodic rescan to find what was lost
+            self._rescan_now.set()
         kinds: dict[str, Change] = {}
         for change, path in changes:
             directory, name = os.path.split(path)
@@ -1425,7 +1432,9 @@ class Watcher:
 
     async def _rescan_loop(self) -> None:
         while True:
-            await anyio.sleep(self.config.rescan_interval)
+            with anyio.move_on_after(self.config.rescan_interval):
+                await self._rescan_now.wait()
+            self._rescan_now = anyio.Event()
             if self._watch_failed:
                 self._watch_failed = False
                 await self._restart_watch()  # scans too
