@@ -122,7 +122,12 @@ def resolve_uri(
     offset, length = _parse_query(query, uri)
     if "\x00" in path:
         raise ContentError(f"NUL byte in BulkDataURI path: '{uri}'")
-    real = os.path.realpath(path)
+    try:
+        real = os.path.realpath(path)
+    except OSError as exc:
+        # a symlink on the path replaced while realpath() reads it (lstat, then readlink:
+        # EINVAL), or a path too long: nothing was opened
+        raise BulkDataAccessError(f"cannot resolve bulk data path '{path}': {exc.strerror}") from None
     if not _inside(real, dirs):
         raise BulkDataAccessError(
             f"BulkDataURI refers to a file outside the permitted bulk data directories "

@@ -345,6 +345,20 @@ def test_large_file_shrinks_while_streamed(tree: Tree, monkeypatch: pytest.Monke
     refused(run(tree, doc(tree.uri("big.bin"))), 20, "shrank while reading")
 
 
+def test_symlink_replaced_while_resolved(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    # realpath() lstat()s a component, sees a symlink, then readlink() finds a file there:
+    # EINVAL escaped as a traceback (found by test_symlink_race_loop)
+    real_realpath = os.path.realpath
+
+    def racing_realpath(path: Any, *args: Any, **kw: Any) -> Any:
+        if str(path).endswith("flip"):
+            raise OSError(22, "Invalid argument", str(path))
+        return real_realpath(path, *args, **kw)
+
+    monkeypatch.setattr(os.path, "realpath", racing_realpath)
+    refused(run(tree, doc(tree.uri("flip"))), 20, "cannot resolve bulk data path")
+
+
 def test_symlink_race_loop(tree: Tree) -> None:
     # a real race for a bounded time: a thread flips bulk/flip between a regular file and
     # a link to the secret while conversions run; each run reads the regular file or is
