@@ -75,6 +75,17 @@ class BuildContext:
     dictionary: Dictionary = field(default_factory=get_dictionary)
     elements: int = 0
     decoded_bytes: int = 0
+    # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
+    max_value: int = 0
+    max_dataset: int = 0
+
+    def __post_init__(self) -> None:
+        limits = self.options.limits
+        self.max_value = limits.max_value_bytes or _NEVER
+        self.max_dataset = limits.max_dataset_bytes or _NEVER
+
+
+_NEVER = 1 << 62
 
 
 @dataclass(slots=True)
@@ -237,9 +248,19 @@ def _build_element(
     return _bulk(tag, vr, payload, ctx, path)
 
 
+_VR_AGREES: set[tuple[int, str, int]] = set()
+
+
 def _check_dictionary_vr(tag: int, vr: str, ctx: BuildContext, path: Any) -> None:
     # the JSON VR wins over the dictionary, with a warning (CONTRACT §4; DCMTK V5, V6, V8)
+    key = (tag, vr, id(ctx.dictionary))
+    if key in _VR_AGREES:
+        return
     choices = ctx.dictionary.vr_choices(tag)
+    if not choices or vr in choices:
+        if len(_VR_AGREES) < 100_000:
+            _VR_AGREES.add(key)
+        return
     if choices and vr not in choices:
         ctx.problems.warn(f"element has VR {vr}, the data dictionary says {'/'.join(sorted(choices))}; using {vr}", path)
 
@@ -708,6 +729,10 @@ def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
 
 
 def _count(ctx: BuildContext, n: int, path: str) -> None:
+    ctx.decoded_bytes += n
+    if n <= ctx.max_value and ctx.decoded_bytes <= ctx.max_dataset:
+        return
+    ctx.decoded_bytes -= n
     limits = ctx.options.limits
     if limits.max_value_bytes and n > limits.max_value_bytes:
         raise LimitError(f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)", path=path)
