@@ -200,7 +200,7 @@ def _build_element(
     if len(pairs) == 2 and tag != PIXEL_DATA:
         # fast path: the usual {"vr": "XX", "Value": [...]}
         (k1, vr), (k2, values) = pairs
-        if k1 == "vr" and k2 == "Value" and vr in ALL_VRS:
+        if k1 == "vr" and k2 == "Value" and vr in ALL_VRS and (vr == "CS" or tag != SPECIFIC_CHARACTER_SET):
             handler = _VALUE_HANDLERS.get(vr)
             if handler is not None and isinstance(values, list):
                 _check_dictionary_vr(tag, vr, ctx, path)
@@ -229,10 +229,11 @@ def _build_element(
     vr = _resolve_vr(tag, vr_raw, have_vr, ctx, path, siblings)
     if vr is None:
         return None
-    if tag == SPECIFIC_CHARACTER_SET and vr == "SQ":
-        # its value decides how every text of the dataset is encoded (PS3.5 6.1.2.5): a
-        # sequence cannot, and readers fail on it; +E drops it (fuzz finding)
-        problems.error(ContentError("Specific Character Set as a sequence (VR SQ); it must be CS", path=path))
+    if tag == SPECIFIC_CHARACTER_SET and vr != "CS":
+        # its value decides how every text of the dataset is encoded (PS3.5 6.1.2.5), and
+        # readers take it as CS: a sequence or a PN there makes the file unreadable
+        # (pydicom fails); +E drops it (fuzz findings)
+        problems.error(ContentError(f"Specific Character Set with VR {vr}; it must be CS (PS3.6)", path=path))
         return None
     if tag == PIXEL_DATA:
         if kind == "Value":

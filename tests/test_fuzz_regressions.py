@@ -268,16 +268,31 @@ def test_reproducer_through_the_harness(sandbox: object, name: str, monkeypatch:
     run_convert(REPRODUCERS[name], sandbox)
 
 
-# -- Specific Character Set given as a sequence: written, and unreadable (pydicom fails) ----------
-# fuzz_convert (run 6), fixed in model: an error under -E, dropped under +E.
+# -- Specific Character Set with another VR than CS: written, and unreadable (pydicom fails) -------
+# fuzz_convert (runs 6 and 7: SQ, PN), fixed in model: an error under -E, dropped under +E.
 
 
 @pytest.mark.parametrize("where", ["top", "item"])
 def test_specific_character_set_as_sequence(tmp_path: Path, where: str) -> None:
     elem = b'"00080005":{"vr":"SQ","Value":[{}]}'
     doc = b"{" + elem + b"}" if where == "top" else b'{"00081115":{"vr":"SQ","Value":[{' + elem + b"}]}}"
-    failed(j2d(tmp_path, doc), 65, "Specific Character Set as a sequence")
+    failed(j2d(tmp_path, doc), 65, "Specific Character Set with VR SQ; it must be CS")
     run = j2d(tmp_path, doc, "+E")
     assert run.rc == 0, run.stderr
     ds = pydicom.dcmread(run.out)
     assert "SpecificCharacterSet" not in (ds if where == "top" else ds.ReferencedSeriesSequence[0])
+
+
+@pytest.mark.parametrize(
+    "element",
+    [b'{"vr":"PN","Value":[{"Alphabetic":"ISO_IR 100"}]}', b'{"vr":"LO","Value":["ISO_IR 100"]}',
+     b'{"vr":"OB","InlineBinary":"SVNPX0lSIDEwMA=="}', b'{"vr":"US","Value":[100]}'],
+    ids=["PN", "LO", "OB", "US"],
+)  # fmt: skip
+def test_specific_character_set_other_vrs(tmp_path: Path, element: bytes) -> None:
+    doc = b'{"00080005":' + element + b',"00100010":{"vr":"PN","Value":[{"Alphabetic":"M\\u00fcller"}]}}'
+    failed(j2d(tmp_path, doc), 65, "it must be CS")
+    run = j2d(tmp_path, doc, "+E")
+    assert run.rc == 0, run.stderr
+    ds = pydicom.dcmread(run.out)
+    assert "SpecificCharacterSet" not in ds
