@@ -79,13 +79,18 @@ def write_atomic(path: str, chunks: Iterable[bytes], *, fsync: bool = True, mode
     written = 0
     try:
         with os.fdopen(fd, "wb", buffering=0) as f:
+            # the encoder yields every element header and value apart: gather them into
+            # ~1 MiB writes (one write(2) per small file instead of hundreds)
+            pending: list[bytes] = []
+            size = 0
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    n = f.write(view)
-                    assert n is not None
-                    view = view[n:]
-                    written += n
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= _WRITE_SIZE:
+                    written += _write_all(f, b"".join(pending))
+                    pending, size = [], 0
+            if pending:
+                written += _write_all(f, b"".join(pending))
             if fsync:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -98,6 +103,18 @@ def write_atomic(path: str, chunks: Iterable[bytes], *, fsync: bool = True, mode
     if fsync:
         fsync_dir(directory)
     return written
+
+
+_WRITE_SIZE = 1 << 20
+
+
+def _write_all(f: BinaryIO, data: bytes) -> int:
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        assert n is not None
+        view = view[n:]
+    return len(data)
 
 
 def _unlink(path: str) -> None:
