@@ -8,7 +8,9 @@ UsageError (exit 1) with a message: never another exception, never a hang.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -32,7 +34,8 @@ def test_one_input(data: bytes) -> None:
 def main() -> None:
     global _CWD
     # a sandbox working directory: relative +Bd and @command-file names resolve here
-    _CWD = tempfile.mkdtemp(prefix="streamconv-fuzz-opts-")
+    _CWD = tempfile.mkdtemp(prefix="streamconv-fuzz-opts-", dir=os.environ.get("STREAMCONV_FUZZ_TMP"))
+    atexit.register(shutil.rmtree, _CWD, True)
     os.makedirs(os.path.join(_CWD, "bulk"))
     with open(os.path.join(_CWD, "cmdfile"), "w") as f:
         f.write("+E '+Bd' \"bulk\" +as 2\n")
