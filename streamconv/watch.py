@@ -79,6 +79,7 @@ from .errors import (
     ContentError,
     InputError,
     JSONSyntaxError,
+    LimitError,
     OutputError,
     StreamconvError,
     UsageError,
@@ -136,6 +137,11 @@ LOCK_NAME = ".lock"
 PROBE_PREFIX = ".streamconv-probe."
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
 _QUOTED = re.compile(r"'[^']*'")
+#: Characters refused in input names: C0/C1 controls (newline, carriage return, escape...),
+#: Unicode line and paragraph separators and bidirectional overrides (they can forge or hide
+#: log lines), and lone surrogates (os.fsdecode's stand-ins for bytes that are not UTF-8).
+_UNSAFE_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class StartupError(Exception):
@@ -286,7 +292,7 @@ def process_batch(jobs: list[Job]) -> list[Result]:
 
 
 def _internal_error(job: Job, exc: Exception) -> Result:
-    logger.exception("internal error on %s", job.name)
+    logger.exception("internal error on %s", _printable(job.name))
     result = Result("retry", directory=job.directory)
     result.error = ErrorInfo("internal", 70, f"internal error: {exc!r}", transient=True)
     if os.path.exists(os.path.join(job.claim_dir, job.name)):
@@ -305,10 +311,57 @@ class _Prepared:
     count: int
 
 
+def _printable(text: str) -> str:
+    """*text* as it is, or its ``repr`` if it holds characters that could forge a log line or
+    a name that is not UTF-8 (escaped, so that it is one line of valid text)."""
+    return repr(text) if _UNSAFE_NAME.search(text) or _SURROGATE.search(text) else text
+
+
+def _name_problem(name: str) -> str:
+    """Why an input name is refused ("" if it is not)."""
+    if _SURROGATE.search(name):
+        return "name is not valid UTF-8"
+    if _UNSAFE_NAME.search(name):
+        return "name contains control characters"
+    return ""
+
+
+_KINDS = (
+    (stat.S_ISLNK, "symbolic link"),
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
+
+
+def _refusal(name: str, st: os.stat_result) -> str:
+    """Why an inbox entry (*st* from lstat) is refused unopened ("" if it may be read)."""
+    if not stat.S_ISREG(st.st_mode):
+        return next((kind for test, kind in _KINDS if test(st.st_mode)), "not a regular file")
+    return _name_problem(name)
+
+
 def _process(job: Job) -> Result | _Pending:
     src = os.path.join(job.directory, job.name)
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        lst = os.lstat(src)  # never stat: a symlink is refused, not followed
+    except (FileNotFoundError, NotADirectoryError):
+        return Result("gone")
+    refused = _refusal(job.name, lst)
+    if refused:
+        return _refuse(job, refused)
+    limit = job.inbox.max_input_bytes
+    if limit and lst.st_size > limit:
+        message = (
+            f"input file of {lst.st_size} bytes is larger than {limit} bytes "
+            "(limit max_input_bytes / --max-input-bytes); not read"
+        )
+        return fail_input(job, ErrorInfo.of(LimitError(message)))
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the lstat cannot block the open (it is not read)
+        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         return Result("gone")
     except OSError as exc:
@@ -359,7 +412,9 @@ def _process(job: Job) -> Result | _Pending:
             # replaced between our read and the rename: convert what we actually own
             _discard(prepared)
             os.close(fd)
-            fd = os.open(dst, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = os.open(dst, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Result("gone", reason="not a regular file")
             data = _read_all(fd) if claimed.st_size <= SMALL_INPUT else None
             return _convert_claimed(job, dst, fd, data, None, claimed.st_size)
         if data is None:
@@ -803,17 +858,23 @@ def _finish_success(job: Job, path: str) -> str:
     return _move(path, job.inbox.done_dir, job.name)
 
 
-def _finish_failure(job: Job, path: str, stem: str, info: ErrorInfo, writer: _Writer) -> str:
+def _finish_failure(
+    job: Job, path: str, stem: str, info: ErrorInfo, writer: _Writer, *, refused: bool = False
+) -> str:
     from .sinks import write_atomic
 
     failed_dir = job.inbox.failed_dir
+    name = job.name
+    if refused:  # a directory cannot replace what is there, and nothing else should replace it
+        name = _free_name(failed_dir, name)
+        stem = os.path.splitext(name)[0] or name
     report = None
     if writer.count > 1:
         report = stem + ".report.jsonl"
         lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in writer.records)
         write_atomic(os.path.join(failed_dir, report), (line.encode() for line in lines))
     sidecar = {
-        "input": job.name,
+        "input": _printable(job.name),
         "inbox": job.inbox.path,
         "result": "partial" if writer.converted else "failed",
         "category": info.category,
@@ -830,7 +891,15 @@ def _finish_failure(job: Job, path: str, stem: str, info: ErrorInfo, writer: _Wr
     }
     text = json.dumps(sidecar, ensure_ascii=False, indent=1) + "\n"
     write_atomic(os.path.join(failed_dir, stem + ".error.json"), [text.encode()])
-    return _move(path, failed_dir, job.name)
+    return _move(path, failed_dir, name)
+
+
+def _free_name(directory: str, name: str) -> str:
+    """*name*, or ``NAME.<hex>`` if something already has that name in *directory*."""
+    candidate = name
+    while os.path.lexists(os.path.join(directory, candidate)):
+        candidate = f"{name}.{secrets.token_hex(3)}"
+    return candidate
 
 
 def _move(path: str, directory: str, name: str) -> str:
@@ -881,6 +950,35 @@ def fail_input(job: Job, info: ErrorInfo) -> Result:
     writer = _Writer(job, stem)
     result = Result("failed", error=info, directory=job.claim_dir)
     result.moved_to = _finish_failure(job, path, stem, info, writer)
+    return result
+
+
+def _refuse(job: Job, reason: str) -> Result | _Pending:
+    """An inbox entry that is not read (a symlink, FIFO, socket, device or directory, or a name
+    with control characters or bytes that are not UTF-8): claimed by a rename like any input,
+    then renamed into failed/ beside ``NAME.error.json`` (category ``refused``). Only the
+    directory entry moves: nothing is opened or followed (a directory keeps its contents)."""
+    path = os.path.join(job.directory, job.name)
+    if job.directory != job.claim_dir:
+        dst = os.path.join(job.claim_dir, job.name)
+        if os.path.lexists(dst):
+            return Result("not_ready", "busy")
+        try:
+            os.rename(path, dst)
+        except (FileNotFoundError, NotADirectoryError):
+            return Result("gone")
+        try:
+            st = os.lstat(dst)
+        except FileNotFoundError:
+            return Result("gone")
+        reason = _refusal(job.name, st)  # what the rename actually claimed
+        if not reason:  # a regular file renamed over the entry since the lstat: an input
+            return _process(replace(job, directory=job.claim_dir, mode=Mode.CLAIMED))
+        path = dst
+    info = ErrorInfo("refused", InputError.exit_code, f"refused: {reason} (not opened)")
+    stem = os.path.splitext(job.name)[0] or job.name
+    result = Result("failed", error=info, directory=job.claim_dir)
+    result.moved_to = _finish_failure(job, path, stem, info, _Writer(job, stem), refused=True)
     return result
 
 
@@ -1018,15 +1116,16 @@ def remove_temps(roots: Iterable[tuple[str, bool]], *, min_idle: float, prefix: 
 
 def _claimed_names(directory: str) -> list[str]:
     try:
-        return sorted(
-            e.name for e in os.scandir(directory)
-            if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
-        )  # fmt: skip
+        # every entry, not only regular files: a refused one left there by a crash is refused
+        # again (and not left to keep the claim folder from being removed)
+        return sorted(e.name for e in os.scandir(directory) if not e.name.startswith("."))
     except FileNotFoundError:
         return []
 
 
 def _scan(inbox: InboxConfig) -> list[tuple[str, os.stat_result]]:
+    """Entries that match the patterns, of every kind (lstat): regular files are inputs, the
+    rest (and names with control characters) are refused into failed/."""
     out = []
     with os.scandir(inbox.path) as it:
         for entry in it:
@@ -1035,8 +1134,7 @@ def _scan(inbox: InboxConfig) -> list[tuple[str, os.stat_result]]:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                if stat.S_ISREG(st.st_mode):
-                    out.append((entry.name, st))
+                out.append((entry.name, st))
     return out
 
 
@@ -1078,7 +1176,8 @@ class Candidate:
 
     @property
     def display(self) -> str:
-        return os.path.join(self.state.config.path, self.name)
+        """The input's path for the log: escaped if the name could forge a log line."""
+        return _printable(os.path.join(self.state.config.path, self.name))
 
 
 class InboxState:
@@ -1376,12 +1475,16 @@ class Watcher:
                     ignore_permission_denied=True,
                 ):
                     await self._on_changes(changes, paths)
-            except (OSError, RuntimeError) as exc:  # e.g. an inbox removed or unmounted
+            # e.g. an inbox removed or unmounted; a name that is not UTF-8 (watchfiles raises
+            # inside its own task group, so the error comes wrapped in an exception group)
+            except* (OSError, RuntimeError) as group:
+                exc = _first_leaf(group)
                 logger.error(
                     "no file events (%s); rescanning every %g s and trying again",
-                    exc, self.config.rescan_interval,
+                    _printable(str(exc)), self.config.rescan_interval,
                 )  # fmt: skip
                 self._watch_failed = True
+                self._rescan_now.set()  # the rescan restarts the watch at once
 
     async def _on_changes(self, changes: set[tuple[Change, str]], paths: dict[str, str]) -> None:
         if len(changes) >= FLOOD_EVENTS:
@@ -1469,7 +1572,7 @@ class Watcher:
             if st is not None:  # not just our own claim taking it away
                 cand.touched = True
             return
-        if st is None or not stat.S_ISREG(st.st_mode):
+        if st is None:  # gone; anything else (a FIFO, a symlink...) is refused by a worker
             if cand is not None:
                 del state.candidates[key]
             return
@@ -1864,6 +1967,12 @@ def _prepare_inbox(inbox: InboxConfig, config: WatchConfig) -> tuple[ClaimDir, R
     return claim, rec, removed
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _release_claim(claim: ClaimDir) -> bool:
     return claim.release(remove=True)
 
@@ -1908,8 +2017,9 @@ def _log_outcome(display: str, job: Job, result: Result, inbox: InboxConfig) -> 
         )  # fmt: skip
         return
     assert result.error is not None
-    stem = os.path.splitext(job.name)[0] or job.name
-    sidecar = os.path.join(os.path.basename(inbox.failed_dir), stem + ".error.json")
+    name = os.path.basename(result.moved_to) if result.moved_to else job.name
+    stem = os.path.splitext(name)[0] or name
+    sidecar = _printable(os.path.join(os.path.basename(inbox.failed_dir), stem + ".error.json"))
     if result.status == "partial":
         logger.warning(
             "partial %s: %d of %d dataset(s) converted, %d failed, first: %s -> %s",

@@ -21,7 +21,7 @@ import shlex
 import string
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .cli import ParsedArgs, build_options, expand_command_files, log_level, parse_args
@@ -49,6 +49,8 @@ DEFAULT_MAX_AGE = 3600.0
 DEFAULT_RESCAN = 30.0
 DEFAULT_RETRY_ATTEMPTS = 8
 DEFAULT_RETRY_DELAY = 2.0
+#: The daemon's default for one input file (json2dcm's --max-input-bytes default is none).
+DEFAULT_MAX_INPUT = 4 << 30
 _LOG_FAMILIES = ("log", "log_level", "log_config")
 
 
@@ -81,6 +83,8 @@ class InboxConfig:
     on_success: str = "move"
     quiet_period: float = DEFAULT_QUIET
     max_age: float = DEFAULT_MAX_AGE
+    #: bytes of one input file (0: none); also options.limits.max_input_bytes (the pre-pass)
+    max_input_bytes: int = DEFAULT_MAX_INPUT
 
     @property
     def base(self) -> str:
@@ -163,6 +167,7 @@ _INBOX_KEYS = {
     "quiet_period",
     "max_age",
     "filename_template",
+    "max_input_bytes",
 }
 
 
@@ -255,6 +260,7 @@ def _inbox_from_mapping(raw: Mapping[str, Any], where: str, base: str) -> InboxC
         quiet_period=_seconds(raw, "quiet_period", where, DEFAULT_QUIET),
         max_age=_seconds(raw, "max_age", where, DEFAULT_MAX_AGE, positive=True),
         filename_template=template,
+        max_input_bytes=_size_limit(raw, "max_input_bytes", where),
         log_allowed=False,
     )
 
@@ -270,9 +276,15 @@ def make_inbox(
     quiet_period: float = DEFAULT_QUIET,
     max_age: float = DEFAULT_MAX_AGE,
     filename_template: str | None = None,
+    max_input_bytes: int | None = None,
     log_allowed: bool = True,
 ) -> InboxConfig:
-    """An inbox from json2dcm option words (or already parsed ones)."""
+    """An inbox from json2dcm option words (or already parsed ones).
+
+    The input size limit is *max_input_bytes* if given, else a ``--max-input-bytes`` among the
+    option words, else :data:`DEFAULT_MAX_INPUT`; it is set in the options' limits too, so that
+    the pre-pass stops a file that grows past it while it is parsed.
+    """
     if isinstance(words, ParsedArgs):
         parsed = words
         text = " ".join(shlex.quote(w) for w in parsed.expanded)
@@ -314,6 +326,11 @@ def make_inbox(
         options = build_options(effective)
     except UsageError as exc:
         raise ConfigError(f"{where}: options: {exc.message}") from None
+    if max_input_bytes is None:
+        given = "max_input_bytes" in parsed.values
+        max_input_bytes = options.limits.max_input_bytes if given else DEFAULT_MAX_INPUT
+    limits = replace(options.limits, max_input_bytes=max_input_bytes)
+    options = replace(options, limits=limits)
     return InboxConfig(
         path=path,
         output_dir=output_dir,
@@ -325,6 +342,7 @@ def make_inbox(
         on_success=on_success,
         quiet_period=quiet_period,
         max_age=max_age,
+        max_input_bytes=max_input_bytes,
     )
 
 
@@ -380,6 +398,11 @@ def _int(data: Mapping[str, Any], key: str, where: str, default: int, *, low: in
     return value
 
 
+def _size_limit(data: Mapping[str, Any], key: str, where: str) -> int | None:
+    """A byte limit (0: none), or None if *key* is not given."""
+    return _int(data, key, where, 0, low=0) if key in data else None
+
+
 def _seconds(
     data: Mapping[str, Any], key: str, where: str, default: float, *, positive: bool = False
 ) -> float:
@@ -418,6 +441,7 @@ DAEMON_OPTIONS: tuple[DaemonOption, ...] = (
     DaemonOption(("--on-success",), "on_success", "move|delete", "what to do with a converted input (default: move to done/)"),
     DaemonOption(("--quiet-period",), "quiet_period", "SECONDS", "files written in place: unchanged this long (default: 5)"),
     DaemonOption(("--max-age",), "max_age", "SECONDS", "incomplete files go to failed/ after this long (default: 3600)"),
+    DaemonOption(("--max-input-bytes",), "max_input_bytes", "N", "larger input files go to failed/ (default: 4 GiB; 0: none)"),
     DaemonOption(("--grace-period",), "grace_period", "SECONDS", "on SIGTERM: time to finish in-flight inputs (default: 20)"),
     DaemonOption(("--min-free-bytes",), "min_free_bytes", "N", "pause intake below this much free output space (default: 1 GiB)"),
     DaemonOption(("--metrics-file",), "metrics_file", "FILE", "Prometheus text file, rewritten atomically"),
@@ -557,7 +581,9 @@ def config_from_args(cmd: CommandLine) -> WatchConfig:
     inbox_raw = {
         "quiet_period": number("quiet_period", DEFAULT_QUIET),
         "max_age": number("max_age", DEFAULT_MAX_AGE),
+        "max_input_bytes": number("max_input_bytes", DEFAULT_MAX_INPUT, int),
     }
+    limit_given = "max_input_bytes" in d
     on_success = d.get("on_success", "move")
     if on_success not in ("move", "delete"):
         raise ConfigError(f"--on-success must be move or delete, not '{on_success}'")
@@ -570,6 +596,7 @@ def config_from_args(cmd: CommandLine) -> WatchConfig:
         on_success=on_success,
         quiet_period=_seconds(inbox_raw, "quiet_period", where, DEFAULT_QUIET),
         max_age=_seconds(inbox_raw, "max_age", where, DEFAULT_MAX_AGE, positive=True),
+        max_input_bytes=_size_limit(inbox_raw, "max_input_bytes", where) if limit_given else None,
     )
     metrics = d.get("metrics_file")
     config = WatchConfig(

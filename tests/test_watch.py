@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -109,7 +110,14 @@ class Tree:
     def config(self, words: str = "", **kw: Any) -> WatchConfig:
         inbox_kw = {
             k: kw.pop(k)
-            for k in ("quiet_period", "max_age", "on_success", "filename_template", "patterns")
+            for k in (
+                "quiet_period",
+                "max_age",
+                "on_success",
+                "filename_template",
+                "patterns",
+                "max_input_bytes",
+            )
             if k in kw
         }
         inbox_kw.setdefault("quiet_period", QUIET)
@@ -265,6 +273,218 @@ async def test_temporaries_and_other_patterns_are_left_alone(tree: Tree) -> None
         await anyio.sleep(0.5)
     assert files(tree.inbox) == {*IGNORED, "notes.txt"}
     assert files(tree.out) == {"real.dcm"}
+
+
+# -- hostile inbox entries, the input size limit, a flood (issue 5) -----------------------
+
+
+def sidecars(folder: Path) -> dict[str, dict[str, Any]]:
+    """failed/*.error.json by their "input" field."""
+    out = {}
+    for name in os.listdir(folder):
+        if name.endswith(".error.json"):
+            report = json.loads((folder / name).read_text())
+            out[report["input"]] = report
+    return out
+
+
+@pytest.mark.anyio
+async def test_symlinks_fifos_and_directories_are_refused_into_failed(tree: Tree) -> None:
+    """Never opened or followed: renamed into failed/ as they are, with the reason."""
+    secret = tree.root / "secret.json"
+    secret.write_text(text(9))  # a valid input outside the inbox: must not be converted
+    os.symlink(secret, tree.inbox / "link.json")
+    os.symlink("link.json", tree.inbox / "chain.json")
+    os.mkfifo(tree.inbox / "pipe.json")  # opening it would block
+    (tree.inbox / "dir.json").mkdir()
+    (tree.inbox / "dir.json" / "inside.json").write_text(text(8))
+    (tree.failed).mkdir()
+    (tree.failed / "dir.json").write_text("taken")  # a directory cannot replace it
+    async with running(tree.config()) as watcher:
+        os.symlink("/dev/zero", tree.inbox / "zero.json")  # after start: an event, not the scan
+        os.mkfifo(tree.inbox / "late.json")
+        drop(tree.inbox, "ok.json", text(0))
+        await wait_for(lambda: watcher.counts().get("failed") == 6 and not files(tree.inbox))
+        await wait_for(lambda: watcher.counts().get("done") == 1)
+    assert os.listdir(tree.inbox) == []
+    assert files(tree.out) == {"ok.dcm"}
+    assert secret.read_text() == text(9)
+    reports = sidecars(tree.failed)
+    reasons = {name: r["message"] for name, r in reports.items()}
+    assert reasons == {
+        "link.json": "refused: symbolic link (not opened)",
+        "chain.json": "refused: symbolic link (not opened)",
+        "zero.json": "refused: symbolic link (not opened)",
+        "pipe.json": "refused: FIFO (not opened)",
+        "late.json": "refused: FIFO (not opened)",
+        "dir.json": "refused: directory (not opened)",
+    }
+    assert {(r["category"], r["exit_code"], r["transient"]) for r in reports.values()} == {
+        ("refused", 20, False)
+    }
+    assert os.readlink(tree.failed / "link.json") == str(secret)  # moved as it is
+    assert (tree.failed / "zero.json").is_symlink()
+    assert stat.S_ISFIFO(os.lstat(tree.failed / "pipe.json").st_mode)
+    assert (tree.failed / "dir.json").read_text() == "taken"
+    moved = [p for p in tree.failed.iterdir() if p.name.startswith("dir.json.") and p.is_dir()]
+    assert len(moved) == 1 and (moved[0] / "inside.json").read_text() == text(8)
+    assert (tree.failed / (moved[0].name.rsplit(".", 1)[0] + ".error.json")).exists()
+    assert tree.claimed() == set()
+
+
+def write_raw(path: bytes, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, content.encode())
+    os.close(fd)
+
+
+@pytest.mark.anyio
+async def test_names_with_control_characters_are_refused_and_escaped(
+    tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name cannot forge a log line: refused, and escaped in the log and in error.json."""
+    caplog.set_level("DEBUG", logger="streamconv")
+    names = [
+        "evil\nE: failed x.json: forged.json",
+        "cr\rI: done.json",
+        "esc\x1b[2Kx.json",
+        "rtl\u202ejson.exe.json",
+    ]
+    for name in names[:2]:
+        (tree.inbox / name).write_text(text(0))
+    write_raw(os.path.join(os.fsencode(tree.inbox), b"latin\xe9.json"), text(1))  # not UTF-8
+    async with running(tree.config()) as watcher:
+        for name in names[2:]:
+            drop(tree.inbox, name, text(2))
+        drop(tree.inbox, "fine.json", text(3))
+        await wait_for(lambda: watcher.counts().get("failed") == 5 and not os.listdir(tree.inbox))
+        await wait_for(lambda: watcher.counts().get("done") == 1)
+    assert files(tree.out) == {"fine.dcm"}
+    reports = sidecars(tree.failed)
+    bad = os.fsdecode(b"latin\xe9.json")
+    assert set(reports) == {repr(n) for n in [*names, bad]}
+    assert reports[repr(bad)]["message"] == "refused: name is not valid UTF-8 (not opened)"
+    for name in names:
+        assert (
+            reports[repr(name)]["message"]
+            == "refused: name contains control characters (not opened)"
+        )
+        assert reports[repr(name)]["category"] == "refused"
+        assert (tree.failed / name).exists()  # the input, under its own name
+    assert b"latin\xe9.json" in os.listdir(os.fsencode(tree.failed))
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged
+    assert all(not any(c in m for c in "\n\r\x1b\u202e") for m in logged), logged
+    assert all("\udce9" not in m for m in logged)
+    assert sum("refused: name contains control characters" in m for m in logged) == 4
+
+
+def test_refused_entries_are_never_opened(tree: Tree) -> None:
+    """The worker itself, handed a FIFO (as if swapped in after the scan): lstat, no open."""
+    os.mkfifo(tree.inbox / "p.json")
+    result = watch.process_input(job(tree, "p.json", watch.Mode.SETTLED))  # would block if opened
+    assert result.status == "failed"
+    assert result.error is not None and result.error.category == "refused"
+    assert stat.S_ISFIFO(os.lstat(tree.failed / "p.json").st_mode)
+
+
+@pytest.mark.anyio
+async def test_input_larger_than_max_input_bytes_fails(tree: Tree) -> None:
+    small = json.dumps({"00100020": {"vr": "LO", "Value": ["P1"]}})
+    big = text(0)
+    limit = len(small) + 10
+    assert len(big) > limit
+    config = tree.config(max_input_bytes=limit)
+    assert config.inboxes[0].options.limits.max_input_bytes == limit  # the pre-pass too
+    async with running(config) as watcher:
+        drop(tree.inbox, "big.json", big)
+        drop(tree.inbox, "small.json", small)
+        await wait_for(lambda: watcher.counts().get("failed") == 1)
+        await wait_for(lambda: watcher.counts().get("done") == 1)
+    assert files(tree.failed) == {"big.json", "big.error.json"}
+    report = json.loads((tree.failed / "big.error.json").read_text())
+    assert (report["category"], report["exit_code"], report["transient"]) == ("limit", 65, False)
+    assert report["message"] == (
+        f"input file of {len(big)} bytes is larger than {limit} bytes "
+        "(limit max_input_bytes / --max-input-bytes); not read"
+    )
+    assert files(tree.out) == {"small.dcm"}
+
+
+@pytest.mark.parametrize("small_input", [watch.SMALL_INPUT, 100])
+def test_input_that_grows_past_the_limit_fails_in_the_pre_pass(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch, small_input: int
+) -> None:
+    """A file under the limit at lstat time that is bigger when read: the parse stops."""
+    monkeypatch.setattr(watch, "SMALL_INPUT", small_input)  # read whole, or checked in chunks
+    content = text(0) + "\n" + text(1)
+    j = job(tree, "grew.ndjson", watch.Mode.SETTLED)
+    limits = replace(j.inbox.options.limits, max_input_bytes=len(text(0)) + 10)
+    inbox = replace(j.inbox, max_input_bytes=0, options=replace(j.inbox.options, limits=limits))
+    (tree.inbox / "grew.ndjson").write_text(content)
+    result = watch.process_input(replace(j, inbox=inbox))
+    assert result.status == "failed"
+    assert result.error is not None and result.error.category == "limit"
+    assert "--max-input-bytes" in result.error.message
+    assert files(tree.failed) == {"grew.ndjson", "grew.error.json"}
+    assert files(tree.out) == set()
+
+
+def test_max_input_bytes_configuration(tmp_path: Path) -> None:
+    def limit(inbox: Any) -> int:
+        assert inbox.options.limits.max_input_bytes == inbox.max_input_bytes
+        return int(inbox.max_input_bytes)
+
+    base = [str(tmp_path / "i"), "--output-dir", "o"]
+    assert limit(config_from_args(parse_command_line(base)).inboxes[0]) == 4 << 30
+    cmd = parse_command_line([*base, "--max-input-bytes", "1000"])
+    assert limit(config_from_args(cmd).inboxes[0]) == 1000
+    cmd = parse_command_line([*base, "--max-input-bytes=0"])
+    assert limit(config_from_args(cmd).inboxes[0]) == 0
+    assert limit(load_config(write_toml(tmp_path, INBOX)).inboxes[0]) == 4 << 30
+    body = INBOX + "max_input_bytes = 0\n"
+    assert limit(load_config(write_toml(tmp_path, body)).inboxes[0]) == 0
+    body = INBOX + 'options = "--max-input-bytes 500"\n'
+    assert limit(load_config(write_toml(tmp_path, body)).inboxes[0]) == 500
+    body = INBOX + 'options = "--max-input-bytes 500"\nmax_input_bytes = 700\n'
+    assert limit(load_config(write_toml(tmp_path, body)).inboxes[0]) == 700  # the key wins
+    with pytest.raises(ConfigError, match="max_input_bytes must be an integer >= 0"):
+        load_config(write_toml(tmp_path, INBOX + "max_input_bytes = -1\n"))
+    with pytest.raises(UsageError, match=None) as info:
+        config_from_args(parse_command_line([*base, "--max-input-bytes", "lots"]))
+    assert "--max-input-bytes" in info.value.message
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_files_keeps_the_tracked_set_bounded(tree: Tree) -> None:
+    """20,000 inputs, 12,000 there at start, 8,000 arriving at once: at most MAX_TRACKED are
+    tracked (the rest wait in the inbox), the schedule stays proportional, work goes on."""
+    n = 20_000
+    content = text(0).encode()
+
+    def make(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            fd = os.open(tree.inbox / f"f{i:05d}.json", os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, content)
+            os.close(fd)
+
+    first = 12_000  # more than are tracked: 2,000 wait untracked from the start
+    make(0, first)
+    peak = peak_heap = 0
+    async with running(tree.config(jobs=2, rescan_interval=1.0)) as watcher:
+        state = watcher.states[str(tree.inbox)]
+        assert len(state.candidates) == watch.MAX_TRACKED
+        await anyio.to_thread.run_sync(make, first, n)
+        deadline = anyio.current_time() + 8.0
+        while anyio.current_time() < deadline:
+            peak = max(peak, len(state.candidates))
+            peak_heap = max(peak_heap, len(watcher._heap))
+            await anyio.sleep(0.05)
+        done = watcher.counts().get("done", 0)
+    assert peak <= watch.MAX_TRACKED
+    assert peak_heap <= 3 * watch.MAX_TRACKED
+    assert done > 0
+    assert len(os.listdir(tree.inbox)) + len(os.listdir(tree.done)) == n
 
 
 # -- outputs and outcomes --------------------------------------------------------------
