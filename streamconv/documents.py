@@ -524,6 +524,28 @@ def _unflatten_raw(index: int, offset: int, ops: bytes, atoms: list[Any]) -> Raw
     return RawDataset(index, _unflatten(ops, atoms), offset)
 
 
+class _Via:
+    """Hands a C coroutine to the next stage as its ``send``: _yajl2 then calls it directly."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, coro: Any) -> None:
+        self.send = coro
+
+
+def _items_coro(target: Any, prefix: str) -> Any:
+    """ijson's items push pipeline; with yajl2_c the three C stages are chained directly.
+
+    ``items_coro`` chains them through ``utils.chain`` with bound ``send`` methods, so every
+    JSON event costs a generic Python call: measured 0.64 ms vs 0.26 ms per CT header.
+    """
+    if getattr(_BACKEND, "backend_name", "") == "yajl2_c":
+        items = _BACKEND.items_basecoro(target, prefix, Pairs)
+        parse = _BACKEND.parse_basecoro(_Via(items))
+        return _BACKEND.basic_parse_basecoro(_Via(parse), multiple_values=True)
+    return _BACKEND.items_coro(target, prefix, multiple_values=True, map_type=Pairs)
+
+
 class _Target:
     __slots__ = ("items",)
 
@@ -577,7 +599,7 @@ class DocumentParser:
         else:
             self.shape = "values"
             prefix = ""
-        self._coro = _BACKEND.items_coro(self._target, prefix, multiple_values=True, map_type=Pairs)
+        self._coro = _items_coro(self._target, prefix)
 
     def feed(self, data: bytes) -> list[RawDataset]:
         return self._push(self.filter.feed(data))
