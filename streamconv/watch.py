@@ -11,7 +11,11 @@ Folders, for an inbox ``BASE/inbox`` (the siblings share one filesystem, so move
 The life of an input:
 
 1. **Seen** through a watchfiles event, the start-up scan or a periodic rescan (events are lost
-   while the daemon is down and on inotify queue overflow; daemon-conventions §7).
+   while the daemon is down and on inotify queue overflow; daemon-conventions §7). Entries are
+   looked at with lstat: a symlink, FIFO, socket, device or directory, or a name with control
+   characters or bytes that are not UTF-8, is *refused* (:func:`_refuse`): claimed and renamed
+   into failed/ unopened, with ``NAME.error.json`` (category ``refused``). A file larger than
+   ``max_input_bytes`` goes to failed/ unread.
 2. **Ready?** (§2) A worker process reads and converts it *before* claiming it. A file whose
    first sighting shows a complete single JSON value (renamed in, the producer contract) is
    taken at once. A file that changed after it was first seen was written in place: it is taken
@@ -192,7 +196,8 @@ class ErrorInfo:
 class Result:
     """What became of a :class:`Job`; ``status`` is one of
 
-    ``done``, ``partial`` (some datasets failed; the input is in failed/), ``failed``,
+    ``done``, ``partial`` (some datasets failed; the input is in failed/), ``failed``, ``left``
+    (refused but cannot be moved: ``reason``; left in the inbox, logged once),
     ``retry`` (transient error; the input stays claimed in ``directory``), ``not_ready``
     (``reason``: incomplete, changed, unsettled, busy), ``gone`` (vanished or claimed by another
     daemon).
@@ -351,7 +356,7 @@ def _process(job: Job) -> Result | _Pending:
         return Result("gone")
     refused = _refusal(job.name, lst)
     if refused:
-        return _refuse(job, refused)
+        return _refuse(job, refused, lst)
     limit = job.inbox.max_input_bytes
     if limit and lst.st_size > limit:
         message = (
@@ -953,11 +958,15 @@ def fail_input(job: Job, info: ErrorInfo) -> Result:
     return result
 
 
-def _refuse(job: Job, reason: str) -> Result | _Pending:
+def _refuse(job: Job, reason: str, lst: os.stat_result) -> Result | _Pending:
     """An inbox entry that is not read (a symlink, FIFO, socket, device or directory, or a name
     with control characters or bytes that are not UTF-8): claimed by a rename like any input,
     then renamed into failed/ beside ``NAME.error.json`` (category ``refused``). Only the
-    directory entry moves: nothing is opened or followed (a directory keeps its contents)."""
+    directory entry moves: nothing is opened or followed (a directory keeps its contents).
+
+    An entry that cannot be moved (a directory the daemon may not write to: its ``..`` would
+    change) is ``left`` where it is: the daemon logs it once and does not track it again.
+    """
     path = os.path.join(job.directory, job.name)
     if job.directory != job.claim_dir:
         dst = os.path.join(job.claim_dir, job.name)
@@ -967,6 +976,9 @@ def _refuse(job: Job, reason: str) -> Result | _Pending:
             os.rename(path, dst)
         except (FileNotFoundError, NotADirectoryError):
             return Result("gone")
+        except OSError as exc:
+            sig = (lst.st_ino, lst.st_size, lst.st_mtime_ns)
+            return Result("left", f"{reason}; cannot move it: {exc.strerror or exc}", sig)
         try:
             st = os.lstat(dst)
         except FileNotFoundError:
@@ -1187,6 +1199,8 @@ class InboxState:
         self.adopted: dict[str, ClaimDir] = {}
         self.candidates: dict[tuple[str, str], Candidate] = {}
         self.busy: set[str] = set()
+        #: refused entries that cannot be moved, name -> inode: logged once, then not tracked
+        self.left: dict[str, int] = {}
         self.active = True
         self.overflow = False
 
@@ -1532,6 +1546,8 @@ class Watcher:
         for key, cand in list(state.candidates.items()):
             if cand.directory == inbox and not cand.inflight and cand.name not in present:
                 del state.candidates[key]  # gone without an event we saw
+        for name in [n for n in state.left if n not in present]:
+            del state.left[name]
 
     async def _rescan_loop(self) -> None:
         while True:
@@ -1576,6 +1592,8 @@ class Watcher:
             if cand is not None:
                 del state.candidates[key]
             return
+        if state.left.get(name) == st.st_ino and not stat.S_ISREG(st.st_mode):
+            return  # refused, could not be moved, logged
         now = anyio.current_time()
         sig = (st.st_ino, st.st_size, st.st_mtime_ns)
         if cand is None:
@@ -1787,6 +1805,12 @@ class Watcher:
             return
         if result.status == "gone":
             state.candidates.pop(cand.key, None)
+            return
+        if result.status == "left":
+            state.candidates.pop(cand.key, None)
+            if result.sig is not None and len(state.left) < MAX_TRACKED:
+                state.left[cand.name] = result.sig[0]
+            logger.warning("refused %s: %s; left in the inbox", cand.display, result.reason)
             return
         if result.status == "retry":
             assert result.error is not None

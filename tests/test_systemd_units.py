@@ -222,6 +222,7 @@ DOCUMENTED_INBOX = {
     "quiet_period",
     "max_age",
     "filename_template",
+    "max_input_bytes",
 }
 
 

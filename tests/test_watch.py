@@ -388,6 +388,26 @@ def test_refused_entries_are_never_opened(tree: Tree) -> None:
     assert stat.S_ISFIFO(os.lstat(tree.failed / "p.json").st_mode)
 
 
+def test_a_refused_entry_that_cannot_be_moved_is_left_alone(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory the daemon may not write to cannot be renamed: left where it is."""
+    (tree.inbox / "d.json").mkdir()
+    j = job(tree, "d.json", watch.Mode.FAST)
+
+    def rename(src: str, dst: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(watch.os, "rename", rename)
+    result = watch.process_input(j)
+    assert (result.status, result.reason) == (
+        "left",
+        "directory; cannot move it: Permission denied",
+    )
+    assert result.sig is not None and result.sig[0] == os.lstat(tree.inbox / "d.json").st_ino
+    assert (tree.inbox / "d.json").is_dir() and files(tree.failed) == set()
+
+
 @pytest.mark.anyio
 async def test_input_larger_than_max_input_bytes_fails(tree: Tree) -> None:
     small = json.dumps({"00100020": {"vr": "LO", "Value": ["P1"]}})
@@ -928,6 +948,7 @@ def test_example_config_loads(tmp_path: Path) -> None:
     assert inbox.options.explicit_length is False
     assert inbox.options.bulkdata_dirs == (str(tmp_path / "var/lib/streamconv/bulk") + "/",)
     assert (inbox.quiet_period, inbox.max_age, inbox.on_success) == (5.0, 3600.0, "move")
+    assert inbox.max_input_bytes == inbox.options.limits.max_input_bytes == 1 << 30
 
 
 def test_defaults_without_a_config_file(tmp_path: Path) -> None:
