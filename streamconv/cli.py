@@ -428,12 +428,19 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
 
 
 def run(src: str, dst: str, options: ConvertOptions, *, quiet: bool = False) -> int:
-    import anyio
-
-    from .pipeline import convert_file
+    from .pipeline import convert_file, convert_file_sync
 
     try:
-        anyio.run(convert_file, src, dst, options)
+        if options.array_policy is ArrayPolicy.SPLIT:
+            import anyio  # worker processes: the async stream engine
+
+            try:
+                anyio.run(convert_file, src, dst, options)
+            except anyio.BrokenWorkerProcess:
+                log.error("%s: a worker process died (killed, or out of memory)", src)
+                return 65
+        else:
+            convert_file_sync(src, dst, options)
     except StreamconvError as exc:
         log.error("%s", exc)
         return exc.exit_code
@@ -442,9 +449,6 @@ def run(src: str, dst: str, options: ConvertOptions, *, quiet: bool = False) -> 
         return 130
     except MemoryError:
         log.error("%s: out of memory", src)
-        return 65
-    except anyio.BrokenWorkerProcess:
-        log.error("%s: a worker process died (killed, or out of memory)", src)
         return 65
     except RecursionError:
         log.error("%s: input nested too deeply", src)
