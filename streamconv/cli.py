@@ -366,6 +366,9 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .runtime import tune_gc
+
+    tune_gc()
     if not argv:
         out.write(HEADER + "\n" + usage())
         return 0

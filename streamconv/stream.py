@@ -102,6 +102,10 @@ def _worker_signals() -> None:
     # Workers share the terminal's process group: Ctrl-C must reach only the main
     # process, which finishes the datasets in hand (the workers exit at EOF on stdin).
     global _SIGNALS_SET
+    if not _SIGNALS_SET:
+        from .runtime import tune_gc
+
+        tune_gc()
     if not _SIGNALS_SET and __name__ != "__main__":
         import threading
 

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"streamconv {__version__}\n")
         return 0
     command, rest = args[0], args[1:]
+    from .runtime import tune_gc
+
+    tune_gc()
     if command == "convert":
         from .cli import main as convert_main
 

@@ -231,6 +231,9 @@ def _worker_init(parent_pid: int) -> None:
     if _worker_ready or not parent_pid:  # not sent by a daemon (tests call it in-process)
         return
     _worker_ready = True
+    from .runtime import tune_gc
+
+    tune_gc()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         try:
