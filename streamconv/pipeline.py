@@ -48,6 +48,7 @@ __all__ = [
     "convert_one",
     "open_input",
     "read_chunks",
+    "release",
     "to_json_text",
     "write_output",
 ]
@@ -294,7 +295,8 @@ async def read_chunks(fd: int, size: int = READ_SIZE) -> AsyncIterator[bytes]:
 Sink = Callable[[Output], Any]
 
 
-def _cleanup(out: Output) -> None:
+def release(out: Output) -> None:
+    """Remove the temporary files (spills, +ar spool) an output still holds."""
     for path in out.encoded.temporaries:
         try:
             os.unlink(path)
@@ -371,7 +373,7 @@ def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool
         write_atomic(target, iter_bytes(out.encoded), fsync=fsync)
         return target
     finally:
-        _cleanup(out)
+        release(out)
 
 
 def _make_output_dir(path: str) -> None:

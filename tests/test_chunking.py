@@ -28,7 +28,7 @@ from streamconv.documents import DocumentParser, Pairs
 from streamconv.encode import iter_bytes
 from streamconv.errors import StreamconvError
 from streamconv.options import ArrayPolicy, ConvertOptions, TransferSyntax
-from streamconv.pipeline import Converter, Output, RunContext
+from streamconv.pipeline import Converter, Output, RunContext, release
 
 SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
 # STREAMCONV_FUZZ=N: N random examples per property instead of the fixed, quick default
@@ -43,20 +43,6 @@ SETTINGS = settings(
 
 
 # -- driving the core ----------------------------------------------------------------------
-
-
-def _cleanup(out: Output) -> None:
-    for path in out.encoded.temporaries:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    for piece in out.encoded.body:
-        if not isinstance(piece, bytes) and piece[0].temporary:
-            try:
-                os.unlink(piece[0].path)
-            except OSError:
-                pass
 
 
 def convert_chunks(chunks: list[bytes], options: ConvertOptions) -> list[bytes]:
@@ -75,7 +61,7 @@ def convert_chunks(chunks: list[bytes], options: ConvertOptions) -> list[bytes]:
         try:
             result.append(b"".join(iter_bytes(out.encoded)))
         finally:
-            _cleanup(out)
+            release(out)
     return result
 
 
