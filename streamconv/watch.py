@@ -524,11 +524,11 @@ def _check_stream(job: Job, fd: int) -> tuple[StreamconvError | None, bool, str,
 def _discard(prepared: _Prepared | None) -> None:
     if prepared is None:
         return
-    from .pipeline import Output, _cleanup  # the spill/bulk temporaries of unwritten outputs
+    from .pipeline import Output, release  # the spill/bulk temporaries of unwritten outputs
 
     for item in prepared.items:
         if isinstance(item, Output):
-            _cleanup(item)
+            release(item)
     prepared.items.clear()
 
 
@@ -582,10 +582,10 @@ class _Writer:
 
     def abort(self) -> None:
         """A whole-input error: the held first output is not written (its name is undecided)."""
-        from .pipeline import Output, _cleanup
+        from .pipeline import Output, release
 
         if isinstance(self._held, Output):
-            _cleanup(self._held)
+            release(self._held)
         self._held = None
 
     def wait(self) -> set[str]:
@@ -614,7 +614,7 @@ class _Writer:
             self.converted -= 1
 
     def _emit(self, item: Any, *, multi: bool) -> None:
-        from .pipeline import Failure, Output, _cleanup
+        from .pipeline import Failure, Output, release
 
         if isinstance(item, Failure):
             self._failure(item.index, item.error)
@@ -623,7 +623,7 @@ class _Writer:
         try:
             target = self._target(item, multi=multi)
         except ContentError as exc:
-            _cleanup(item)
+            release(item)
             if self.inbox.options.array_policy is ArrayPolicy.SPLIT and self.count > 1:
                 self._failure(item.index, exc)
                 return
@@ -631,7 +631,7 @@ class _Writer:
         try:
             self._parent(target)
         except OSError as exc:
-            _cleanup(item)
+            release(item)
             self.write_error = OutputError(f"cannot create '{os.path.dirname(target)}': {exc}")
             raise self.write_error from None
         rel = os.path.relpath(target, self.inbox.output_dir)
@@ -698,7 +698,7 @@ def _submit_write(out: Any, target: str) -> Future[int]:
     GIL), so that the thread only waits in write/fsync/rename, which release it; one with bulk
     data or of many MiB streams in the thread."""
     from .encode import iter_bytes
-    from .pipeline import _cleanup
+    from .pipeline import release
 
     enc = out.encoded
     small = all(isinstance(piece, bytes) for piece in enc.body) and enc.size_hint <= SMALL_OUTPUT
@@ -706,7 +706,7 @@ def _submit_write(out: Any, target: str) -> Future[int]:
         try:
             data = b"".join(iter_bytes(enc))
         finally:
-            _cleanup(out)
+            release(out)
         return _write_pool().submit(_write_file, target, (data,))
     return _write_pool().submit(_write_output, out, target)
 
@@ -714,12 +714,12 @@ def _submit_write(out: Any, target: str) -> Future[int]:
 def _write_output(out: Any, target: str) -> int:
     """One output, in a write thread: the encoded chunks (bulk data read here) to the file."""
     from .encode import iter_bytes
-    from .pipeline import _cleanup
+    from .pipeline import release
 
     try:
         return _write_file(target, _coalesce(iter_bytes(out.encoded)))
     finally:
-        _cleanup(out)  # spill and +ar temporaries
+        release(out)  # spill and +ar temporaries
 
 
 def _write_file(path: str, chunks: Iterable[bytes]) -> int:
