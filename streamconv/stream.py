@@ -272,6 +272,11 @@ async def convert_stream(
         raise min(failed, key=lambda f: f[0])[1]
     if error is not None:
         raise error
+    missing = summary.datasets - summary.converted - summary.rejected
+    if missing:
+        # every dataset handed to a worker must come back converted or rejected: never
+        # exit 0 with outputs missing (a worker that lost a batch, a version mismatch)
+        raise OutputError(f"{missing} of {summary.datasets} datasets were neither written nor rejected", source=source)
     return summary
 
 
