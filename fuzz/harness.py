@@ -115,7 +115,7 @@ def run_convert(data: bytes, box: Sandbox) -> str:
     """Run one input through the Converter; return "ok" or "exit N"; raise on a finding."""
     from streamconv.errors import StreamconvError
     from streamconv.options import ArrayPolicy, WriteMode
-    from streamconv.pipeline import Converter, Output, RunContext, _cleanup, write_output
+    from streamconv.pipeline import Converter, Output, RunContext, release, write_output
 
     flags = data[0] if data else 0
     cut_byte = data[1] if len(data) > 1 else 0
@@ -152,7 +152,7 @@ def run_convert(data: bytes, box: Sandbox) -> str:
         finally:
             conv.close()
             for out in pending:
-                _cleanup(out)
+                release(out)
         if result != "ok" and not split and _files(box.out):
             raise InvariantError(f"{result} but an output was left: {_files(box.out)}")
         for path, command in written:

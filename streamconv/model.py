@@ -18,7 +18,7 @@ from typing import Any
 
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
-from .documents import SPILL_PREFIX, Pairs, SpillStore
+from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
 from .errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
 from .options import ConvertOptions
 from .vr import (
@@ -708,7 +708,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
         spill.discard()
         return Element(tag, vr, _trim(vr, data) or None)
     try:
-        data = binascii.a2b_base64(payload, strict_mode=True)
+        data = decode_base64(payload)
     except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
         problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
         return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)

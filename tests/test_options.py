@@ -1525,7 +1525,9 @@ def _comparable(run: Run) -> bytes:
         return data
     ds = run.ds()
     shown = repr(ds.file_meta) + "\n" + repr(ds)
-    return re.sub(r"2\.25\.[0-9]+", "2.25.X", shown).encode()
+    shown = re.sub(r"2\.25\.[0-9]+", "2.25.X", shown)
+    # a generated UID has 37-39 digits: the meta group length follows it
+    return re.sub(r"(File Meta Information Group Length\s+UL: )\d+", r"\1N", shown).encode()
 
 
 # -- DCMDICTPATH (CONTRACT §1) ----------------------------------------------------------------
