@@ -32,6 +32,7 @@ from benchlib import (
     BENCH_DIR,
     Row,
     Run,
+    add_idle_options,
     fmt_mib,
     loadavg,
     machine_info,
@@ -400,20 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         default=BENCH_DIR / "out" / "results.jsonl",
         help="JSON lines appended here",
     )
-    p.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0,
-        metavar="S",
-        help="before each section wait up to S seconds for the 1-min load average to drop below --idle-load",
-    )
-    p.add_argument(
-        "--idle-load",
-        type=float,
-        default=0.5,
-        metavar="L",
-        help="load average counted as idle (0.5)",
-    )
+    add_idle_options(p)
     p.add_argument(
         "--no-bytecode-cache",
         action="store_true",

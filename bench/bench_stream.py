@@ -38,6 +38,7 @@ from benchlib import (
     BENCH_DIR,
     Row,
     Run,
+    add_idle_options,
     fmt_mib,
     loadavg,
     machine_info,
@@ -371,20 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds before one command is killed (default 1800, quick 300)",
     )
-    p.add_argument(
-        "--wait-idle",
-        type=float,
-        default=0,
-        metavar="S",
-        help="before each section wait up to S seconds for the 1-min load average to drop below --idle-load",
-    )
-    p.add_argument(
-        "--idle-load",
-        type=float,
-        default=0.5,
-        metavar="L",
-        help="load average counted as idle (0.5)",
-    )
+    add_idle_options(p)
     p.add_argument(
         "--results",
         type=Path,

@@ -40,6 +40,7 @@ from benchlib import (
     BENCH_DIR,
     Row,
     _tree_rss,
+    add_idle_options,
     loadavg,
     machine_info,
     print_table,
@@ -287,10 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     p.add_argument("--keep", action="store_true", help="keep the folders afterwards")
     p.add_argument("--results", type=Path, default=BENCH_DIR / "out" / "results.jsonl")
-    p.add_argument("--wait-idle", type=float, default=0, metavar="S",
-                   help="first wait up to S seconds for the 1-min load average to drop below 0.5")  # fmt: skip
-    p.add_argument("--idle-load", type=float, default=0.5, metavar="L",
-                   help="load average counted as idle (0.5)")  # fmt: skip
+    add_idle_options(p)
     a = p.parse_args(argv)
     info = machine_info()
     print(

@@ -226,6 +226,24 @@ def wait_idle(max_wait: float, threshold: float = 0.5) -> float:
     return load
 
 
+def add_idle_options(p: Any) -> None:
+    """--wait-idle / --idle-load, shared by every benchmark's argument parser."""
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="S",
+        help="before each section wait up to S seconds for the 1-min load average to drop below --idle-load",
+    )
+    p.add_argument(
+        "--idle-load",
+        type=float,
+        default=0.5,
+        metavar="L",
+        help="load average counted as idle (0.5)",
+    )
+
+
 def median_run(runs: Sequence[Run]) -> Run:
     """Median wall time; the largest RSS of all runs (memory is a ceiling, not an average)."""
     walls = [r.wall for r in runs]
