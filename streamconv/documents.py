@@ -21,7 +21,6 @@ import binascii
 import itertools
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,7 @@ __all__ = [
     "RawDataset",
     "Spill",
     "SpillStore",
-    "spill_ids",
+    "parse_frame",
 ]
 
 # ijson's yajl2_c backend when it is there (it is, in binary wheels); otherwise the best one.
@@ -134,6 +133,8 @@ class Spill:
             assert self.data is not None
             self.data += raw
             if len(self.data) > _SPILL_MEMORY:
+                import tempfile  # lazily: start-up (only spills over 16 MiB get here)
+
                 fd, self.path = tempfile.mkstemp(prefix="streamconv-spill-")
                 self.file = os.fdopen(fd, "wb")
                 self.file.write(self.data)
@@ -197,24 +198,6 @@ class SpillStore:
         for spill in self._spills.values():
             spill.discard()
         self._spills.clear()
-
-
-def spill_ids(value: Any) -> list[int]:
-    """The ids of the spills a parsed dataset refers to (its placeholders)."""
-    found: list[int] = []
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, Pairs):
-            for _k, x in v.pairs:
-                if isinstance(x, str):
-                    if x.startswith(SPILL_PREFIX):
-                        found.append(int(x[len(SPILL_PREFIX) :]))
-                elif isinstance(x, (Pairs, list)):
-                    stack.append(x)
-        elif isinstance(v, list):
-            stack.extend(x for x in v if isinstance(x, (Pairs, list)))
-    return found
 
 
 class JsonFilter:
@@ -538,6 +521,19 @@ def _unflatten_raw(index: int, offset: int, ops: bytes, atoms: list[Any]) -> Raw
     return RawDataset(index, _unflatten(ops, atoms), offset)
 
 
+def make_filter(spills: SpillStore, max_depth: int, limits: Limits | None) -> JsonFilter:
+    """The pre-pass with the limits of a run (DocumentParser and framing.Framer)."""
+    # max_depth counts sequence levels (Limits.max_depth); each takes three JSON levels
+    # (element object, Value array, item object), plus the top level, PN objects, arrays
+    json_depth = min(3 * max_depth + 16, MAX_JSON_DEPTH) if max_depth > 0 else MAX_JSON_DEPTH
+    return JsonFilter(
+        spills,
+        max_depth=json_depth,
+        max_input_bytes=limits.max_input_bytes if limits is not None else 0,
+        max_value_bytes=limits.max_value_bytes if limits is not None else 0,
+    )
+
+
 class _Via:
     """Hands a C coroutine to the next stage as its ``send``: _yajl2 then calls it directly."""
 
@@ -590,15 +586,7 @@ class DocumentParser:
         self.spills = spills if spills is not None else SpillStore()
         if limits is not None:
             max_depth = limits.max_depth
-        # max_depth counts sequence levels (Limits.max_depth); each takes three JSON levels
-        # (element object, Value array, item object), plus the top level, PN objects, arrays
-        json_depth = min(3 * max_depth + 16, MAX_JSON_DEPTH) if max_depth > 0 else MAX_JSON_DEPTH
-        self.filter = JsonFilter(
-            self.spills,
-            max_depth=json_depth,
-            max_input_bytes=limits.max_input_bytes if limits is not None else 0,
-            max_value_bytes=limits.max_value_bytes if limits is not None else 0,
-        )
+        self.filter = make_filter(self.spills, max_depth, limits)
         self.shape = ""
         self.count = 0
         self._target = _Target()
@@ -710,6 +698,37 @@ class DocumentParser:
     def close(self) -> None:
         """Release spill files of datasets that were never converted."""
         self.spills.discard_all()
+
+
+def parse_frame(data: bytes, index: int, offset: int, *, start: int = 0, source: str = "") -> RawDataset:
+    """One top-level value's bytes (a :class:`~streamconv.framing.Frame`) -> RawDataset.
+
+    The frame has been through the pre-pass already; ``start`` is its input offset, for
+    error messages.
+    """
+    target = _Target()
+    coro = _items_coro(target, "")
+    try:
+        coro.send(data)
+        coro.close()
+    except ijson.JSONError as exc:
+        arg = exc.args[0] if exc.args else ""
+        if isinstance(arg, bytes):
+            arg = arg.decode("utf-8", "replace")
+        located = _locate(str(arg), data)
+        text = str(arg).strip().splitlines()[0] if str(arg).strip() else type(exc).__name__
+        raise JSONSyntaxError(f"invalid JSON: {text}", offset=start + (located or 0), source=source) from None
+    except UnicodeDecodeError:
+        raise JSONSyntaxError(
+            "invalid JSON: a string is not valid UTF-8", offset=start, source=source
+        ) from None
+    except (ArithmeticError, ValueError):
+        exc2 = LimitError(f"JSON number out of the supported range (at or before byte offset {offset})")
+        exc2.source = source
+        raise exc2 from None
+    if len(target.items) != 1:
+        raise JSONSyntaxError("invalid JSON: expected one value", offset=start, source=source)
+    return RawDataset(index, target.items[0], offset)
 
 
 def _locate(message: str, data: bytes) -> int | None:

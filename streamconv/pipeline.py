@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import tempfile
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bulkdata import temporary_ref
-from .documents import DocumentParser, RawDataset, spill_ids
+from .documents import DocumentParser, RawDataset, SpillStore, parse_frame
 from .encode import (
     EXPLICIT,
     Encoded,
@@ -36,6 +34,7 @@ from .model import BuildContext, build_dataset
 from .options import ArrayPolicy, ConvertOptions, TransferSyntax
 from .sinks import render_name, write_atomic, write_stdout
 from .transform import apply_charset, apply_uids
+from .uids import new_salt
 from .vr import Element
 
 __all__ = [
@@ -49,9 +48,11 @@ __all__ = [
     "open_input",
     "read_chunks",
     "release",
-    "to_json_text",
     "write_output",
 ]
+
+if TYPE_CHECKING:
+    from .framing import Frame, Framer
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +86,17 @@ class RunContext:
     options: ConvertOptions
     source: str = ""
     base_dir: str | None = None
-    salt: uuid.UUID = field(default_factory=uuid.uuid4)
+    salt: bytes = field(default_factory=new_salt)  # mapped_uid's namespace for this run
 
 
-def convert_one(raw: RawDataset, run: RunContext, parser: DocumentParser | None = None, *, in_array: bool = False) -> Output:
-    """One dataset's JSON -> encoded output (model, UIDs, charset, encoder)."""
+def convert_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None, *, in_array: bool = False) -> Output:
+    """One dataset's JSON -> encoded output (model, UIDs, charset, encoder); ``spills``
+    holds its spliced-out InlineBinary values."""
     options = run.options
     problems = Problems(strict=options.stop_on_error)
     ctx = BuildContext(options, problems, run.source, run.base_dir)
-    if parser is not None:
-        ctx.spills = parser.spills
+    if spills is not None:
+        ctx.spills = spills
     built = build_dataset(raw.value, ctx, in_array=in_array)
     # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
     sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
@@ -110,16 +112,31 @@ class Converter:
         self.run = run
         self.collect_errors = collect_errors
         self.options = run.options
-        self.parser = DocumentParser(source=run.source, limits=run.options.limits)
+        self.parser: DocumentParser | Framer
+        if run.options.array_policy is ArrayPolicy.SELECT:
+            from .framing import Framer  # not on the path of a plain conversion (start-up)
+
+            # +as n: the others are cut out as bytes and checked, never built (CONTRACT §6)
+            self.parser = Framer(source=run.source, limits=run.options.limits)
+        else:
+            self.parser = DocumentParser(source=run.source, limits=run.options.limits)
         self._held: RawDataset | None = None
+        self._held_frame: Frame | None = None
         self._seq: _SequenceSpool | None = None
         self.count = 0
 
     def feed(self, data: bytes) -> list[Output | Failure]:
-        return self._handle(self.parser.feed(data))
+        if isinstance(self.parser, DocumentParser):
+            return self._handle(self.parser.feed(data))
+        self._select(self.parser.feed(data))
+        return []
 
     def finish(self) -> list[Output | Failure]:
-        outs = self._handle(self.parser.finish())
+        if isinstance(self.parser, DocumentParser):
+            outs = self._handle(self.parser.finish())
+        else:
+            self._select(self.parser.finish())
+            outs = []
         policy = self.options.array_policy
         total = self.parser.count
         if self._seq is not None:
@@ -128,6 +145,11 @@ class Converter:
             return outs
         if policy is ArrayPolicy.SPLIT:
             return outs
+        if self._held_frame is not None:
+            frame, self._held_frame = self._held_frame, None
+            self._held = parse_frame(frame.data, frame.index, frame.offset, start=frame.start, source=self.run.source)
+            self.parser.spills._spills.update(frame.spills)
+            frame.spills.clear()
         if self._held is not None:
             outs.append(self._convert(self._held))
             self._held = None
@@ -139,6 +161,9 @@ class Converter:
         return outs
 
     def close(self) -> None:
+        if self._held_frame is not None:
+            self._held_frame.discard()
+            self._held_frame = None
         self.parser.close()
         if self._seq is not None:
             self._seq.discard()
@@ -146,19 +171,31 @@ class Converter:
 
     def _convert(self, raw: RawDataset, *, in_array: bool = False) -> Output:
         try:
-            return convert_one(raw, self.run, self.parser, in_array=in_array)
+            return convert_one(raw, self.run, self.parser.spills, in_array=in_array)
         except StreamconvError as exc:
             several = self.parser.count > 1 or self.parser.shape == "array"
             if several and not exc.path.startswith("dataset"):
                 exc.path = f"dataset {raw.index + 1}" + (f" {exc.path}" if exc.path else "")
             raise
 
-    def _release(self, raw: RawDataset | None) -> None:
-        if raw is not None:
-            for ident in spill_ids(raw.value):
-                spill = self.parser.spills.take(ident)
-                if spill is not None:
-                    spill.discard()
+    def _select(self, frames: list[Frame]) -> None:
+        """+as n: hold the n-th frame (or the first, in case it is the only one); a frame
+        let go releases its spilled InlineBinary at once, so memory does not grow with the
+        number of datasets skipped."""
+        n = self.options.array_select
+        for frame in frames:
+            self.count += 1
+            if frame.index in (0, n - 1):
+                if self._held_frame is not None:
+                    self._held_frame.discard()
+                self._held_frame = frame
+            elif frame.index == 1 and n != 1:
+                if self._held_frame is not None:  # several datasets: only the n-th counts
+                    self._held_frame.discard()
+                    self._held_frame = None
+                frame.discard()
+            else:
+                frame.discard()
 
     def _handle(self, raws: list[RawDataset]) -> list[Output | Failure]:
         outs: list[Output | Failure] = []
@@ -172,18 +209,6 @@ class Converter:
                     if not self.collect_errors:
                         raise
                     outs.append(Failure(raw.index, exc, raw))
-            elif policy is ArrayPolicy.SELECT:
-                # a dataset let go releases its spilled InlineBinary values at once: memory
-                # must not grow with the number of datasets skipped (CONTRACT §6)
-                if raw.index in (0, self.options.array_select - 1):
-                    self._release(self._held)
-                    self._held = raw
-                elif raw.index == 1 and self.options.array_select != 1:
-                    self._release(self._held)  # several datasets: only the selected one counts
-                    self._release(raw)
-                    self._held = None
-                else:
-                    self._release(raw)
             elif policy is ArrayPolicy.SEQUENCE:
                 if self._seq is not None:
                     self._seq.add(raw)
@@ -213,6 +238,8 @@ class _SequenceSpool:
         self.conv = conv
         opts = conv.options
         _, self.ts = output_ts(opts, {}, False)
+        import tempfile  # lazily: ~7 ms of start-up that a plain conversion never needs
+
         fd, self.path = tempfile.mkstemp(prefix="streamconv-ar-")
         self.file = os.fdopen(fd, "wb")
         self.length = 0
@@ -308,41 +335,6 @@ def release(out: Output) -> None:
                 os.unlink(piece[0].path)
             except OSError:
                 pass
-
-
-def to_json_text(value: Any) -> str:
-    """A parsed JSON value (with :class:`Pairs`) back as JSON text (rejected datasets).
-
-    Numbers keep their digits (Decimal as written), duplicate keys are kept.
-    """
-    import json
-    from decimal import Decimal
-
-    from .documents import Pairs
-
-    out: list[str] = []
-
-    def emit(v: Any) -> None:
-        if isinstance(v, Pairs):
-            out.append("{")
-            for i, (k, x) in enumerate(v.pairs):
-                out.append(("," if i else "") + json.dumps(k, ensure_ascii=False) + ":")
-                emit(x)
-            out.append("}")
-        elif isinstance(v, list):
-            out.append("[")
-            for i, x in enumerate(v):
-                if i:
-                    out.append(",")
-                emit(x)
-            out.append("]")
-        elif isinstance(v, Decimal):
-            out.append(str(v))
-        else:
-            out.append(json.dumps(v, ensure_ascii=False))
-
-    emit(value)
-    return "".join(out) + "\n"
 
 
 def write_output(out: Output, target: str, options: ConvertOptions, *, fsync: bool = True) -> str:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import string
 import sys
-import tempfile
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -71,7 +69,7 @@ def write_atomic(path: str, chunks: Iterable[bytes], *, fsync: bool = True, mode
     directory = directory or "."
     if os.path.isdir(path):
         raise OutputError(f"cannot write '{path}': is a directory")
-    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}{PART_SUFFIX}")
+    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}{PART_SUFFIX}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
@@ -135,6 +133,8 @@ def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
         except OSError as exc:
             raise _output_error(exc, "-") from None
         return len(data)
+    import tempfile  # lazily: start-up
+
     with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
         for chunk in iter_bytes(enc):
             spool.write(chunk)

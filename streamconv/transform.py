@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ _UID_TAGS = (
 )
 
 
-def apply_uids(ds: Dataset, options: ConvertOptions, salt: uuid.UUID) -> bool:
+def apply_uids(ds: Dataset, options: ConvertOptions, salt: bytes) -> bool:
     """+Ug: new top-level Study/Series/SOP Instance UIDs; True if the SOP Instance UID changed.
 
     -Uo fills only absent or empty ones; +Uo replaces all, mapping the same old UID to the

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import uuid
 from typing import Any
 
 __all__ = [
@@ -23,13 +22,15 @@ __all__ = [
     "uid_for_keyword",
 ]
 
-# PS3.5 9.2.1: a UID root derived from a UUID (uuid5 of the project URL namespace).
-_ROOT_UUID = uuid.uuid5(uuid.NAMESPACE_URL, "https://streamconv.invalid/dicom")
-IMPLEMENTATION_CLASS_UID = f"2.25.{_ROOT_UUID.int}"
+# PS3.5 9.2.1 / B.2: UIDs in the "2.25." + UUID-as-integer form.  The root is
+# uuid5(NAMESPACE_URL, "https://streamconv.invalid/dicom"), the generic SOP Class its
+# uuid5(root, "generic-file"); written out so that start-up imports neither uuid nor
+# hashlib (~9 ms): tests/test_uids.py derives them again with the uuid module.
+IMPLEMENTATION_CLASS_UID = "2.25.96368561848117718635501901513710320987"
 IMPLEMENTATION_VERSION_NAME = "STREAMCONV_010"  # SH, at most 16 characters (PS3.10 7.1)
 # streamconv's "private generic file" SOP Class, used when the dataset names none
 # (DCMTK uses its own 1.2.276.0.7230010.3.1.0.1 for the same purpose).
-GENERIC_SOP_CLASS = f"2.25.{uuid.uuid5(_ROOT_UUID, 'generic-file').int}"
+GENERIC_SOP_CLASS = "2.25.38785385848685646804499832341308530295"
 
 NATIVE_TS = {
     "1.2.840.10008.1.2": "Implicit VR Little Endian",
@@ -39,14 +40,30 @@ NATIVE_TS = {
 }
 
 
+def uuid_int(raw: bytes, version: int) -> int:
+    """The first 16 bytes of ``raw`` as an RFC 4122 UUID of ``version``, as an integer
+    (what ``uuid.UUID(bytes=raw[:16], version=version).int`` gives)."""
+    n = int.from_bytes(raw[:16], "big")
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # variant: RFC 4122
+    return (n & ~(0xF000 << 64)) | (version << 76)
+
+
+def new_salt() -> bytes:
+    """A run's salt for :func:`mapped_uid` (the bytes of a random UUID namespace)."""
+    return os.urandom(16)
+
+
 def generate_uid() -> str:
-    """A new UID in the 2.25 UUID form (PS3.5 B.2)."""
-    return f"2.25.{uuid.uuid4().int}"
+    """A new UID in the 2.25 UUID form (PS3.5 B.2): a random (version 4) UUID."""
+    return f"2.25.{uuid_int(os.urandom(16), 4)}"
 
 
-def mapped_uid(salt: uuid.UUID, old: str) -> str:
-    """The same new UID for the same old UID within one run (``salt`` is per run)."""
-    return f"2.25.{uuid.uuid5(salt, old).int}"
+def mapped_uid(salt: bytes, old: str) -> str:
+    """The same new UID for the same old UID within one run (``salt`` is per run): the
+    name-based (version 5, SHA-1) UUID of ``old`` in the namespace ``salt``."""
+    import hashlib
+
+    return f"2.25.{uuid_int(hashlib.sha1(salt + old.encode('utf-8')).digest(), 5)}"
 
 
 @functools.cache
