@@ -13,7 +13,6 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from .errors import BulkDataAccessError, ContentError, UnsupportedURIError
 
@@ -34,20 +33,27 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-@dataclass(frozen=True, slots=True)
 class BulkRef:
-    """A byte range of a regular file, read when the output is written.
+    """A byte range of a regular file, read when the output is written (never changed).
 
     ``dev``/``ino`` pin the file that was checked: a reopen must find the same inode.
     ``temporary`` marks a spill file of streamconv's own (no containment check).
     """
 
-    path: str
-    offset: int
-    length: int
-    dev: int = 0
-    ino: int = 0
-    temporary: bool = False
+    __slots__ = ("dev", "ino", "length", "offset", "path", "temporary")
+
+    def __init__(
+        self, path: str, offset: int, length: int, dev: int = 0, ino: int = 0, temporary: bool = False
+    ) -> None:
+        self.path = path
+        self.offset = offset
+        self.length = length
+        self.dev = dev
+        self.ino = ino
+        self.temporary = temporary
+
+    def __repr__(self) -> str:
+        return f"BulkRef({self.path!r}, offset={self.offset}, length={self.length})"
 
 
 def temporary_ref(path: str, length: int) -> BulkRef:

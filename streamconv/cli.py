@@ -12,8 +12,7 @@ import logging
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from . import __version__
 from .errors import StreamconvError, UsageError
@@ -27,8 +26,7 @@ PROG = "json2dcm"
 HEADER = f"$streamconv: {PROG} v{__version__} $\n\n{PROG}: Convert JSON document to DICOM file or data set\n"
 
 
-@dataclass(frozen=True)
-class Opt:
+class Opt(NamedTuple):
     short: str
     long: str
     family: str  # dest written; the rightmost of a family wins
@@ -137,13 +135,22 @@ def usage() -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass
 class ParsedArgs:
-    values: dict[str, object] = field(default_factory=dict)
-    order: dict[str, int] = field(default_factory=dict)
-    bulkdata_dirs: list[str] = field(default_factory=list)
-    params: list[str] = field(default_factory=list)
-    expanded: list[str] = field(default_factory=list)
+    __slots__ = ("bulkdata_dirs", "expanded", "order", "params", "values")
+
+    def __init__(
+        self,
+        values: dict[str, object] | None = None,
+        order: dict[str, int] | None = None,
+        bulkdata_dirs: list[str] | None = None,
+        params: list[str] | None = None,
+        expanded: list[str] | None = None,
+    ) -> None:
+        self.values: dict[str, object] = {} if values is None else values
+        self.order: dict[str, int] = {} if order is None else order
+        self.bulkdata_dirs: list[str] = [] if bulkdata_dirs is None else bulkdata_dirs
+        self.params: list[str] = [] if params is None else params
+        self.expanded: list[str] = [] if expanded is None else expanded
 
 
 def _is_option(arg: str) -> bool:
@@ -467,4 +474,11 @@ def main_entry() -> None:
     except (BrokenPipeError, OSError):
         # a closed stdout is an output error (the output could not be written)
         os._exit(40)
-    raise SystemExit(code)
+    # Everything is written and closed (outputs, temporary files, log handlers): skip the
+    # interpreter's teardown of every module, ~13 ms of a ~130 ms one-shot run.
+    logging.shutdown()
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)

@@ -19,9 +19,8 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 __all__ = ["DictEntry", "Dictionary", "get_dictionary", "load_dictionary"]
 
@@ -137,8 +136,7 @@ def _is_private(group: int) -> bool:
     return bool(group & 1)
 
 
-@dataclass(frozen=True, slots=True)
-class DictEntry:
+class DictEntry(NamedTuple):
     """One line of a DCMTK-format dictionary file; a tag or a range of tags."""
 
     group: int

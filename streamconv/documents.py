@@ -22,7 +22,6 @@ import itertools
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import ijson
@@ -101,16 +100,19 @@ class Pairs:
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(slots=True)
 class Spill:
-    """A decoded InlineBinary value taken out of the JSON text."""
+    """A decoded InlineBinary value taken out of the JSON text (in memory, then in a
+    temporary file past _SPILL_MEMORY).  Pickled to worker processes with its frame."""
 
-    data: bytearray | None = field(default_factory=bytearray)
-    file: Any = None  # tempfile when large
-    path: str = ""
-    length: int = 0
-    error: str = ""
-    _pending: bytes = b""
+    __slots__ = ("_pending", "data", "error", "file", "length", "path")
+
+    def __init__(self) -> None:
+        self.data: bytearray | None = bytearray()
+        self.file: Any = None  # the temporary file while it is written
+        self.path = ""
+        self.length = 0
+        self.error = ""
+        self._pending = b""
 
     def write_b64(self, text: bytes) -> None:
         if self.error:
@@ -448,13 +450,16 @@ def _escape_holdback(tail: bytes) -> int:
     return n % 2  # a lone trailing backslash starts an escape
 
 
-@dataclass(slots=True)
 class RawDataset:
-    """One top-level value as ijson built it, with where it came from."""
+    """One top-level value as ijson built it, with where it came from: ``index`` is its
+    0-based position in the stream, ``offset`` the input bytes consumed when it was complete."""
 
-    index: int  # 0-based position in the stream
-    value: Any
-    offset: int  # input bytes consumed when it was complete
+    __slots__ = ("index", "offset", "value")
+
+    def __init__(self, index: int, value: Any, offset: int) -> None:
+        self.index = index
+        self.value = value
+        self.offset = offset
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Pickled flat (the stream sends datasets to worker processes): pickle recurses

@@ -12,7 +12,6 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from .bulkdata import BulkRef, iter_chunks
 from .errors import OutputError
@@ -45,16 +44,27 @@ _SEQ_DELIM = 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 
 
-@dataclass(slots=True)
 class Encoded:
-    """One output file (or dataset) ready to be streamed."""
+    """One output file (or dataset) ready to be streamed: ``head`` is the preamble and
+    meta header (empty with -F), ``body`` the dataset's pieces, ``temporaries`` files to
+    remove once written.  (A plain class: see streamconv/options.py on start-up.)"""
 
-    head: bytes  # preamble + meta header (empty with -F)
-    body: list[Piece]
-    deflate_level: int | None = None
-    bulk_dirs: tuple[str, ...] = ()
-    ts: str = EXPLICIT
-    temporaries: list[str] = field(default_factory=list)
+    __slots__ = ("body", "bulk_dirs", "deflate_level", "head", "temporaries", "ts")
+
+    def __init__(
+        self,
+        head: bytes,
+        body: list[Piece],
+        deflate_level: int | None = None,
+        bulk_dirs: tuple[str, ...] = (),
+        ts: str = EXPLICIT,
+    ) -> None:
+        self.head = head
+        self.body = body
+        self.deflate_level = deflate_level
+        self.bulk_dirs = bulk_dirs
+        self.ts = ts
+        self.temporaries: list[str] = []
 
     @property
     def size_hint(self) -> int:

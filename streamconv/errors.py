@@ -18,7 +18,6 @@ and what was expected.  The one -E/+E decision lives in :class:`Problems`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 __all__ = [
     "BulkDataAccessError",
@@ -112,7 +111,6 @@ class UnsupportedURIError(StreamconvError):
     category = "unsupported-uri"
 
 
-@dataclass
 class Problems:
     """The single -E/+E decision point (CONTRACT §4).
 
@@ -120,8 +118,11 @@ class Problems:
     caller goes on with DCMTK's result or drops the element.
     """
 
-    strict: bool = True
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("strict", "warnings")
+
+    def __init__(self, strict: bool = True) -> None:
+        self.strict = strict
+        self.warnings: list[str] = []
 
     def error(self, exc: StreamconvError) -> None:
         if self.strict:

@@ -12,7 +12,6 @@ import logging
 import math
 import re
 import struct
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -63,24 +62,25 @@ _INT_RANGE = {
 }  # fmt: skip
 
 
-@dataclass(slots=True)
 class BuildContext:
     """What building one dataset needs besides its JSON."""
 
-    options: ConvertOptions
-    problems: Problems
-    source: str = ""
-    base_dir: str | None = None
-    spills: SpillStore = field(default_factory=SpillStore)
-    dictionary: Dictionary = field(default_factory=get_dictionary)
-    elements: int = 0
-    decoded_bytes: int = 0
-    # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
-    max_value: int = 0
-    max_dataset: int = 0
+    __slots__ = (
+        "base_dir", "decoded_bytes", "dictionary", "elements", "max_dataset", "max_value",
+        "options", "problems", "source", "spills",
+    )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        limits = self.options.limits
+    def __init__(self, options: ConvertOptions, problems: Problems, source: str = "", base_dir: str | None = None) -> None:
+        self.options = options
+        self.problems = problems
+        self.source = source
+        self.base_dir = base_dir
+        self.spills = SpillStore()
+        self.dictionary: Dictionary = get_dictionary()
+        self.elements = 0
+        self.decoded_bytes = 0
+        # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
+        limits = options.limits
         self.max_value = limits.max_value_bytes or _NEVER
         self.max_dataset = limits.max_dataset_bytes or _NEVER
 
@@ -88,10 +88,12 @@ class BuildContext:
 _NEVER = 1 << 62
 
 
-@dataclass(slots=True)
 class Built:
-    dataset: Dataset
-    meta: Dataset  # top-level group 0002 elements (with +f)
+    __slots__ = ("dataset", "meta")
+
+    def __init__(self, dataset: Dataset, meta: Dataset) -> None:
+        self.dataset = dataset
+        self.meta = meta  # top-level group 0002 elements (with +f)
 
 
 _TAG_CACHE: dict[str, int] = {}

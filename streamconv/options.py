@@ -1,9 +1,14 @@
-"""Frozen option dataclasses, built once by a front end; nothing below sees argparse."""
+"""Frozen option records, built once by a front end; nothing below sees argparse.
+
+They are ``typing.NamedTuple`` classes rather than frozen dataclasses: importing
+``dataclasses`` (and the ``inspect`` it pulls in) cost json2dcm ~20 ms of its start-up,
+the largest single item.  Change one with ``options._replace(field=value)``.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "ArrayPolicy",
@@ -34,8 +39,7 @@ class TransferSyntax(enum.Enum):
     DEFLATED = "1.2.840.10008.1.2.1.99"  # +td
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """Resource limits (hardening); every breach is a ContentError/LimitError (65)."""
 
     max_depth: int = 64  # nested sequence levels (CONTRACT §3)
@@ -45,8 +49,7 @@ class Limits:
     max_input_bytes: int = 0  # daemon: one input file; 0 = unlimited
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ConvertOptions:
+class ConvertOptions(NamedTuple):
     """Everything json2dcm's options decide, each applied in exactly one place."""
 
     read_meta: bool = True  # +f / -f                     -> model
@@ -65,4 +68,4 @@ class ConvertOptions:
     charset_utf8: bool = False  # -c / +c                     -> transform
     compression_level: int = 6  # +cl                         -> encode
     filename_template: str = "{index:06d}.dcm"  # --filename-template -> sinks
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()

@@ -361,9 +361,7 @@ def _save_rejected(rejected_dir: str, res: _Result, text: bytes) -> None:
 def _split_options(options: ConvertOptions) -> ConvertOptions:
     if options.array_policy is ArrayPolicy.SPLIT:
         return options
-    from dataclasses import replace
-
-    return replace(options, array_policy=ArrayPolicy.SPLIT)
+    return options._replace(array_policy=ArrayPolicy.SPLIT)
 
 
 # -- command line ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import shlex
 import string
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .cli import ParsedArgs, build_options, expand_command_files, log_level, parse_args
@@ -329,8 +329,8 @@ def make_inbox(
     if max_input_bytes is None:
         given = "max_input_bytes" in parsed.values
         max_input_bytes = options.limits.max_input_bytes if given else DEFAULT_MAX_INPUT
-    limits = replace(options.limits, max_input_bytes=max_input_bytes)
-    options = replace(options, limits=limits)
+    limits = options.limits._replace(max_input_bytes=max_input_bytes)
+    options = options._replace(limits=limits)
     return InboxConfig(
         path=path,
         output_dir=output_dir,

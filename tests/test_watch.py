@@ -439,8 +439,8 @@ def test_input_that_grows_past_the_limit_fails_in_the_pre_pass(
     monkeypatch.setattr(watch, "SMALL_INPUT", small_input)  # read whole, or checked in chunks
     content = text(0) + "\n" + text(1)
     j = job(tree, "grew.ndjson", watch.Mode.SETTLED)
-    limits = replace(j.inbox.options.limits, max_input_bytes=len(text(0)) + 10)
-    inbox = replace(j.inbox, max_input_bytes=0, options=replace(j.inbox.options, limits=limits))
+    limits = j.inbox.options.limits._replace(max_input_bytes=len(text(0)) + 10)
+    inbox = replace(j.inbox, max_input_bytes=0, options=j.inbox.options._replace(limits=limits))
     (tree.inbox / "grew.ndjson").write_text(content)
     result = watch.process_input(replace(j, inbox=inbox))
     assert result.status == "failed"
