@@ -10,11 +10,12 @@ several values (NDJSON, concatenated objects).  Every frame is checked to be RFC
 in input order, so that invalid JSON stops a stream at the right dataset; the workers parse
 the frames again with ijson (:func:`~streamconv.documents.parse_frame`).
 
-Finding the end of an object costs C-speed ``bytes`` operations.  An object or array can only
-end at a closing bracket followed by a separator (``},{``, ``}]``, ``}\\n{``, the end of the
-data so far); at each such candidate the depth moves by the count of opening minus closing
-brackets since the previous one.  Where a string in between holds a bracket (or the candidate
-is inside a string), a token-by-token scan takes over for that stretch.
+Finding the end of an object costs C-speed ``bytes`` operations.  An object can only end at
+a closing brace followed by a separator (``},{``, ``}]``, ``}\\n{``, the end of the data so
+far); at each such candidate the brace depth moves by the count of opening minus closing
+braces since the previous one.  Where it reaches zero, one pass over the frame confirms that
+no string in it holds a bracket; if one does (or the frame grows past _FAST_LIMIT), an exact
+token-by-token scan finds the end instead.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ _SCALAR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(")|\\?\Z)|[^ \t\r\n,\[\]{}"]+
 _NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
 _PLACEHOLDER = re.compile(rb'"\\u0000streamconv-spill:(\d+)"')
 _LOADS_MAX = 8 << 20  # larger frames are checked by yajl, which builds no objects
+# a value still open after this many bytes is followed token by token: a brace inside a
+# string could otherwise keep the brace count from ever reaching zero
+_FAST_LIMIT = 8 << 20
 _LBRACE, _LBRACKET, _RBRACKET, _COMMA, _QUOTE = 0x7B, 0x5B, 0x5D, 0x2C, 0x22
 
 
@@ -166,7 +170,7 @@ class Framer:
         n = len(buf)
         while True:
             if self._start >= 0:
-                end = self._end()
+                end = self._end(final)
                 if end < 0:
                     return
                 start, self._start = self._start, -1
@@ -221,7 +225,7 @@ class Framer:
             self._pos = s.end()
             self._emit(i, s.end())
 
-    def _end(self) -> int:
+    def _end(self, final: bool) -> int:
         """The end of the object/array at ``_start``, or -1 if it has not arrived yet."""
         if self._slow:
             return self._end_slowly()
@@ -229,18 +233,23 @@ class Framer:
         scan, depth = self._scan, self._depth
         for m in _CANDIDATE.finditer(buf, self._searched):
             end = m.end()
-            delta = _bracket_delta(buf[scan:end])
-            if delta is None:
-                self._scan, self._depth = scan, depth
-                return self._end_slowly()
-            depth += delta
+            depth += buf.count(b"{", scan, end) - buf.count(b"}", scan, end)
             scan = end
             if depth <= 0:
-                self._scan, self._depth = scan, depth
-                return end
+                if depth == 0 and _bracket_delta(buf[self._start : end]) == 0:
+                    self._scan, self._depth = scan, depth
+                    return end
+                return self._restart_slowly()  # a string holds a bracket, or invalid JSON
         self._scan, self._depth = scan, depth
         self._searched = max(scan, self._last_mark())
+        if final or len(buf) - self._start > _FAST_LIMIT:
+            return self._restart_slowly()
         return -1
+
+    def _restart_slowly(self) -> int:
+        self._slow = True
+        self._scan, self._depth = self._start, 0
+        return self._end_slowly()
 
     def _end_slowly(self) -> int:
         """Bracket by bracket, strings skipped whole (a string here holds a bracket)."""

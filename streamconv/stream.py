@@ -191,8 +191,13 @@ async def convert_stream(
     run = RunContext(options, source, base_dir)
     summary = StreamSummary()
     started = time.monotonic()
-    parser = Framer(source=source, limits=options.limits)
-    in_flight = anyio.Semaphore(jobs * _BATCH * 2)  # datasets in flight; the backpressure
+    # Frames are not checked here: the worker's ijson parse finds invalid JSON inside a
+    # dataset, which is then rejected like any other invalid dataset.  Invalid JSON between
+    # datasets (the framing itself) or a truncated input ends the stream.
+    parser = Framer(source=source, limits=options.limits, check=False)
+    # batches in flight (each at most _BATCH datasets): the backpressure; acquired once
+    # per batch, not per dataset (each acquire is an event-loop checkpoint)
+    in_flight = anyio.Semaphore(jobs * 2)
     limiter = anyio.CapacityLimiter(jobs)
     rejected_dir = os.path.join(out_dir, "rejected")
     failed: list[tuple[int, StreamconvError]] = []  # fail_fast: (index, error)
@@ -211,8 +216,7 @@ async def convert_stream(
             sync.pending = True
             await sync.maybe()
         finally:
-            for _ in batch:
-                in_flight.release()
+            in_flight.release()
 
     # names from keywords can collide; index-only names cannot (and need no memory)
     track_names = any(f not in (None, "index", "index1") for _, f, _, _ in string.Formatter().parse(options.filename_template))
@@ -333,8 +337,7 @@ async def _send(items: list[Frame], parser: Framer, jobs: int, in_flight: anyio.
                 frame.discard()
             return
         batch = items[start : start + size]
-        for _ in batch:
-            await in_flight.acquire()
+        await in_flight.acquire()
         tg.start_soon(dispatch, batch)
 
 
