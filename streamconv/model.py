@@ -41,6 +41,7 @@ Dataset = dict[int, Element]
 PIXEL_DATA = 0x7FE00010
 SPECIFIC_CHARACTER_SET = 0x00080005
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
+_SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
 _IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
 _DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
@@ -66,8 +67,8 @@ class BuildContext:
     """What building one dataset needs besides its JSON."""
 
     __slots__ = (
-        "base_dir", "decoded_bytes", "dictionary", "elements", "max_dataset", "max_value",
-        "options", "problems", "source", "spills",
+        "base_dir", "decoded_bytes", "dictionary", "elements", "max_dataset", "max_elements",
+        "max_value", "options", "problems", "source", "spills", "vr_agreed",
     )  # fmt: skip
 
     def __init__(self, options: ConvertOptions, problems: Problems, source: str = "", base_dir: str | None = None) -> None:
@@ -77,12 +78,14 @@ class BuildContext:
         self.base_dir = base_dir
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
+        self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
         self.elements = 0
         self.decoded_bytes = 0
         # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
         limits = options.limits
         self.max_value = limits.max_value_bytes or _NEVER
         self.max_dataset = limits.max_dataset_bytes or _NEVER
+        self.max_elements = limits.max_elements or _NEVER
 
 
 _NEVER = 1 << 62
@@ -152,9 +155,11 @@ def _json_type(value: Any) -> str:
 def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: Dataset | None) -> Dataset:
     ds: Dataset = {}
     problems = ctx.problems
-    limits = ctx.options.limits
+    tags = _TAG_CACHE
     for key, content in obj.pairs:
-        tag = _key_tag(key)
+        tag = tags.get(key)
+        if tag is None:
+            tag = _key_tag(key)
         if tag is None:
             problems.error(
                 ContentError(
@@ -171,8 +176,9 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
             problems.error(ContentError("duplicate tag in one dataset or item", path=path))
             continue
         ctx.elements += 1
-        if limits.max_elements and ctx.elements > limits.max_elements:
-            raise LimitError(f"more than {limits.max_elements} elements in one dataset (limit --max-elements)", path=path)
+        if ctx.elements > ctx.max_elements:
+            limit = ctx.options.limits.max_elements
+            raise LimitError(f"more than {limit} elements in one dataset (limit --max-elements)", path=path)
         try:
             elem = _build_element(tag, content, ctx, path, depth, obj)
         except StreamconvError as exc:
@@ -251,18 +257,18 @@ def _build_element(
     return _bulk(tag, vr, payload, ctx, path)
 
 
-_VR_AGREES: set[tuple[int, str, int]] = set()
+# per dictionary (by id; dictionaries are cached for the process): tag -> a VR known to agree
+_VR_AGREED: dict[int, dict[int, str]] = {}
 
 
 def _check_dictionary_vr(tag: int, vr: str, ctx: BuildContext, path: Any) -> None:
     # the JSON VR wins over the dictionary, with a warning (CONTRACT §4; DCMTK V5, V6, V8)
-    key = (tag, vr, id(ctx.dictionary))
-    if key in _VR_AGREES:
+    if ctx.vr_agreed.get(tag) == vr:
         return
     choices = ctx.dictionary.vr_choices(tag)
     if not choices or vr in choices:
-        if len(_VR_AGREES) < 100_000:
-            _VR_AGREES.add(key)
+        if len(ctx.vr_agreed) < 100_000:
+            ctx.vr_agreed[tag] = vr
         return
     if choices and vr not in choices:
         ctx.problems.warn(f"element has VR {vr}, the data dictionary says {'/'.join(sorted(choices))}; using {vr}", path)
@@ -372,6 +378,18 @@ def _decimal_text(d: Decimal) -> str:
 
 
 def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
+    if len(payload) == 1 and type(payload[0]) is str:
+        # fastest path, most elements: one plain string (a UID too, when it has no
+        # whitespace and is not a "=keyword"; a backslash in a multi-valued VR is checked below)
+        text = payload[0]
+        if (vr not in _CHECKED_TEXT or (vr == "UI" and text[:1] != "=" and not _SPACE.search(text))) and (
+            "\\" not in text or vr in SINGLE_TEXT_VRS
+        ):
+            text = text.rstrip(" \x00")  # PS3.5 6.2: trailing spaces (and NUL padding) not significant
+            if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
+                _check_lengths(vr, payload, ctx, path)
+            _count(ctx, len(text), path)
+            return Element(tag, vr, text or None)
     if vr not in _CHECKED_TEXT and payload and all(type(v) is str for v in payload):
         # fast path: plain strings, no backslash inside a value (checked below otherwise)
         text = "\\".join(payload)
@@ -400,7 +418,7 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         values.append(s)
     text = "\\".join(values)
     if vr == "UI":
-        if any(c.isspace() for c in text):
+        if _SPACE.search(text):
             problems.warn("UI value contains whitespace, which was removed", path)
             text = "".join(text.split())
         if text.startswith("="):
