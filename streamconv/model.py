@@ -92,11 +92,12 @@ _NEVER = 1 << 62
 
 
 class Built:
-    __slots__ = ("dataset", "meta")
+    __slots__ = ("dataset", "meta", "warnings")
 
     def __init__(self, dataset: Dataset, meta: Dataset) -> None:
         self.dataset = dataset
         self.meta = meta  # top-level group 0002 elements (with +f)
+        self.warnings: list[str] = []  # +E: what was tolerated
 
 
 _TAG_CACHE: dict[str, int] = {}

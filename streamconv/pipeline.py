@@ -13,7 +13,7 @@ import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .bulkdata import temporary_ref
 from .documents import DocumentParser, RawDataset, SpillStore, parse_frame
@@ -29,7 +29,7 @@ from .encode import (
     sequence_header,
 )
 from .errors import ContentError, InputError, OutputError, Problems, StreamconvError
-from .model import BuildContext, build_dataset
+from .model import BuildContext, Built, build_dataset
 from .options import ArrayPolicy, ConvertOptions, TransferSyntax
 from .sinks import render_name, write_atomic, write_stdout
 from .transform import apply_charset, apply_uids
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .framing import Frame, Framer
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 READ_SIZE = 1 << 20
 PRIVATE_CREATOR = 0x00090010
@@ -99,20 +100,27 @@ class RunContext:
         self.salt = new_salt() if salt is None else salt  # mapped_uid's namespace for this run
 
 
-def convert_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None, *, in_array: bool = False) -> Output:
-    """One dataset's JSON -> encoded output (model, UIDs, charset, encoder); ``spills``
-    holds its spliced-out InlineBinary values."""
+def build_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None, *, in_array: bool = False) -> tuple[Built, bool]:
+    """One dataset's JSON -> elements (model, UIDs, charset), not encoded yet; returns them
+    and whether the SOP Instance UID changed.  ``spills`` holds its spliced-out InlineBinary."""
     options = run.options
     problems = Problems(strict=options.stop_on_error)
     ctx = BuildContext(options, problems, run.source, run.base_dir)
     if spills is not None:
         ctx.spills = spills
     built = build_dataset(raw.value, ctx, in_array=in_array)
+    built.warnings = problems.warnings
     # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
     sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
     apply_charset(built.dataset, options, run.source, declare=not in_array)
-    enc = encode_part10(built.dataset, built.meta, options, sop_instance_changed=sop_changed)
-    return Output(raw.index, enc, built.dataset, problems.warnings)
+    return built, sop_changed
+
+
+def convert_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None) -> Output:
+    """One dataset's JSON -> encoded Part 10 output (:func:`build_one`, then the encoder)."""
+    built, sop_changed = build_one(raw, run, spills)
+    enc = encode_part10(built.dataset, built.meta, run.options, sop_instance_changed=sop_changed)
+    return Output(raw.index, enc, built.dataset, built.warnings)
 
 
 class Converter:
@@ -179,9 +187,16 @@ class Converter:
             self._seq.discard()
             self._seq = None
 
-    def _convert(self, raw: RawDataset, *, in_array: bool = False) -> Output:
+    def _convert(self, raw: RawDataset) -> Output:
+        return self._named(raw, lambda: convert_one(raw, self.run, self.parser.spills))
+
+    def _build_item(self, raw: RawDataset) -> Built:
+        """+ar: one dataset as an item (elements only; the spool encodes it)."""
+        return self._named(raw, lambda: build_one(raw, self.run, self.parser.spills, in_array=True)[0])
+
+    def _named(self, raw: RawDataset, step: Callable[[], _T]) -> _T:
         try:
-            return convert_one(raw, self.run, self.parser.spills, in_array=in_array)
+            return step()
         except StreamconvError as exc:
             several = self.parser.count > 1 or self.parser.shape == "array"
             if several and not exc.path.startswith("dataset"):
@@ -256,15 +271,22 @@ class _SequenceSpool:
         self.uids: dict[int, Element] = {}
 
     def add(self, raw: RawDataset) -> None:
-        out = self.conv._convert(raw, in_array=True)
-        ds = out.dataset
+        ds = self.conv._build_item(raw).dataset
         for tag in (0x00080016, 0x00080018):
             if tag not in self.uids and tag in ds and ds[tag].value:
                 self.uids[tag] = ds[tag]
         pieces, n = encode_items([ds], self.conv.options, self.ts)
         tmp = Encoded(b"", pieces, None, self.conv.options.bulkdata_dirs)
+        # gathered into ~1 MiB writes: an item is hundreds of small pieces
+        pending: list[bytes] = []
+        size = 0
         for chunk in iter_bytes(tmp):
-            self.file.write(chunk)
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= READ_SIZE:
+                self.file.write(b"".join(pending))
+                pending, size = [], 0
+        self.file.write(b"".join(pending))
         self.length += n
 
     def finish(self) -> Output:
