@@ -134,8 +134,12 @@ class _Writer:
             if w > 1:
                 value = _swap(value, w)
         h = self.header(tag, vr, len(value))
-        out.append(h)
-        out.append(value)
+        if len(value) < 65536:
+            # one piece for header + value: every later stage loops over the pieces
+            out.append(h + value)
+        else:
+            out.append(h)
+            out.append(value)
         return len(h) + len(value)
 
     def sequence(self, tag: int, items: list[Dataset], out: list[Piece]) -> int:
