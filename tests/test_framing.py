@@ -231,3 +231,34 @@ def test_check_json_agrees_with_the_json_module_on_random_mutations() -> None:
         except JSONSyntaxError:
             ok = False
         assert ok == valid, bytes(data)
+
+
+# -- +as n through the framer (pipeline.Converter) ------------------------------------------
+
+
+def _select(data: bytes, n: int) -> list[Any]:
+    from streamconv.options import ArrayPolicy, ConvertOptions
+    from streamconv.pipeline import Converter, RunContext, release
+
+    conv = Converter(RunContext(ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=n), "in.json"))
+    try:
+        outs = conv.feed(data) + conv.finish()
+    finally:
+        conv.close()
+    for out in outs:
+        release(out)  # type: ignore[arg-type]
+    return [out.dataset for out in outs]  # type: ignore[union-attr]
+
+
+def test_select_skips_datasets_without_building_them() -> None:
+    # the skipped ones are checked as JSON but never built: invalid DICOM JSON content in
+    # them does not matter (DCMTK only looks at the n-th), invalid JSON does
+    good = {"00100020": {"vr": "LO", "Value": ["two"]}}
+    bad_content = {"0010002": {"vr": "LO", "Value": ["x"]}}
+    data = json.dumps([bad_content, good, bad_content]).encode()
+    (ds,) = _select(data, 2)
+    assert ds[0x00100020].value == b"two"
+    with pytest.raises(JSONSyntaxError, match="invalid JSON"):
+        _select(b'[{"00100020": {"vr": "LO", "Value": ["one"]}}, {"a": oops}]', 1)
+    with pytest.raises(ContentError, match=r"cannot store dataset no\. 5"):
+        _select(data, 5)
