@@ -196,6 +196,14 @@ class SpillStore:
     def take(self, ident: int) -> Spill | None:
         return self._spills.pop(ident, None)
 
+    def adopt(self, spills: dict[int, Spill]) -> None:
+        """Take over spills cut out elsewhere (a frame's, in a worker or for +as n)."""
+        self._spills.update(spills)
+        spills.clear()
+
+    def __len__(self) -> int:
+        return len(self._spills)
+
     def discard_all(self) -> None:
         for spill in self._spills.values():
             spill.discard()
@@ -461,70 +469,6 @@ class RawDataset:
         self.value = value
         self.offset = offset
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Pickled flat (the stream sends datasets to worker processes): pickle recurses
-        # about 16 C levels per sequence level, so 63 nested sequences, which must convert
-        # (CONTRACT §3), ended in RecursionError; flat is also ~3x faster both ways.
-        ops, atoms = _flatten(self.value)
-        return (_unflatten_raw, (self.index, self.offset, ops, atoms))
-
-
-_OBJECT, _ARRAY, _ATOM, _CLOSE = 0, 1, 2, 3
-
-
-def _flatten(value: Any) -> tuple[bytes, list[Any]]:
-    """A parsed JSON value as opcodes and atoms, without recursion (see RawDataset)."""
-    ops = bytearray()
-    atoms: list[Any] = []
-    stack: list[Iterator[Any]] = [iter((value,))]
-    while stack:
-        for v in stack[-1]:
-            t = type(v)
-            if t is Pairs:
-                ops.append(_OBJECT)
-                stack.append(itertools.chain.from_iterable(v.pairs))  # key, value, key, ...
-                break
-            if t is list:
-                ops.append(_ARRAY)
-                stack.append(iter(v))
-                break
-            ops.append(_ATOM)
-            atoms.append(v)
-        else:
-            stack.pop()
-            ops.append(_CLOSE)
-    del ops[-1]  # the close of the outer tuple
-    return bytes(ops), atoms
-
-
-def _unflatten(ops: bytes, atoms: list[Any]) -> Any:
-    next_atom = iter(atoms).__next__
-    stack: list[list[Any]] = []
-    kinds: list[int] = []
-    top: list[Any] = []
-    append = top.append
-    for op in ops:
-        if op == _ATOM:
-            append(next_atom())
-        elif op == _CLOSE:
-            items: Any = top
-            if kinds.pop() == _OBJECT:
-                items = Pairs()
-                items.pairs = list(zip(top[::2], top[1::2], strict=True))
-            top = stack.pop()
-            append = top.append
-            append(items)
-        else:
-            stack.append(top)
-            kinds.append(op)
-            top = []
-            append = top.append
-    return top[0]
-
-
-def _unflatten_raw(index: int, offset: int, ops: bytes, atoms: list[Any]) -> RawDataset:
-    return RawDataset(index, _unflatten(ops, atoms), offset)
-
 
 def make_filter(spills: SpillStore, max_depth: int, limits: Limits | None) -> JsonFilter:
     """The pre-pass with the limits of a run (DocumentParser and framing.Framer)."""
@@ -684,16 +628,13 @@ class DocumentParser:
         return out
 
     def _syntax(self, exc: Exception, truncated: bool = False, data: bytes = b"") -> JSONSyntaxError:
-        arg = exc.args[0] if exc.args else ""
-        if isinstance(arg, bytes):
-            arg = arg.decode("utf-8", "replace")
+        message, text = yajl_message(exc)
         offset = self.filter.consumed
-        located = _locate(str(arg), data)
+        located = _locate(message, data)
         if located is not None:
             # yajl shows the text around the error; find it in what was fed (approximate
             # only where the pre-pass removed a trailing comma or spliced out InlineBinary)
             offset = max(0, self.filter.consumed - len(self.filter._carry) - len(data) + located)
-        text = str(arg).strip().splitlines()[0] if str(arg).strip() else type(exc).__name__
         if truncated or "premature EOF" in text or "Incomplete" in text:
             text = f"truncated JSON input ({text})"
         else:
@@ -717,11 +658,8 @@ def parse_frame(data: bytes, index: int, offset: int, *, start: int = 0, source:
         coro.send(data)
         coro.close()
     except ijson.JSONError as exc:
-        arg = exc.args[0] if exc.args else ""
-        if isinstance(arg, bytes):
-            arg = arg.decode("utf-8", "replace")
-        located = _locate(str(arg), data)
-        text = str(arg).strip().splitlines()[0] if str(arg).strip() else type(exc).__name__
+        message, text = yajl_message(exc)
+        located = _locate(message, data)
         raise JSONSyntaxError(f"invalid JSON: {text}", offset=start + (located or 0), source=source) from None
     except UnicodeDecodeError:
         raise JSONSyntaxError(
@@ -734,6 +672,14 @@ def parse_frame(data: bytes, index: int, offset: int, *, start: int = 0, source:
     if len(target.items) != 1:
         raise JSONSyntaxError("invalid JSON: expected one value", offset=start, source=source)
     return RawDataset(index, target.items[0], offset)
+
+
+def yajl_message(exc: Exception) -> tuple[str, str]:
+    """ijson's error as (its whole message, its first line for ours)."""
+    arg = exc.args[0] if exc.args else ""
+    message = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return message, first
 
 
 def _locate(message: str, data: bytes) -> int | None:

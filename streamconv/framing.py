@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import ijson
 
-from .documents import _BACKEND, Spill, SpillStore, _Via, make_filter
+from .documents import _BACKEND, Spill, SpillStore, _Via, make_filter, yajl_message
 from .errors import ContentError, JSONSyntaxError
 from .options import Limits
 
@@ -38,10 +38,11 @@ _NOT_WS = re.compile(rb"[^ \t\r\n]")
 # "]" (the array's end), "{" / "[" (the next value), or the end of the data so far (a
 # pattern that starts with a literal is searched ~4x faster than one with a class)
 _CANDIDATE = re.compile(rb"\}(?=[ \t\r\n]*(?:,[ \t\r\n]*[{\[]|[\]{\[]|\Z))")
-# the slow path's tokens: whole strings (group 1: the closing quote, absent while the string
-# is still open at the end of the data) and brackets
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(")|\\?\Z)|[{}\[\]]')
-_SCALAR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(")|\\?\Z)|[^ \t\r\n,\[\]{}"]+')
+# a whole string (group 1: the closing quote, absent while the string is still open at the
+# end of the data); the slow path's tokens are strings and brackets
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(")|\\?\Z)'
+_TOKEN = re.compile(_STRING + rb"|[{}\[\]]")
+_SCALAR = re.compile(_STRING + rb'|[^ \t\r\n,\[\]{}"]+')
 _NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
 _PLACEHOLDER = re.compile(rb'"\\u0000streamconv-spill:(\d+)"')
 _LOADS_MAX = 8 << 20  # larger frames are checked by yajl, which builds no objects
@@ -286,7 +287,7 @@ class Framer:
         data = bytes(self._buf[start:end])
         at = self._input_offset(start)
         spills: dict[int, Spill] = {}
-        if self.spills._spills and b"streamconv-spill:" in data:
+        if self.spills and b"streamconv-spill:" in data:
             for m in _PLACEHOLDER.finditer(data):
                 ident = int(m.group(1))
                 spill = self.spills.take(ident)
@@ -347,7 +348,6 @@ def check_json(data: bytes, at: int = 0) -> None:
         coro.send(data)
         coro.close()
     except ijson.JSONError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JSONSyntaxError(f"invalid JSON: {message}", offset=at) from None
+        raise JSONSyntaxError(f"invalid JSON: {yajl_message(exc)[1]}", offset=at) from None
     except UnicodeDecodeError:
         raise JSONSyntaxError("invalid JSON: a string is not valid UTF-8", offset=at) from None

@@ -386,20 +386,12 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         if (vr not in _CHECKED_TEXT or (vr == "UI" and text[:1] != "=" and not _SPACE.search(text))) and (
             "\\" not in text or vr in SINGLE_TEXT_VRS
         ):
-            text = text.rstrip(" \x00")  # PS3.5 6.2: trailing spaces (and NUL padding) not significant
-            if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
-                _check_lengths(vr, payload, ctx, path)
-            _count(ctx, len(text), path)
-            return Element(tag, vr, text or None)
+            return _text_element(tag, vr, text, ctx, path)
     if vr not in _CHECKED_TEXT and payload and all(type(v) is str for v in payload):
         # fast path: plain strings, no backslash inside a value (checked below otherwise)
         text = "\\".join(payload)
         if len(payload) == 1 if vr in SINGLE_TEXT_VRS else text.count("\\") == len(payload) - 1:
-            text = text.rstrip(" \x00")
-            if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
-                _check_lengths(vr, payload, ctx, path)
-            _count(ctx, len(text), path)
-            return Element(tag, vr, text or None)
+            return _text_element(tag, vr, text, ctx, path)
     problems = ctx.problems
     if vr in SINGLE_TEXT_VRS and len(payload) > 1:
         problems.error(ContentError(f"VR {vr} holds a single value, found {len(payload)}", path=path))
@@ -424,6 +416,11 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
             text = "".join(text.split())
         if text.startswith("="):
             text = _uid_keyword(text[1:], path)
+    return _text_element(tag, vr, text, ctx, path)
+
+
+def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) -> Element:
+    """The element of a text value, its values joined with backslashes."""
     # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
     text = text.rstrip(" \x00")
     if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):

@@ -166,8 +166,7 @@ class Converter:
         if self._held_frame is not None:
             frame, self._held_frame = self._held_frame, None
             self._held = parse_frame(frame.data, frame.index, frame.offset, start=frame.start, source=self.run.source)
-            self.parser.spills._spills.update(frame.spills)
-            frame.spills.clear()
+            self.parser.spills.adopt(frame.spills)
         if self._held is not None:
             outs.append(self._convert(self._held))
             self._held = None

@@ -77,7 +77,7 @@ def _convert_batch(run: RunContext, out_dir: str, batch: list[Frame], fail_fast:
             frame.discard()
             continue
         store = SpillStore()
-        store._spills.update(frame.spills)
+        store.adopt(frame.spills)
         try:
             raw = parse_frame(frame.data, frame.index, frame.offset, start=frame.start, source=run.source)
             out = convert_one(raw, run, store)
@@ -262,14 +262,14 @@ async def convert_stream(
                 while not failed and (chunk := await reader.read()):
                     summary.bytes_in += len(chunk)
                     raws = parser.feed(chunk)
-                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary, failed)
+                    await _send(raws, jobs, in_flight, tg, dispatch, summary, failed)
                 if not failed and not reader.stopped:
                     raws = parser.finish()
-                    await _send(raws, parser, jobs, in_flight, tg, dispatch, summary, failed)
+                    await _send(raws, jobs, in_flight, tg, dispatch, summary, failed)
             except StreamconvError as exc:
                 # invalid JSON ends the stream; the datasets complete before it are converted
                 error = exc.with_source(source)
-                await _send(parser.completed(), parser, jobs, in_flight, tg, dispatch, summary, failed)
+                await _send(parser.completed(), jobs, in_flight, tg, dispatch, summary, failed)
             watcher.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # a worker's failure (BrokenWorkerProcess, a rejected/ write): one plain exception
@@ -325,7 +325,7 @@ def _leaf(group: BaseExceptionGroup) -> BaseException:
     return next((e for e in leaves if isinstance(e, StreamconvError)), leaves[0])
 
 
-async def _send(items: list[Frame], parser: Framer, jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary, failed: list[Any]) -> None:
+async def _send(items: list[Frame], jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary, failed: list[Any]) -> None:
     if not items:
         return
     summary.datasets += len(items)
