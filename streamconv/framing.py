@@ -6,9 +6,10 @@ it (measured: ~1.3 ms per CT header vs ~0.1 ms for a frame).  :class:`Framer` ru
 pre-pass as :class:`~streamconv.documents.DocumentParser` (BOM, trailing commas, InlineBinary
 spills, limits), then cuts the filtered bytes into one frame per top-level value: the elements
 of a top-level array (several arrays in a row are allowed: paged QIDO-RS results), or each of
-several values (NDJSON, concatenated objects).  Every frame is checked to be RFC 8259 JSON here,
-in input order, so that invalid JSON stops a stream at the right dataset; the workers parse
-the frames again with ijson (:func:`~streamconv.documents.parse_frame`).
+several values (NDJSON, concatenated objects).  With ``check`` (``+as n``, whose skipped
+datasets nobody parses) every frame is checked to be RFC 8259 JSON here, in input order; the
+stream leaves that to its workers, which parse each frame with ijson
+(:func:`~streamconv.documents.parse_frame`).
 
 Finding the end of an object costs C-speed ``bytes`` operations.  An object can only end at
 a closing brace followed by a separator (``},{``, ``}]``, ``}\\n{``, the end of the data so

@@ -1,8 +1,7 @@
 """`streamconv stream`: an endless stdin stream of datasets, converted as they arrive.
 
 The same engine serves ``json2dcm --array-split``.  This process only cuts the input into
-one frame of bytes per dataset, in order, and checks that each is valid JSON
-(:class:`~streamconv.framing.Framer`); parsing, conversion and writing run in a pool of
+one frame of bytes per dataset, in order (:class:`~streamconv.framing.Framer`); parsing, conversion and writing run in a pool of
 worker processes (anyio's ``to_process``), a batch of frames per call.  (Parsing here and
 pickling the objects to the workers cost as much as the conversion itself.)  A semaphore on
 datasets in flight is the backpressure: when the workers fall behind, the reader stops
