@@ -140,6 +140,8 @@ SMALL_OUTPUT = 4 << 20
 LOCK_NAME = ".lock"
 PROBE_PREFIX = ".streamconv-probe."
 _TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
+# an inotify probe (Daemon._probe): a daemon killed while probing leaves it in the inbox
+_PROBE_RE = re.compile(r"^" + re.escape(PROBE_PREFIX) + r"\d+\.[0-9a-f]{6}$")
 _QUOTED = re.compile(r"'[^']*'")
 #: Characters refused in input names: C0/C1 controls (newline, carriage return, escape...),
 #: Unicode line and paragraph separators and bidirectional overrides (they can forge or hide
@@ -1101,8 +1103,11 @@ def _try_lock(path: str) -> ClaimDir | None:
     return ClaimDir(path, fd, own=False)
 
 
-def remove_temps(roots: Iterable[tuple[str, bool]], *, min_idle: float, prefix: str = "") -> int:
-    """Delete ``.NAME.<hex>.part`` temporaries under each (root, recursive) idle >= *min_idle*."""
+def remove_temps(
+    roots: Iterable[tuple[str, bool]], *, min_idle: float, prefix: str = "", pattern: re.Pattern[str] = _TEMP_RE
+) -> int:
+    """Delete ``.NAME.<hex>.part`` temporaries (or other names of *pattern*) under each
+    (root, recursive) idle >= *min_idle*."""
     removed = 0
     now = time.time()
     for root, recursive in roots:
@@ -1116,7 +1121,7 @@ def remove_temps(roots: Iterable[tuple[str, bool]], *, min_idle: float, prefix: 
                 continue
         for folder, _, files in walker:
             for name in files:
-                if not _TEMP_RE.match(name) or not name.startswith("." + prefix):
+                if not pattern.match(name) or not name.startswith("." + prefix):
                     continue
                 path = os.path.join(folder, name)
                 try:
@@ -1988,6 +1993,7 @@ def _prepare_inbox(inbox: InboxConfig, config: WatchConfig) -> tuple[ClaimDir, R
     idle = 0.0 if rec.live_others == 0 else TEMP_MAX_IDLE
     roots = [(inbox.output_dir, True), (inbox.failed_dir, False), (inbox.done_dir, False)]
     removed = remove_temps(roots, min_idle=idle)
+    removed += remove_temps([(inbox.path, False)], min_idle=idle, pattern=_PROBE_RE)
     if config.metrics_file is not None:
         folder, name = os.path.split(config.metrics_file)
         removed += remove_temps([(folder, False)], min_idle=idle, prefix=name + ".")

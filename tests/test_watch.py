@@ -715,8 +715,12 @@ async def test_restart_recovery(tree: Tree) -> None:
     (tree.out / "sub" / ".000000.dcm.a1b2c3d4e5f6.part").write_bytes(b"half")
     tree.failed.mkdir()
     (tree.failed / ".x.error.json.a1b2c3d4e5f6.part").write_bytes(b"{")
+    tree.inbox.mkdir(exist_ok=True)
+    probe = tree.inbox / ".streamconv-probe.4242.0a1b2c"  # its daemon was killed while probing
+    probe.write_bytes(b".")
     async with running(tree.config()):
         assert temps(tree.root) == []
+        assert not probe.exists()
         await wait_for(lambda: files(tree.done) == {"left.json", "loose.json"})
     assert files(tree.out) == {"left.dcm", "loose.dcm"}
     assert list(tree.processing.iterdir()) == []
