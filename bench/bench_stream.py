@@ -104,7 +104,10 @@ class Bench:
         self._runs = 0
         if self.out.exists():  # left by an interrupted run: remove, then let ext4 forget it
             shutil.rmtree(self.out, ignore_errors=True)
-            print(f"bench: removed old outputs in {self.out}; waiting {SETTLE_S} s (see _fresh)", file=sys.stderr)
+            print(
+                f"bench: removed old outputs in {self.out}; waiting {SETTLE_S} s (see _fresh)",
+                file=sys.stderr,
+            )
             time.sleep(SETTLE_S)
 
     def _fresh(self, name: str) -> Path:

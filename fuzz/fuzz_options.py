@@ -34,7 +34,9 @@ def test_one_input(data: bytes) -> None:
 def main() -> None:
     global _CWD
     # a sandbox working directory: relative +Bd and @command-file names resolve here
-    _CWD = tempfile.mkdtemp(prefix="streamconv-fuzz-opts-", dir=os.environ.get("STREAMCONV_FUZZ_TMP"))
+    _CWD = tempfile.mkdtemp(
+        prefix="streamconv-fuzz-opts-", dir=os.environ.get("STREAMCONV_FUZZ_TMP")
+    )
     atexit.register(shutil.rmtree, _CWD, True)
     os.makedirs(os.path.join(_CWD, "bulk"))
     with open(os.path.join(_CWD, "cmdfile"), "w") as f:

@@ -54,7 +54,16 @@ OPTION_SETS: tuple[tuple[str, ...], ...] = (
     ("+Ug", "+Uo", "-c"),
     ("-u", "+E", "+ar"),
     ("-Bu",),
-    ("--max-depth", "4", "--max-elements", "40", "--max-value-bytes", "64", "--max-dataset-bytes", "256"),
+    (
+        "--max-depth",
+        "4",
+        "--max-elements",
+        "40",
+        "--max-value-bytes",
+        "64",
+        "--max-dataset-bytes",
+        "256",
+    ),
     ("+E", "+tb", "-e", "+aS"),
     ("+Fu", "+te"),
     ("+E", "-c", "+td"),
@@ -79,7 +88,9 @@ class Sandbox:
     @classmethod
     def create(cls, base: str | None = None) -> Sandbox:
         root = os.path.realpath(tempfile.mkdtemp(prefix="streamconv-fuzz-", dir=base))
-        box = cls(root, os.path.join(root, "bulk"), os.path.join(root, "out"), os.path.join(root, "tmp"))
+        box = cls(
+            root, os.path.join(root, "bulk"), os.path.join(root, "out"), os.path.join(root, "tmp")
+        )
         outside = os.path.join(root, "outside")
         for d in (box.bulk, box.out, box.tmp, outside, os.path.join(box.bulk, "sub")):
             os.makedirs(d)
@@ -104,7 +115,10 @@ class Sandbox:
         tempfile.tempdir = box.tmp
         from streamconv.cli import build_options, parse_args
 
-        box.options = [build_options(parse_args([*extra, "+Bd", box.bulk, "in", "out"])) for extra in OPTION_SETS]
+        box.options = [
+            build_options(parse_args([*extra, "+Bd", box.bulk, "in", "out"]))
+            for extra in OPTION_SETS
+        ]
         return box
 
     def remove(self) -> None:
@@ -145,7 +159,9 @@ def run_convert(data: bytes, box: Sandbox) -> str:
                 written.append((write_output(out, target, options, fsync=False), command))
         except StreamconvError as exc:
             if exc.exit_code not in CONTRACT_CODES:
-                raise InvariantError(f"exit code {exc.exit_code} is not a contract code: {exc}") from exc
+                raise InvariantError(
+                    f"exit code {exc.exit_code} is not a contract code: {exc}"
+                ) from exc
             if not str(exc).strip():
                 raise InvariantError(f"{type(exc).__name__} without a message") from exc
             result = f"exit {exc.exit_code}"
@@ -159,7 +175,10 @@ def run_convert(data: bytes, box: Sandbox) -> str:
             if not os.path.realpath(path).startswith(box.out + os.sep):
                 raise InvariantError(f"output written outside the output directory: {path!r}")
             _check_output(
-                path, dataset_only=options.write_mode is WriteMode.DATASET, strict=options.stop_on_error, parse=not command
+                path,
+                dataset_only=options.write_mode is WriteMode.DATASET,
+                strict=options.stop_on_error,
+                parse=not command,
             )
         if _files(box.tmp):
             raise InvariantError(f"temporary files left behind: {_files(box.tmp)}")
@@ -289,7 +308,18 @@ def option_seeds() -> dict[str, bytes]:
         ["+E", "+ar", "-u", "in.json", "out.dcm"],
         ["+as", "3", "+tb", "-e", "x", "y"],
         ["+Ug", "+Uo", "-c", "+td", "+cl", "9", "a", "b"],
-        ["--max-depth", "10", "--max-elements", "5", "--max-value-bytes", "100", "--max-dataset-bytes", "1000", "a", "b"],
+        [
+            "--max-depth",
+            "10",
+            "--max-elements",
+            "5",
+            "--max-value-bytes",
+            "100",
+            "--max-dataset-bytes",
+            "1000",
+            "a",
+            "b",
+        ],
         ["+Bd", ".", "+Bd", "bulk", "-Bu", "+Bu", "a", "b"],
         ["-ll", "debug", "+aS", "--filename-template", "{SOPInstanceUID}.dcm", "a", "b"],
         ["-F", "+Fu", "a", "b"],

@@ -22,7 +22,9 @@ def write(directory: str, seeds: dict[str, bytes]) -> None:
 def main() -> None:
     write(os.path.join(HERE, "corpus", "convert"), seed_inputs(os.path.dirname(HERE)))
     write(os.path.join(HERE, "corpus", "options"), option_seeds())
-    print(hashlib.sha1(b"".join(sorted(seed_inputs(os.path.dirname(HERE)).values()))).hexdigest()[:12])
+    print(
+        hashlib.sha1(b"".join(sorted(seed_inputs(os.path.dirname(HERE)).values()))).hexdigest()[:12]
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,13 @@ class BulkRef:
     __slots__ = ("dev", "ino", "length", "offset", "path", "temporary")
 
     def __init__(
-        self, path: str, offset: int, length: int, dev: int = 0, ino: int = 0, temporary: bool = False
+        self,
+        path: str,
+        offset: int,
+        length: int,
+        dev: int = 0,
+        ino: int = 0,
+        temporary: bool = False,
     ) -> None:
         self.path = path
         self.offset = offset
@@ -133,7 +139,9 @@ def resolve_uri(
     except OSError as exc:
         # a symlink on the path replaced while realpath() reads it (lstat, then readlink:
         # EINVAL), or a path too long: nothing was opened
-        raise BulkDataAccessError(f"cannot resolve bulk data path '{path}': {exc.strerror}") from None
+        raise BulkDataAccessError(
+            f"cannot resolve bulk data path '{path}': {exc.strerror}"
+        ) from None
     if not _inside(real, dirs):
         raise BulkDataAccessError(
             f"BulkDataURI refers to a file outside the permitted bulk data directories "

@@ -287,7 +287,13 @@ def build_options(p: ParsedArgs) -> ConvertOptions:
         select = _int_option(v.get("array_select"), "--array-select", 1, None)
     limits = Limits()
     limit_values = {}
-    for key in ("max_depth", "max_elements", "max_value_bytes", "max_dataset_bytes", "max_input_bytes"):
+    for key in (
+        "max_depth",
+        "max_elements",
+        "max_value_bytes",
+        "max_dataset_bytes",
+        "max_input_bytes",
+    ):
         if key in v:
             limit_values[key] = _int_option(v[key], "--" + key.replace("_", "-"), 0, None)
     if limit_values:
@@ -337,7 +343,9 @@ def log_level(p: ParsedArgs) -> str:
         if level not in ("fatal", "error", "warn", "info", "debug", "trace"):
             raise UsageError("Invalid log level for --log-level option")
         return level
-    return {"quiet": "fatal", "verbose": "info", "debug": "debug"}.get(str(v.get("log", "")), "warn")
+    return {"quiet": "fatal", "verbose": "info", "debug": "debug"}.get(
+        str(v.get("log", "")), "warn"
+    )
 
 
 def version_text() -> str:
@@ -368,7 +376,9 @@ def _print_error(stderr: TextIO, text: str) -> None:
     stderr.write(HEADER + f"\nerror: {text}\n")
 
 
-def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """json2dcm's main: returns the exit code (CONTRACT §2)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -411,7 +421,9 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         if not log.isEnabledFor(logging.INFO):
             err.write(f"I: calling '{PROG}' with {len(parsed.expanded)} arguments: {shown}\n")
     if len(parsed.params) < 2:
-        _print_error(err, "Missing parameter " + ("jsonfile-in" if not parsed.params else "dcmfile-out"))
+        _print_error(
+            err, "Missing parameter " + ("jsonfile-in" if not parsed.params else "dcmfile-out")
+        )
         return 1
     if len(parsed.params) > 2:
         _print_error(err, "Too many parameters")
@@ -426,7 +438,10 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         return 1
     src, dst = parsed.params
     if options.array_policy is ArrayPolicy.SPLIT and dst == "-":
-        _print_error(err, "--array-split writes one file per data set: dcmfile-out must be a directory, not '-'")
+        _print_error(
+            err,
+            "--array-split writes one file per data set: dcmfile-out must be a directory, not '-'",
+        )
         return 1
     if not src:
         log.error("%s: invalid input filename: <empty string>", PROG)

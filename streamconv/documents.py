@@ -239,9 +239,7 @@ class JsonFilter:
     def feed(self, data: bytes) -> bytes:
         self.consumed += len(data)
         if self._max_input and self.consumed > self._max_input:
-            raise LimitError(
-                f"input larger than {self._max_input} bytes (limit --max-input-bytes)"
-            )
+            raise LimitError(f"input larger than {self._max_input} bytes (limit --max-input-bytes)")
         if not self._started:
             data = self._carry + data
             self._carry = b""
@@ -354,7 +352,9 @@ class JsonFilter:
             if len(segment) > MAX_NUMBER_DIGITS and _DIGIT_RUN in segment.translate(_DIGIT_MARK):
                 # digits inside strings (a long UT text) are fine: look again without them
                 bare = _STRINGS.sub(b'""', segment)
-                run = max(run, MAX_NUMBER_DIGITS + 1 if _DIGIT_RUN in bare.translate(_DIGIT_MARK) else 0)
+                run = max(
+                    run, MAX_NUMBER_DIGITS + 1 if _DIGIT_RUN in bare.translate(_DIGIT_MARK) else 0
+                )
         if run > MAX_NUMBER_DIGITS:
             raise LimitError(
                 f"JSON number with more than {MAX_NUMBER_DIGITS} digits"
@@ -383,7 +383,14 @@ class JsonFilter:
         self.depth += marks.count(b"[") + marks.count(b"{") - marks.count(b"]") - marks.count(b"}")
         if start + len(marks) + 2 <= self._max_depth:
             return
-        peak = max(itertools.accumulate(array.array("b", marks.translate(_BRACKET_STEP)), initial=start)) + 2
+        peak = (
+            max(
+                itertools.accumulate(
+                    array.array("b", marks.translate(_BRACKET_STEP)), initial=start
+                )
+            )
+            + 2
+        )
         if peak > self._max_depth:
             raise LimitError(
                 f"JSON nested more than {self._max_depth} levels deep (sequences nested too deeply;"
@@ -402,7 +409,9 @@ class JsonFilter:
             if n % 2 == 0:
                 return i
 
-    def _open_string_at_end(self, buf: bytes, start: int, out: list[bytes], *, continuing: bool) -> None:
+    def _open_string_at_end(
+        self, buf: bytes, start: int, out: list[bytes], *, continuing: bool
+    ) -> None:
         """``buf[start:]`` is a string that has not closed yet (``buf[start]`` is its quote
         unless ``continuing``)."""
         if not continuing and _INLINE_KEY.search((self._tail + b"".join(out))[-64:]):
@@ -627,7 +636,9 @@ class DocumentParser:
             self.count += 1
         return out
 
-    def _syntax(self, exc: Exception, truncated: bool = False, data: bytes = b"") -> JSONSyntaxError:
+    def _syntax(
+        self, exc: Exception, truncated: bool = False, data: bytes = b""
+    ) -> JSONSyntaxError:
         message, text = yajl_message(exc)
         offset = self.filter.consumed
         located = _locate(message, data)
@@ -646,7 +657,9 @@ class DocumentParser:
         self.spills.discard_all()
 
 
-def parse_frame(data: bytes, index: int, offset: int, *, start: int = 0, source: str = "") -> RawDataset:
+def parse_frame(
+    data: bytes, index: int, offset: int, *, start: int = 0, source: str = ""
+) -> RawDataset:
     """One top-level value's bytes (a :class:`~streamconv.framing.Frame`) -> RawDataset.
 
     The frame has been through the pre-pass already; ``start`` is its input offset, for
@@ -660,13 +673,17 @@ def parse_frame(data: bytes, index: int, offset: int, *, start: int = 0, source:
     except ijson.JSONError as exc:
         message, text = yajl_message(exc)
         located = _locate(message, data)
-        raise JSONSyntaxError(f"invalid JSON: {text}", offset=start + (located or 0), source=source) from None
+        raise JSONSyntaxError(
+            f"invalid JSON: {text}", offset=start + (located or 0), source=source
+        ) from None
     except UnicodeDecodeError:
         raise JSONSyntaxError(
             "invalid JSON: a string is not valid UTF-8", offset=start, source=source
         ) from None
     except (ArithmeticError, ValueError):
-        exc2 = LimitError(f"JSON number out of the supported range (at or before byte offset {offset})")
+        exc2 = LimitError(
+            f"JSON number out of the supported range (at or before byte offset {offset})"
+        )
         exc2.source = source
         raise exc2 from None
     if len(target.items) != 1:

@@ -68,7 +68,9 @@ class Encoded:
 
     @property
     def size_hint(self) -> int:
-        return len(self.head) + sum(len(p) if isinstance(p, bytes) else p[0].length for p in self.body)
+        return len(self.head) + sum(
+            len(p) if isinstance(p, bytes) else p[0].length for p in self.body
+        )
 
 
 class _Writer:
@@ -192,7 +194,9 @@ def output_ts(options: ConvertOptions, meta: Dataset, has_pixel_data: bool) -> t
     uid = ""
     if elem is not None and elem.value:
         raw = elem.value
-        uid = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).split("\\")[0]
+        uid = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).split("\\")[
+            0
+        ]
         uid = uid.rstrip("\x00 ")
     if not uid:
         return EXPLICIT, EXPLICIT  # an empty (0002,0010) means "not given" (CONTRACT §7)
@@ -315,7 +319,9 @@ def encode_items(items: list[Dataset], options: ConvertOptions, ts: str) -> tupl
         slot = len(out)
         out.append(b"")
         n = w.dataset(item, out)
-        out[slot] = w.tagonly(_ITEM >> 16, _ITEM & 0xFFFF, n if options.explicit_length else _UNDEFINED)
+        out[slot] = w.tagonly(
+            _ITEM >> 16, _ITEM & 0xFFFF, n if options.explicit_length else _UNDEFINED
+        )
         total += 8 + n
         if not options.explicit_length:
             out.append(w.tagonly(_ITEM_DELIM >> 16, _ITEM_DELIM & 0xFFFF, 0))
@@ -377,4 +383,3 @@ def iter_bytes(enc: Encoded) -> Iterator[bytes]:
     if size & 1:
         out += b"\x00"  # keep the file length even
     yield out
-

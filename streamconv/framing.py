@@ -100,7 +100,9 @@ class Framer:
     ) -> None:
         self.source = source
         self.spills = spills if spills is not None else SpillStore()
-        self.filter = make_filter(self.spills, limits.max_depth if limits is not None else 64, limits)
+        self.filter = make_filter(
+            self.spills, limits.max_depth if limits is not None else 64, limits
+        )
         self.check = check
         self.shape = ""
         self.count = 0
@@ -127,7 +129,9 @@ class Framer:
         frames = self._push(self.filter.finish(), final=True)
         if self._start >= 0 or self._in_array:
             raise JSONSyntaxError(
-                "truncated JSON input (premature EOF)", offset=self.filter.consumed, source=self.source
+                "truncated JSON input (premature EOF)",
+                offset=self.filter.consumed,
+                source=self.source,
             )
         if self.count == 0:
             if self.arrays:
@@ -222,7 +226,9 @@ class Framer:
                 return
             if c == _QUOTE and s.group(1) is None:
                 raise JSONSyntaxError(
-                    "truncated JSON input (premature EOF)", offset=self.filter.consumed, source=self.source
+                    "truncated JSON input (premature EOF)",
+                    offset=self.filter.consumed,
+                    source=self.source,
                 )
             self._pos = s.end()
             self._emit(i, s.end())
@@ -314,7 +320,9 @@ class Framer:
         return self._base + start + max(0, removed)
 
     def _syntax(self, message: str, i: int) -> JSONSyntaxError:
-        return JSONSyntaxError(f"invalid JSON: {message}", offset=self._input_offset(i), source=self.source)
+        return JSONSyntaxError(
+            f"invalid JSON: {message}", offset=self._input_offset(i), source=self.source
+        )
 
 
 def _no_constant(name: str) -> None:
@@ -331,7 +339,9 @@ def check_json(data: bytes, at: int = 0) -> None:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JSONSyntaxError("invalid JSON: a string is not valid UTF-8", offset=at + exc.start) from None
+            raise JSONSyntaxError(
+                "invalid JSON: a string is not valid UTF-8", offset=at + exc.start
+            ) from None
         try:
             json.loads(text, parse_constant=_no_constant)
             return

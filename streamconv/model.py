@@ -45,7 +45,12 @@ _SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
 _IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
 _DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
-_ATTRS = {"vr": "vr", "value": "Value", "inlinebinary": "InlineBinary", "bulkdatauri": "BulkDataURI"}
+_ATTRS = {
+    "vr": "vr",
+    "value": "Value",
+    "inlinebinary": "InlineBinary",
+    "bulkdatauri": "BulkDataURI",
+}
 # DCMTK's internal pseudo-VRs, accepted under +E only (dcmtk-behavior §5.1)
 _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
 _CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
@@ -71,7 +76,13 @@ class BuildContext:
         "max_value", "options", "problems", "source", "spills", "vr_agreed",
     )  # fmt: skip
 
-    def __init__(self, options: ConvertOptions, problems: Problems, source: str = "", base_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        options: ConvertOptions,
+        problems: Problems,
+        source: str = "",
+        base_dir: str | None = None,
+    ) -> None:
         self.options = options
         self.problems = problems
         self.source = source
@@ -153,7 +164,9 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: Dataset | None) -> Dataset:
+def _build_items(
+    obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: Dataset | None
+) -> Dataset:
     ds: Dataset = {}
     problems = ctx.problems
     tags = _TAG_CACHE
@@ -179,7 +192,9 @@ def _build_items(obj: Pairs, ctx: BuildContext, prefix: str, depth: int, meta: D
         ctx.elements += 1
         if ctx.elements > ctx.max_elements:
             limit = ctx.options.limits.max_elements
-            raise LimitError(f"more than {limit} elements in one dataset (limit --max-elements)", path=path)
+            raise LimitError(
+                f"more than {limit} elements in one dataset (limit --max-elements)", path=path
+            )
         try:
             elem = _build_element(tag, content, ctx, path, depth, obj)
         except StreamconvError as exc:
@@ -209,7 +224,12 @@ def _build_element(
     if len(pairs) == 2 and tag != PIXEL_DATA:
         # fast path: the usual {"vr": "XX", "Value": [...]}
         (k1, vr), (k2, values) = pairs
-        if k1 == "vr" and k2 == "Value" and vr in ALL_VRS and (vr == "CS" or tag != SPECIFIC_CHARACTER_SET):
+        if (
+            k1 == "vr"
+            and k2 == "Value"
+            and vr in ALL_VRS
+            and (vr == "CS" or tag != SPECIFIC_CHARACTER_SET)
+        ):
             handler = _VALUE_HANDLERS.get(vr)
             if handler is not None and isinstance(values, list):
                 _check_dictionary_vr(tag, vr, ctx, path)
@@ -223,7 +243,12 @@ def _build_element(
     for name, val in content.pairs:
         attr = _ATTRS.get(name.lower())  # attribute names compared case-insensitively (DCMTK)
         if attr is None:
-            problems.error(ContentError(f"unknown attribute name '{name}' (expected vr, Value, InlineBinary or BulkDataURI)", path=path))
+            problems.error(
+                ContentError(
+                    f"unknown attribute name '{name}' (expected vr, Value, InlineBinary or BulkDataURI)",
+                    path=path,
+                )
+            )
             return None
         if attr == "vr":
             if have_vr:
@@ -232,7 +257,12 @@ def _build_element(
             have_vr, vr_raw = True, val
             continue
         if kind:
-            problems.error(ContentError(f"more than one of Value/InlineBinary/BulkDataURI ('{kind}' and '{attr}')", path=path))
+            problems.error(
+                ContentError(
+                    f"more than one of Value/InlineBinary/BulkDataURI ('{kind}' and '{attr}')",
+                    path=path,
+                )
+            )
             continue
         kind, payload = attr, val
     vr = _resolve_vr(tag, vr_raw, have_vr, ctx, path, siblings)
@@ -242,15 +272,21 @@ def _build_element(
         # its value decides how every text of the dataset is encoded (PS3.5 6.1.2.5), and
         # readers take it as CS: a sequence or a PN there makes the file unreadable
         # (pydicom fails); +E drops it (fuzz findings)
-        problems.error(ContentError(f"Specific Character Set with VR {vr}; it must be CS (PS3.6)", path=path))
+        problems.error(
+            ContentError(f"Specific Character Set with VR {vr}; it must be CS (PS3.6)", path=path)
+        )
         return None
     if tag == PIXEL_DATA:
         if kind == "Value":
-            raise ContentError("pixel data must not have a 'Value' attribute in the DICOM JSON model (PS3.18 F.2.7)")
+            raise ContentError(
+                "pixel data must not have a 'Value' attribute in the DICOM JSON model (PS3.18 F.2.7)"
+            )
         if vr not in ("OB", "OW", "UN"):
             raise ContentError(f"pixel data with VR {vr} (expected OB or OW)")
     if not kind:
-        return Element(tag, vr, [] if vr == "SQ" else None)  # no value: empty element (PS3.18 F.2.5)
+        return Element(
+            tag, vr, [] if vr == "SQ" else None
+        )  # no value: empty element (PS3.18 F.2.5)
     if kind == "Value":
         return _value(tag, vr, payload, ctx, path, depth)
     if kind == "InlineBinary":
@@ -272,7 +308,10 @@ def _check_dictionary_vr(tag: int, vr: str, ctx: BuildContext, path: Any) -> Non
             ctx.vr_agreed[tag] = vr
         return
     if choices and vr not in choices:
-        ctx.problems.warn(f"element has VR {vr}, the data dictionary says {'/'.join(sorted(choices))}; using {vr}", path)
+        ctx.problems.warn(
+            f"element has VR {vr}, the data dictionary says {'/'.join(sorted(choices))}; using {vr}",
+            path,
+        )
 
 
 def _private_creator(tag: int, siblings: Pairs | None) -> str | None:
@@ -285,13 +324,23 @@ def _private_creator(tag: int, siblings: Pairs | None) -> str | None:
         if _key_tag(key) != creator_tag or not isinstance(content, Pairs):
             continue
         for name, value in content.pairs:
-            if name.lower() == "value" and isinstance(value, list) and value and isinstance(value[0], str):
+            if (
+                name.lower() == "value"
+                and isinstance(value, list)
+                and value
+                and isinstance(value[0], str)
+            ):
                 return value[0]
     return None
 
 
 def _resolve_vr(
-    tag: int, vr_raw: Any, have_vr: bool, ctx: BuildContext, path: Any, siblings: Pairs | None = None
+    tag: int,
+    vr_raw: Any,
+    have_vr: bool,
+    ctx: BuildContext,
+    path: Any,
+    siblings: Pairs | None = None,
 ) -> str | None:
     problems = ctx.problems
     if have_vr:
@@ -308,7 +357,9 @@ def _resolve_vr(
                 return _PSEUDO_VRS[head]
     dict_vr = ctx.dictionary.vr(tag, _private_creator(tag, siblings))
     if dict_vr is None:
-        problems.error(ContentError("no vr given and the tag is not in the data dictionary", path=path))
+        problems.error(
+            ContentError("no vr given and the tag is not in the data dictionary", path=path)
+        )
         return "UN"
     if not have_vr:
         problems.warn(f"missing 'vr' attribute, using the dictionary's VR ({dict_vr})", path)
@@ -322,7 +373,9 @@ def _show(value: Any) -> str:
 # -- Value ---------------------------------------------------------------------------------
 
 
-def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth: int) -> Element | None:
+def _value(
+    tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth: int
+) -> Element | None:
     if not isinstance(payload, list):
         raise ContentError(f"attribute Value must be a JSON array, found {_json_type(payload)}")
     if vr == "SQ":
@@ -342,12 +395,18 @@ def _value(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth:
 def _sequence(items: list[Any], ctx: BuildContext, path: Any, depth: int) -> list[Dataset]:
     limit = ctx.options.limits.max_depth
     if limit and depth + 1 >= limit:
-        raise LimitError(f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed (limit --max-depth {limit})")
+        raise LimitError(
+            f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed (limit --max-depth {limit})"
+        )
     out: list[Dataset] = []
     for i, item in enumerate(items, 1):
         ipath = f"{path}[{i}]"
         if not isinstance(item, Pairs):
-            ctx.problems.error(ContentError(f"sequence item must be a JSON object, found {_json_type(item)}", path=ipath))
+            ctx.problems.error(
+                ContentError(
+                    f"sequence item must be a JSON object, found {_json_type(item)}", path=ipath
+                )
+            )
             break  # +E: the sequence keeps the items before (DCMTK)
         out.append(_build_items(item, ctx, ipath + ".", depth + 1, None))
     return out
@@ -360,13 +419,17 @@ def _entry_text(v: Any, vr: str, ctx: BuildContext, path: Any) -> str | None:
     if v is None:
         return None
     if isinstance(v, bool):
-        ctx.problems.error(ContentError(f"VR {vr} value must be a string, found a boolean", path=path))
+        ctx.problems.error(
+            ContentError(f"VR {vr} value must be a string, found a boolean", path=path)
+        )
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
     if isinstance(v, Decimal):
         return _decimal_text(v)
-    ctx.problems.error(ContentError(f"expected number, string or null, found {_json_type(v)}", path=path))
+    ctx.problems.error(
+        ContentError(f"expected number, string or null, found {_json_type(v)}", path=path)
+    )
     return None
 
 
@@ -383,9 +446,9 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         # fastest path, most elements: one plain string (a UID too, when it has no
         # whitespace and is not a "=keyword"; a backslash in a multi-valued VR is checked below)
         text = payload[0]
-        if (vr not in _CHECKED_TEXT or (vr == "UI" and text[:1] != "=" and not _SPACE.search(text))) and (
-            "\\" not in text or vr in SINGLE_TEXT_VRS
-        ):
+        if (
+            vr not in _CHECKED_TEXT or (vr == "UI" and text[:1] != "=" and not _SPACE.search(text))
+        ) and ("\\" not in text or vr in SINGLE_TEXT_VRS):
             return _text_element(tag, vr, text, ctx, path)
     if vr not in _CHECKED_TEXT and payload and all(type(v) is str for v in payload):
         # fast path: plain strings, no backslash inside a value (checked below otherwise)
@@ -394,7 +457,9 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
             return _text_element(tag, vr, text, ctx, path)
     problems = ctx.problems
     if vr in SINGLE_TEXT_VRS and len(payload) > 1:
-        problems.error(ContentError(f"VR {vr} holds a single value, found {len(payload)}", path=path))
+        problems.error(
+            ContentError(f"VR {vr} holds a single value, found {len(payload)}", path=path)
+        )
     values: list[str] = []
     for v in payload:
         if vr == "IS":
@@ -407,7 +472,11 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
             values.append("")
             continue
         if vr in MULTI_TEXT_VRS and "\\" in s:
-            problems.error(ContentError(f"backslash inside a {vr} value would change the value multiplicity", path=path))
+            problems.error(
+                ContentError(
+                    f"backslash inside a {vr} value would change the value multiplicity", path=path
+                )
+            )
         values.append(s)
     text = "\\".join(values)
     if vr == "UI":
@@ -435,7 +504,10 @@ def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> 
     for value in values:
         n = len(value.rstrip(" \x00")) if isinstance(value, str) else 0
         if n > limit:
-            ctx.problems.warn(f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)", path)
+            ctx.problems.warn(
+                f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)",
+                path,
+            )
             return
 
 
@@ -464,7 +536,9 @@ def _is_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
             if -(1 << 31) <= n < (1 << 31):
                 problems.warn(f"IS value {_decimal_text(v)} written as {n}", path)
         else:
-            problems.error(ContentError(f"IS value must be an integer, found {_decimal_text(v)}", path=path))
+            problems.error(
+                ContentError(f"IS value must be an integer, found {_decimal_text(v)}", path=path)
+            )
             return _decimal_text(v)
     elif isinstance(v, str):
         if not _IS_TEXT.match(v) or not v.strip():
@@ -476,11 +550,17 @@ def _is_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
         if -(1 << 31) <= n < (1 << 31):
             return v
     else:
-        problems.error(ContentError(f"IS value must be a number or string, found {_json_type(v)}", path=path))
+        problems.error(
+            ContentError(f"IS value must be a number or string, found {_json_type(v)}", path=path)
+        )
         return None
     if not -(1 << 31) <= n < (1 << 31):
-        shown = v.strip() if isinstance(v, str) else _decimal_text(v) if isinstance(v, Decimal) else n
-        problems.error(ContentError(f"IS value {shown} outside [-2^31, 2^31-1] (PS3.5 6.2)", path=path))
+        shown = (
+            v.strip() if isinstance(v, str) else _decimal_text(v) if isinstance(v, Decimal) else n
+        )
+        problems.error(
+            ContentError(f"IS value {shown} outside [-2^31, 2^31-1] (PS3.5 6.2)", path=path)
+        )
         if abs(n) == _HUGE:
             return str(shown)
     return str(n) if not isinstance(v, str) else v
@@ -511,7 +591,9 @@ def _ds_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
     if v is None:
         return None
     if isinstance(v, bool):
-        problems.error(ContentError("DS value must be a decimal number, found a boolean", path=path))
+        problems.error(
+            ContentError("DS value must be a decimal number, found a boolean", path=path)
+        )
         return None
     if isinstance(v, (int, Decimal)):
         s = str(v) if isinstance(v, int) else _decimal_text(v)
@@ -523,9 +605,13 @@ def _ds_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
         return s
     if isinstance(v, str):
         if v.strip() and not _DS_TEXT.match(v):
-            problems.error(ContentError(f"DS value must be a decimal number, found '{v}'", path=path))
+            problems.error(
+                ContentError(f"DS value must be a decimal number, found '{v}'", path=path)
+            )
         return v
-    problems.error(ContentError(f"DS value must be a number or string, found {_json_type(v)}", path=path))
+    problems.error(
+        ContentError(f"DS value must be a number or string, found {_json_type(v)}", path=path)
+    )
     return None
 
 
@@ -567,19 +653,35 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
             values.append("")  # DCMTK treats the string "null" as null for PN (§5.4)
             continue
         if not isinstance(v, Pairs):
-            problems.error(ContentError(f"PN value must be an object with Alphabetic/Ideographic/Phonetic, found {_json_type(v)}", path=path))
+            problems.error(
+                ContentError(
+                    f"PN value must be an object with Alphabetic/Ideographic/Phonetic, found {_json_type(v)}",
+                    path=path,
+                )
+            )
             values.append("")
             continue
         groups = {"Alphabetic": "", "Ideographic": "", "Phonetic": ""}
         for k, text in v.pairs:
             if k not in groups:
-                problems.error(ContentError(f"unknown PN component group '{k}' (PS3.18 F.2.2)", path=path))
+                problems.error(
+                    ContentError(f"unknown PN component group '{k}' (PS3.18 F.2.2)", path=path)
+                )
                 continue
             if not isinstance(text, str):
-                problems.error(ContentError(f"PN component group {k} must be a string, found {_json_type(text)}", path=path))
+                problems.error(
+                    ContentError(
+                        f"PN component group {k} must be a string, found {_json_type(text)}",
+                        path=path,
+                    )
+                )
                 continue
             if "\\" in text:
-                problems.error(ContentError("backslash inside a PN value would change the value multiplicity", path=path))
+                problems.error(
+                    ContentError(
+                        "backslash inside a PN value would change the value multiplicity", path=path
+                    )
+                )
             groups[k] = text  # duplicate keys: the last wins (DCMTK)
         a, i, p = groups["Alphabetic"], groups["Ideographic"], groups["Phonetic"]
         if max(len(a), len(i), len(p)) > _MAX_CHARS["PN"]:
@@ -615,10 +717,14 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
             problems.error(ContentError(f"null inside a {vr} value list", path=path))
             return None  # +E: DCMTK fails the whole element
         if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
-            problems.error(ContentError(f"{vr} value must be a number, found {_json_type(v)}", path=path))
+            problems.error(
+                ContentError(f"{vr} value must be a number, found {_json_type(v)}", path=path)
+            )
             return None
         if isinstance(v, str):
-            problems.error(ContentError(f"{vr} value must be a JSON number, found the string '{v}'", path=path))
+            problems.error(
+                ContentError(f"{vr} value must be a JSON number, found the string '{v}'", path=path)
+            )
             try:
                 v = Decimal(v.strip())
             except ArithmeticError:
@@ -626,13 +732,17 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
         if is_float:
             f = float(v)
             if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
-                problems.error(ContentError(f"{vr} value {v} is not a finite {vr} number", path=path))
+                problems.error(
+                    ContentError(f"{vr} value {v} is not a finite {vr} number", path=path)
+                )
                 return None
             nums.append(f)
         else:
             if isinstance(v, Decimal):
                 if not v.is_finite() or v != v.to_integral_value():
-                    problems.error(ContentError(f"{vr} value must be an integer, found {v}", path=path))
+                    problems.error(
+                        ContentError(f"{vr} value must be an integer, found {v}", path=path)
+                    )
                     return None
                 shown = _decimal_text(v)
                 v = _decimal_int(v)
@@ -652,11 +762,15 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
 
 def _parse_tag(v: Any, ctx: BuildContext, path: Any) -> int | None:
     if not isinstance(v, str):
-        ctx.problems.error(ContentError(f"AT values must be JSON strings, found {_json_type(v)}", path=path))
+        ctx.problems.error(
+            ContentError(f"AT values must be JSON strings, found {_json_type(v)}", path=path)
+        )
         return None
     t = _key_tag(v)
     if t is None:
-        ctx.problems.error(ContentError(f"AT value must be 8 hexadecimal digits, found '{v}'", path=path))
+        ctx.problems.error(
+            ContentError(f"AT value must be 8 hexadecimal digits, found '{v}'", path=path)
+        )
     return t
 
 
@@ -671,7 +785,9 @@ def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: Any) -> Element
     return Element(tag, "AT", struct.pack(f"<{len(vals)}H", *vals) if vals else None)
 
 
-def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
+def _binary_value(
+    tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
+) -> Element | None:
     if vr in ("OF", "OD", "OL", "OV"):
         alias = {"OF": "FL", "OD": "FD", "OL": "UL", "OV": "UV"}[vr]
         elem = _numbers(tag, alias, payload, ctx, path)
@@ -680,13 +796,21 @@ def _binary_value(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path
     size = 2 if vr == "OW" else 1
     out = bytearray()
     for v in payload:
-        text = v if isinstance(v, str) else (str(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+        text = (
+            v
+            if isinstance(v, str)
+            else (str(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+        )
         try:
             n = int(text, 16) if text is not None else -1
         except ValueError:
             n = -1
         if n < 0:
-            ctx.problems.error(ContentError(f"{vr} Value entries must be hexadecimal strings, found {_show(v)}", path=path))
+            ctx.problems.error(
+                ContentError(
+                    f"{vr} Value entries must be hexadecimal strings, found {_show(v)}", path=path
+                )
+            )
             return None
         out += (n & (0xFFFF if size == 2 else 0xFF)).to_bytes(size, "little")
     _count(ctx, len(out), path)
@@ -707,7 +831,12 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
     if not isinstance(payload, str):
         raise ContentError(f"InlineBinary value must be a JSON string, found {_json_type(payload)}")
     if vr not in BYTE_VRS:
-        problems.error(ContentError(f"InlineBinary is not allowed for VR {vr} (only OB, OD, OF, OL, OV, OW, UN)", path=path))
+        problems.error(
+            ContentError(
+                f"InlineBinary is not allowed for VR {vr} (only OB, OD, OF, OL, OV, OW, UN)",
+                path=path,
+            )
+        )
         return None
     if payload.startswith(SPILL_PREFIX):
         spill = ctx.spills.take(int(payload[len(SPILL_PREFIX) :]))
@@ -720,7 +849,9 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
         _check_words(vr, spill.length, ctx, path)
         _count(ctx, spill.length, path)
         if spill.path:
-            ref = bulkdata.temporary_ref(spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1))
+            ref = bulkdata.temporary_ref(
+                spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1)
+            )
             return Element(tag, vr, ref)
         data = bytes(spill.data or b"")
         spill.discard()
@@ -744,7 +875,9 @@ def _trim(vr: str, data: bytes) -> bytes:
 def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
     w = WORD_SIZE.get(vr, 1)
     if length % w:
-        ctx.problems.error(ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path))
+        ctx.problems.error(
+            ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
+        )
 
 
 def _count(ctx: BuildContext, n: int, path: str) -> None:
@@ -754,10 +887,16 @@ def _count(ctx: BuildContext, n: int, path: str) -> None:
     ctx.decoded_bytes -= n
     limits = ctx.options.limits
     if limits.max_value_bytes and n > limits.max_value_bytes:
-        raise LimitError(f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)", path=path)
+        raise LimitError(
+            f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)",
+            path=path,
+        )
     ctx.decoded_bytes += n
     if limits.max_dataset_bytes and ctx.decoded_bytes > limits.max_dataset_bytes:
-        raise LimitError(f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes (--max-dataset-bytes)", path=path)
+        raise LimitError(
+            f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes (--max-dataset-bytes)",
+            path=path,
+        )
 
 
 def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
@@ -776,7 +915,11 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
         raise
     w = WORD_SIZE.get(vr, 1)
     if ref.length % w:
-        ctx.problems.error(ContentError(f"{vr} bulk data of {ref.length} bytes is not a multiple of {w}", path=path))
+        ctx.problems.error(
+            ContentError(
+                f"{vr} bulk data of {ref.length} bytes is not a multiple of {w}", path=path
+            )
+        )
         ref = bulkdata.BulkRef(ref.path, ref.offset, ref.length - ref.length % w, ref.dev, ref.ino)
     _count(ctx, ref.length, path)
     if vr in _BULK_TEXT_VRS:

@@ -70,7 +70,13 @@ class Output:
 
     __slots__ = ("dataset", "encoded", "index", "warnings")
 
-    def __init__(self, index: int, encoded: Encoded, dataset: dict[int, Element], warnings: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        encoded: Encoded,
+        dataset: dict[int, Element],
+        warnings: list[str] | None = None,
+    ) -> None:
         self.index = index
         self.encoded = encoded
         self.dataset = dataset
@@ -93,14 +99,22 @@ class RunContext:
 
     __slots__ = ("base_dir", "options", "salt", "source")
 
-    def __init__(self, options: ConvertOptions, source: str = "", base_dir: str | None = None, salt: bytes | None = None) -> None:
+    def __init__(
+        self,
+        options: ConvertOptions,
+        source: str = "",
+        base_dir: str | None = None,
+        salt: bytes | None = None,
+    ) -> None:
         self.options = options
         self.source = source
         self.base_dir = base_dir
         self.salt = new_salt() if salt is None else salt  # mapped_uid's namespace for this run
 
 
-def build_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None, *, in_array: bool = False) -> tuple[Built, bool]:
+def build_one(
+    raw: RawDataset, run: RunContext, spills: SpillStore | None = None, *, in_array: bool = False
+) -> tuple[Built, bool]:
     """One dataset's JSON -> elements (model, UIDs, charset), not encoded yet; returns them
     and whether the SOP Instance UID changed.  ``spills`` holds its spliced-out InlineBinary."""
     options = run.options
@@ -165,7 +179,9 @@ class Converter:
             return outs
         if self._held_frame is not None:
             frame, self._held_frame = self._held_frame, None
-            self._held = parse_frame(frame.data, frame.index, frame.offset, start=frame.start, source=self.run.source)
+            self._held = parse_frame(
+                frame.data, frame.index, frame.offset, start=frame.start, source=self.run.source
+            )
             self.parser.spills.adopt(frame.spills)
         if self._held is not None:
             outs.append(self._convert(self._held))
@@ -191,7 +207,9 @@ class Converter:
 
     def _build_item(self, raw: RawDataset) -> Built:
         """+ar: one dataset as an item (elements only; the spool encodes it)."""
-        return self._named(raw, lambda: build_one(raw, self.run, self.parser.spills, in_array=True)[0])
+        return self._named(
+            raw, lambda: build_one(raw, self.run, self.parser.spills, in_array=True)[0]
+        )
 
     def _named(self, raw: RawDataset, step: Callable[[], _T]) -> _T:
         try:
@@ -298,10 +316,15 @@ class _SequenceSpool:
         sop_changed = apply_uids(ds, opts, self.conv.run.salt)
         apply_charset(ds, opts, self.conv.run.source)
         # the meta header takes the first nested SOP UIDs (DCMTK §8): offer them in an item
-        meta_source = {**ds, PRIVATE_SEQUENCE: Element(PRIVATE_SEQUENCE, "SQ", [self.uids] if self.uids else [])}
+        meta_source = {
+            **ds,
+            PRIVATE_SEQUENCE: Element(PRIVATE_SEQUENCE, "SQ", [self.uids] if self.uids else []),
+        }
         enc = encode_part10(ds, {}, opts, sop_instance_changed=sop_changed, meta_source=meta_source)
         explicit = opts.explicit_length
-        seq_head = sequence_header(PRIVATE_SEQUENCE, self.length if explicit else None, opts, self.ts)
+        seq_head = sequence_header(
+            PRIVATE_SEQUENCE, self.length if explicit else None, opts, self.ts
+        )
         body: list[Piece] = [*enc.body, seq_head]
         if self.length:
             body.append((temporary_ref(self.path, self.length), 1))
@@ -387,7 +410,9 @@ def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool
                 try:
                     os.makedirs(parent, exist_ok=True)
                 except OSError as exc:
-                    raise OutputError(f"cannot create directory '{parent}': {exc.strerror}") from None
+                    raise OutputError(
+                        f"cannot create directory '{parent}': {exc.strerror}"
+                    ) from None
             write_atomic(path, iter_bytes(out.encoded), fsync=fsync, sync_dir=False)
             return path
         if target == "-":
@@ -425,7 +450,9 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
         from .stream import convert_stream
 
         try:
-            summary = await convert_stream(fd, output_path, options, source=source, base_dir=base_dir, fail_fast=True)
+            summary = await convert_stream(
+                fd, output_path, options, source=source, base_dir=base_dir, fail_fast=True
+            )
         except StreamconvError as exc:
             exc.with_source(source)
             raise
@@ -441,7 +468,9 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
             outs = await anyio.to_thread.run_sync(conv.feed, chunk, limiter=limiter)
             for out in outs:
                 assert isinstance(out, Output)
-                written.append(await anyio.to_thread.run_sync(_write_output, out, output_path, options))
+                written.append(
+                    await anyio.to_thread.run_sync(_write_output, out, output_path, options)
+                )
         outs = await anyio.to_thread.run_sync(conv.finish, limiter=limiter)
         for out in outs:
             assert isinstance(out, Output)
@@ -491,4 +520,8 @@ def convert_file_sync(input_path: str, output_path: str, options: ConvertOptions
 
 
 def ts_for(options: ConvertOptions) -> str:
-    return EXPLICIT if options.transfer_syntax is TransferSyntax.SAME else options.transfer_syntax.value
+    return (
+        EXPLICIT
+        if options.transfer_syntax is TransferSyntax.SAME
+        else options.transfer_syntax.value
+    )

@@ -64,7 +64,12 @@ def _output_error(exc: OSError, path: str) -> OutputError:
 
 
 def write_atomic(
-    path: str, chunks: Iterable[bytes], *, fsync: bool = True, sync_dir: bool = True, mode: int = 0o666
+    path: str,
+    chunks: Iterable[bytes],
+    *,
+    fsync: bool = True,
+    sync_dir: bool = True,
+    mode: int = 0o666,
 ) -> int:
     """Write ``chunks`` to ``path`` atomically; returns the number of bytes written.
 
@@ -194,7 +199,9 @@ def render_name(template: str, index: int, ds: dict[int, Element]) -> str:
         if field is None:
             continue
         if conv:
-            raise ContentError(f"invalid --filename-template '{template}': conversions are not allowed")
+            raise ContentError(
+                f"invalid --filename-template '{template}': conversions are not allowed"
+            )
         if field == "index":
             value: object = index
         elif field == "index1":

@@ -64,7 +64,9 @@ class _Result:
     error: StreamconvError | None = None
 
 
-def _convert_batch(run: RunContext, out_dir: str, batch: list[Frame], fail_fast: bool) -> list[_Result]:
+def _convert_batch(
+    run: RunContext, out_dir: str, batch: list[Frame], fail_fast: bool
+) -> list[_Result]:
     """Worker process: parse, convert and write a batch of frames; never raises for one.
 
     ``fail_fast``: the batch ends at its first failed dataset (nothing after it is written).
@@ -78,7 +80,9 @@ def _convert_batch(run: RunContext, out_dir: str, batch: list[Frame], fail_fast:
         store = SpillStore()
         store.adopt(frame.spills)
         try:
-            raw = parse_frame(frame.data, frame.index, frame.offset, start=frame.start, source=run.source)
+            raw = parse_frame(
+                frame.data, frame.index, frame.offset, start=frame.start, source=run.source
+            )
             out = convert_one(raw, run, store)
             path = write_output(out, out_dir, run.options, fsync=False)
             results.append(_Result(frame.index, path, out.encoded.size_hint))
@@ -161,7 +165,9 @@ class _Reader:
                         return os.read(self.fd, READ_SIZE)  # ready: returns at once
                 return await anyio.to_thread.run_sync(os.read, self.fd, READ_SIZE)
             except OSError as exc:
-                raise InputError(f"cannot read JSON input: {exc.strerror}", source=self.source) from None
+                raise InputError(
+                    f"cannot read JSON input: {exc.strerror}", source=self.source
+                ) from None
             finally:
                 self._scope = None
         return b""  # cancelled by stop
@@ -206,9 +212,13 @@ async def convert_stream(
     async def dispatch(batch: list[Frame]) -> None:
         try:
             if jobs == 1:
-                results = await anyio.to_thread.run_sync(_convert_batch, run, out_dir, batch, fail_fast)
+                results = await anyio.to_thread.run_sync(
+                    _convert_batch, run, out_dir, batch, fail_fast
+                )
             else:
-                results = await anyio.to_process.run_sync(_convert_batch, run, out_dir, batch, fail_fast, limiter=limiter)
+                results = await anyio.to_process.run_sync(
+                    _convert_batch, run, out_dir, batch, fail_fast, limiter=limiter
+                )
             frames = {frame.index: frame for frame in batch}
             for res in results:
                 await _record(res, frames[res.index])
@@ -218,7 +228,10 @@ async def convert_stream(
             in_flight.release()
 
     # names from keywords can collide; index-only names cannot (and need no memory)
-    track_names = any(f not in (None, "index", "index1") for _, f, _, _ in string.Formatter().parse(options.filename_template))
+    track_names = any(
+        f not in (None, "index", "index1")
+        for _, f, _, _ in string.Formatter().parse(options.filename_template)
+    )
     names: dict[str, int] = {}
 
     async def _record(res: _Result, frame: Frame) -> None:
@@ -287,7 +300,10 @@ async def convert_stream(
     if missing:
         # every dataset handed to a worker must come back converted or rejected: never
         # exit 0 with outputs missing (a worker that lost a batch, a version mismatch)
-        raise OutputError(f"{missing} of {summary.datasets} datasets were neither written nor rejected", source=source)
+        raise OutputError(
+            f"{missing} of {summary.datasets} datasets were neither written nor rejected",
+            source=source,
+        )
     return summary
 
 
@@ -301,7 +317,11 @@ class _Syncer:
         self.lock = anyio.Lock()
 
     async def maybe(self) -> None:
-        if self.pending and time.monotonic() - self.last >= SYNC_INTERVAL and not self.lock.locked():
+        if (
+            self.pending
+            and time.monotonic() - self.last >= SYNC_INTERVAL
+            and not self.lock.locked()
+        ):
             await self.now()
 
     async def now(self) -> None:
@@ -324,7 +344,15 @@ def _leaf(group: BaseExceptionGroup) -> BaseException:
     return next((e for e in leaves if isinstance(e, StreamconvError)), leaves[0])
 
 
-async def _send(items: list[Frame], jobs: int, in_flight: anyio.Semaphore, tg: Any, dispatch: Any, summary: StreamSummary, failed: list[Any]) -> None:
+async def _send(
+    items: list[Frame],
+    jobs: int,
+    in_flight: anyio.Semaphore,
+    tg: Any,
+    dispatch: Any,
+    summary: StreamSummary,
+    failed: list[Any],
+) -> None:
     if not items:
         return
     summary.datasets += len(items)
@@ -357,7 +385,11 @@ def _save_rejected(rejected_dir: str, res: _Result, text: bytes) -> None:
         "streamconv": __version__,
     }
     write_atomic(os.path.join(rejected_dir, name + ".json"), [text, b"\n"], fsync=False)
-    write_atomic(os.path.join(rejected_dir, name + ".error.json"), [json.dumps(reason, indent=1).encode()], fsync=False)
+    write_atomic(
+        os.path.join(rejected_dir, name + ".error.json"),
+        [json.dumps(reason, indent=1).encode()],
+        fsync=False,
+    )
 
 
 def _split_options(options: ConvertOptions) -> ConvertOptions:
@@ -405,7 +437,9 @@ def main(argv: list[str]) -> int:
                     if jobs < 1:
                         raise ValueError
                 except ValueError:
-                    sys.stderr.write(f"streamconv stream: --jobs needs a positive integer, got '{argv[i + 1]}'\n")
+                    sys.stderr.write(
+                        f"streamconv stream: --jobs needs a positive integer, got '{argv[i + 1]}'\n"
+                    )
                     return 1
             i += 2
             continue
@@ -424,7 +458,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"streamconv stream: error: {exc.message}\n")
         return 1
     try:
-        setup_logging(level, str(parsed.values["log_config"]) if "log_config" in parsed.values else None, appname="streamconv")
+        setup_logging(
+            level,
+            str(parsed.values["log_config"]) if "log_config" in parsed.values else None,
+            appname="streamconv",
+        )
     except ValueError as exc:
         sys.stderr.write(f"streamconv stream: error: {exc}\n")
         return 1
@@ -438,7 +476,9 @@ def main(argv: list[str]) -> int:
     return anyio.run(_main_async, out_dir, options, jobs, quiet, verbose)
 
 
-async def _main_async(out_dir: str, options: ConvertOptions, jobs: int, quiet: bool, verbose: bool) -> int:
+async def _main_async(
+    out_dir: str, options: ConvertOptions, jobs: int, quiet: bool, verbose: bool
+) -> int:
     progress = None
     if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -462,7 +502,9 @@ async def _main_async(out_dir: str, options: ConvertOptions, jobs: int, quiet: b
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, tg.cancel_scope)
             try:
-                summary = await convert_stream(0, out_dir, options, jobs=jobs, progress=progress, stop=stop)
+                summary = await convert_stream(
+                    0, out_dir, options, jobs=jobs, progress=progress, stop=stop
+                )
             except StreamconvError as exc:  # caught here: the task group would wrap it in a group
                 log.error("%s", exc)
                 return exc.exit_code

@@ -75,7 +75,8 @@ _SINGLE_TERMS = frozenset(
     f"ISO_IR {n}" for n in (6, 100, 101, 109, 110, 144, 127, 126, 138, 148, 203, 13, 166, 192)
 ) | {"GB18030", "GBK"}
 _ISO2022_TERMS = frozenset(
-    f"ISO 2022 IR {n}" for n in (6, 100, 101, 109, 110, 144, 127, 126, 138, 148, 203, 13, 166, 87, 159, 149, 58)
+    f"ISO 2022 IR {n}"
+    for n in (6, 100, 101, 109, 110, 144, 127, 126, 138, 148, 203, 13, 166, 87, 159, 149, 58)
 )
 
 
@@ -85,7 +86,9 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
     names = ["ISO 2022 IR 6" if not t and i == 0 else t for i, t in enumerate(terms)]
     for term in names:
         if term not in _SINGLE_TERMS and term not in _ISO2022_TERMS:
-            raise CharsetError(f"unknown Specific Character Set term '{term}' (PS3.3 C.12.1.1.2)", path=path)
+            raise CharsetError(
+                f"unknown Specific Character Set term '{term}' (PS3.3 C.12.1.1.2)", path=path
+            )
     state: dict[str, Any] = {}
 
     def encode(text: str, vr: str) -> bytes:
@@ -97,7 +100,9 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
             for term in names:
                 codec = pc.python_encoding.get(term)
                 if codec is None:
-                    raise CharsetError(f"unsupported Specific Character Set term '{term}'", path=path)
+                    raise CharsetError(
+                        f"unsupported Specific Character Set term '{term}'", path=path
+                    )
                 codecs.append(codec)
             state["pc"], state["codecs"] = pc, codecs
         pc, codecs = state["pc"], state["codecs"]
@@ -184,7 +189,9 @@ def _encodable(pc: Any, char: str, codecs: list[str]) -> bool:
     return False
 
 
-def apply_charset(ds: Dataset, options: ConvertOptions, source: str = "", *, declare: bool = True) -> None:
+def apply_charset(
+    ds: Dataset, options: ConvertOptions, source: str = "", *, declare: bool = True
+) -> None:
     """Encode every text value to bytes (CONTRACT §7 "Character set").
 
     -c: (0008,0005) becomes ISO_IR 192 and text is written as UTF-8.  +c: text is encoded in
@@ -222,7 +229,14 @@ def apply_charset(ds: Dataset, options: ConvertOptions, source: str = "", *, dec
     _walk(ds, encoder, undeclared_non_ascii if terms is None else None, "")
 
 
-def _walk(ds: Dataset, encoder: Encoder, on_undeclared: Callable[[], None] | None, prefix: str, *, utf8_all: bool = False) -> None:
+def _walk(
+    ds: Dataset,
+    encoder: Encoder,
+    on_undeclared: Callable[[], None] | None,
+    prefix: str,
+    *,
+    utf8_all: bool = False,
+) -> None:
     for tag, elem in ds.items():
         value = elem.value
         if isinstance(value, str):
@@ -248,4 +262,9 @@ def _walk(ds: Dataset, encoder: Encoder, on_undeclared: Callable[[], None] | Non
                 if terms is None:
                     _walk(item, encoder, on_undeclared, ipath)
                 else:
-                    _walk(item, _encoder_for(terms, ipath + tag_path(SPECIFIC_CHARACTER_SET)), None, ipath)
+                    _walk(
+                        item,
+                        _encoder_for(terms, ipath + tag_path(SPECIFIC_CHARACTER_SET)),
+                        None,
+                        ipath,
+                    )

@@ -25,12 +25,24 @@ ALL_VRS = frozenset(
 )
 # PS3.5 6.2: these hold exactly one value; a backslash in them is ordinary text.
 SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
-TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UC", "UI"}) | SINGLE_TEXT_VRS
+TEXT_VRS = (
+    frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UC", "UI"})
+    | SINGLE_TEXT_VRS
+)
 MULTI_TEXT_VRS = TEXT_VRS - SINGLE_TEXT_VRS
 # PS3.5 6.1.2.3: values affected by (0008,0005) Specific Character Set.
 CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 # struct codes of the binary numeric VRs
-BINARY_NUMERIC = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d"}
+BINARY_NUMERIC = {
+    "US": "H",
+    "SS": "h",
+    "UL": "I",
+    "SL": "i",
+    "UV": "Q",
+    "SV": "q",
+    "FL": "f",
+    "FD": "d",
+}
 # VRs whose value may come from InlineBinary (PS3.18 F.2.7)
 BYTE_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 # byte-swap unit for big endian (PS3.5 7.3); 1 = no swap
@@ -40,7 +52,9 @@ WORD_SIZE = {
     "OD": 8, "OV": 8, "UV": 8, "SV": 8, "FD": 8,
 }  # fmt: skip
 # PS3.5 7.1.2: explicit VRs with a 2-byte reserved field and a 4-byte length
-LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+LONG_HEADER_VRS = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+)
 # -u writes these as OB (dcmtk-behavior §9.3)
 NEW_VRS = frozenset({"UN", "UT", "UR", "UC", "OF", "OD", "OL", "OV", "SV", "UV"})
 

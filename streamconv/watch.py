@@ -1104,7 +1104,11 @@ def _try_lock(path: str) -> ClaimDir | None:
 
 
 def remove_temps(
-    roots: Iterable[tuple[str, bool]], *, min_idle: float, prefix: str = "", pattern: re.Pattern[str] = _TEMP_RE
+    roots: Iterable[tuple[str, bool]],
+    *,
+    min_idle: float,
+    prefix: str = "",
+    pattern: re.Pattern[str] = _TEMP_RE,
 ) -> int:
     """Delete ``.NAME.<hex>.part`` temporaries (or other names of *pattern*) under each
     (root, recursive) idle >= *min_idle*."""

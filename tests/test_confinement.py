@@ -185,7 +185,9 @@ def test_double_encoding_is_decoded_once(tree: Tree) -> None:
 
 
 def test_double_encoding_without_literal_directory(tree: Tree) -> None:
-    refused(run(tree, doc(tree.uri("%252e%252e/outside/secret.bin"))), 20, "bulk data file not found")
+    refused(
+        run(tree, doc(tree.uri("%252e%252e/outside/secret.bin"))), 20, "bulk data file not found"
+    )
 
 
 def test_encoded_nul_byte(tree: Tree) -> None:
@@ -254,7 +256,11 @@ def test_permitted_dir_given_through_a_symlink(tree: Tree) -> None:
     alias.symlink_to(tree.bulk, target_is_directory=True)
     src = tree.json_dir / "in.json"
     src.write_text(json.dumps(doc(f"file://{alias}/ok.bin")), encoding="utf-8")
-    rc = main(["+Bd", str(alias), str(src), str(tree.out / "out.dcm")], stdout=io.StringIO(), stderr=io.StringIO())
+    rc = main(
+        ["+Bd", str(alias), str(src), str(tree.out / "out.dcm")],
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
     reset_logging()
     assert rc == 0
     assert pydicom.dcmread(tree.out / "out.dcm")[0x7FE00010].value == DATA
@@ -279,7 +285,9 @@ def test_file_swapped_for_symlink_before_open(tree: Tree, monkeypatch: pytest.Mo
     refused(run(tree, doc(tree.uri("ok.bin"))), 20, "cannot open bulk data file")
 
 
-def test_directory_swapped_for_symlink_before_open(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_directory_swapped_for_symlink_before_open(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # O_NOFOLLOW guards only the last component: here a directory on the path becomes a
     # link to outside/, and what was opened is checked again (/proc/self/fd)
     sub = tree.bulk / "sub"
@@ -320,7 +328,9 @@ def test_file_replaced_between_check_and_read(tree: Tree, monkeypatch: pytest.Mo
     refused(run(tree, doc(tree.uri("ok.bin"))), 20, "replaced while converting")
 
 
-def test_large_file_replaced_before_it_is_streamed(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_file_replaced_before_it_is_streamed(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # values over 1 MiB are read while the output is written: the pin holds there too,
     # and the half-written temporary output is removed
     (tree.bulk / "big.bin").write_bytes(b"\x01" * (3 << 20))
@@ -407,7 +417,9 @@ def test_symlink_race_loop(tree: Tree) -> None:
 
 
 def test_other_host(tree: Tree) -> None:
-    refused(run(tree, doc(f"file://otherhost{tree.bulk}/ok.bin")), 66, "network hosts are not supported")
+    refused(
+        run(tree, doc(f"file://otherhost{tree.bulk}/ok.bin")), 66, "network hosts are not supported"
+    )
 
 
 def test_other_host_subprocess(tree: Tree) -> None:
@@ -419,7 +431,9 @@ def test_local_host_names(tree: Tree, host: str) -> None:
     converted(run(tree, doc(f"file://{host}{tree.bulk}/ok.bin")), DATA)
 
 
-@pytest.mark.parametrize("uri", ["http://example.com/x.bin", "https://h/x", "ftp://h/x", "urn:x:y", "cid:abc"])
+@pytest.mark.parametrize(
+    "uri", ["http://example.com/x.bin", "https://h/x", "ftp://h/x", "urn:x:y", "cid:abc"]
+)
 def test_unsupported_scheme(tree: Tree, uri: str) -> None:
     refused(run(tree, doc(uri)), 66, "is not supported")
 

@@ -45,7 +45,9 @@ def lo(*values: Any) -> dict[str, Any]:
 def json2dcm(
     *args: str, stdin: bytes = b"", cwd: Path | None = None, **kwargs: Any
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*COMMAND, *args], input=stdin, capture_output=True, cwd=cwd, timeout=60, **kwargs)
+    return subprocess.run(
+        [*COMMAND, *args], input=stdin, capture_output=True, cwd=cwd, timeout=60, **kwargs
+    )
 
 
 def inprocess(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -63,7 +65,9 @@ def inprocess(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
     finally:
         os.chdir(old)
         reset_logging()
-    return subprocess.CompletedProcess(list(args), code, stdout.getvalue().encode(), stderr.getvalue().encode())
+    return subprocess.CompletedProcess(
+        list(args), code, stdout.getvalue().encode(), stderr.getvalue().encode()
+    )
 
 
 RUNNERS = {"inprocess": inprocess, "subprocess": json2dcm}
@@ -124,7 +128,9 @@ def test_input_is_directory(tmp_path: Path) -> None:
     assert leftovers(tmp_path, {"adir"}) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file; see test_input_read_error")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads a mode-000 file; see test_input_read_error"
+)
 def test_input_unreadable(tmp_path: Path) -> None:
     src = write(tmp_path / "in.json", MIN)
     src.chmod(0)
@@ -164,7 +170,10 @@ def test_output_is_directory(tmp_path: Path) -> None:
     assert list((tmp_path / "adir").iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a mode-555 directory; see test_output_file_too_large")
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root writes into a mode-555 directory; see test_output_file_too_large",
+)
 def test_output_directory_not_writable(tmp_path: Path) -> None:
     src = write(tmp_path / "in.json", MIN)
     outdir = tmp_path / "ro"
@@ -204,7 +213,9 @@ def test_output_file_too_large(tmp_path: Path, existing: bool) -> None:
 def test_stdout_full(tmp_path: Path) -> None:
     src = write(tmp_path / "in.json", MIN)
     with open("/dev/full", "wb") as full:
-        res = subprocess.run([*COMMAND, str(src), "-"], stdout=full, stderr=subprocess.PIPE, timeout=60)
+        res = subprocess.run(
+            [*COMMAND, str(src), "-"], stdout=full, stderr=subprocess.PIPE, timeout=60
+        )
     err = res.stderr.decode()
     assert res.returncode == 40, err
     assert "Traceback" not in err and "E: " in err
@@ -212,7 +223,9 @@ def test_stdout_full(tmp_path: Path) -> None:
 
 def test_stdout_closed(tmp_path: Path) -> None:
     src = write(tmp_path / "in.json", MIN)
-    proc = subprocess.Popen([*COMMAND, str(src), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*COMMAND, str(src), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before json2dcm has written anything (it starts in ~0.2 s)
     err = proc.stderr.read().decode()
@@ -230,11 +243,16 @@ def test_stdout_closed(tmp_path: Path) -> None:
     ],
 )
 def test_encapsulated_transfer_syntax_with_pixel_data(tmp_path: Path, ts: str, name: str) -> None:
-    doc = {"00020010": {"vr": "UI", "Value": [ts]}, "7FE00010": {"vr": "OB", "InlineBinary": "AQIDBA=="}}
+    doc = {
+        "00020010": {"vr": "UI", "Value": [ts]},
+        "7FE00010": {"vr": "OB", "InlineBinary": "AQIDBA=="},
+    }
     src = write(tmp_path / "in.json", doc)
     out = tmp_path / "out.dcm"
     out.write_bytes(OLD)
-    err = check_failure(json2dcm(str(src), str(out)), 40, names=(str(src), "no conversion to transfer syntax", name))
+    err = check_failure(
+        json2dcm(str(src), str(out)), 40, names=(str(src), "no conversion to transfer syntax", name)
+    )
     assert out.read_bytes() == OLD
     assert leftovers(tmp_path, {"in.json", "out.dcm"}) == []
     assert err.startswith("E: ")
@@ -296,7 +314,9 @@ def test_invalid_json(request: pytest.FixtureRequest, tmp_path: Path, data: byte
 def test_invalid_json_even_with_ignore_errors(tmp_path: Path) -> None:
     # +E relaxes CONTRACT §4's list, not JSON syntax (§3): J16 converted the truncated text
     src = write(tmp_path / "in.json", b'{"00100020":{"vr":"LO","Value":["X"]}')
-    check_failure(json2dcm("+E", str(src), str(tmp_path / "out.dcm")), 65, names=(str(src),), offset=True)
+    check_failure(
+        json2dcm("+E", str(src), str(tmp_path / "out.dcm")), 65, names=(str(src),), offset=True
+    )
     assert leftovers(tmp_path, {"in.json"}) == []
 
 
@@ -305,7 +325,9 @@ def test_invalid_json_late_in_large_input(tmp_path: Path) -> None:
     head = b'{"00420011":{"vr":"OB","InlineBinary":"' + b"AAAA" * (3 << 18) + b'"},'
     data = head + b'"00100020":{"vr":"LO","Value":[hello]}}'
     src = write(tmp_path / "in.json", data)
-    err = check_failure(json2dcm(str(src), str(tmp_path / "out.dcm")), 65, names=(str(src),), offset=True)
+    err = check_failure(
+        json2dcm(str(src), str(tmp_path / "out.dcm")), 65, names=(str(src),), offset=True
+    )
     reported = int(re.findall(r"byte offset (\d+)", err)[0])
     assert len(head) + 32 <= reported <= len(data)
     assert leftovers(tmp_path, {"in.json"}) == []
@@ -329,7 +351,9 @@ def test_invalid_json_late_in_large_input(tmp_path: Path) -> None:
     ids=["empty", "whitespace", "one-byte", "empty-array", "string", "number", "null", "nested-array",
          "array-of-string", "two-datasets", "ndjson"],
 )  # fmt: skip
-def test_invalid_document(request: pytest.FixtureRequest, tmp_path: Path, data: bytes, message: str) -> None:
+def test_invalid_document(
+    request: pytest.FixtureRequest, tmp_path: Path, data: bytes, message: str
+) -> None:
     src = write(tmp_path / "in.json", data)
     run = runner(request, "empty-array")
     err = check_failure(run(str(src), str(tmp_path / "out.dcm")), 65, names=(str(src), message))
@@ -362,11 +386,17 @@ def test_nesting_depth(tmp_path: Path, levels: int, code: int) -> None:
     assert leftovers(tmp_path, {"in.json"}) == []
 
 
-@pytest.mark.parametrize("doc", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000])
+@pytest.mark.parametrize(
+    "doc", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000]
+)
 def test_nesting_depth_plain_json(tmp_path: Path, doc: str) -> None:
     # yajl2_c's prefix per level made this quadratic (40,000 levels: 9 s, 3.9 GB)
     src = write(tmp_path / "in.json", doc)
-    err = check_failure(json2dcm(str(src), str(tmp_path / "out.dcm"), preexec_fn=_limit_memory), 65, names=(str(src),))
+    err = check_failure(
+        json2dcm(str(src), str(tmp_path / "out.dcm"), preexec_fn=_limit_memory),
+        65,
+        names=(str(src),),
+    )
     assert "nested" in err
     assert leftovers(tmp_path, {"in.json"}) == []
 
@@ -379,10 +409,22 @@ CONTENT: list[tuple[str, str, str]] = [
     ("tag-9-digits", '"001000100":{"vr":"LO","Value":["X"]}', "001000100"),  # K3
     ("tag-0x", '"0x100020":{"vr":"LO","Value":["X"]}', "0x100020"),  # K4: CONTRACT §4 strict
     ("tag-empty", '"":{"vr":"LO","Value":["X"]}', "''"),  # K13
-    ("duplicate", '"00100020":{"vr":"LO","Value":["a"]},"00100020":{"vr":"LO","Value":["b"]}', "(0010,0020)"),  # K10
-    ("duplicate-case", '"0010001a":{"vr":"LO","Value":["a"]},"0010001A":{"vr":"LO","Value":["b"]}', "(0010,001A)"),
+    (
+        "duplicate",
+        '"00100020":{"vr":"LO","Value":["a"]},"00100020":{"vr":"LO","Value":["b"]}',
+        "(0010,0020)",
+    ),  # K10
+    (
+        "duplicate-case",
+        '"0010001a":{"vr":"LO","Value":["a"]},"0010001A":{"vr":"LO","Value":["b"]}',
+        "(0010,001A)",
+    ),
     ("unknown-attribute", '"00100020":{"vr":"LO","Value":["X"],"foo":1}', "(0010,0020)"),  # V20
-    ("two-values", '"00100020":{"vr":"LO","Value":["X"],"InlineBinary":"AQID"}', "(0010,0020)"),  # V19
+    (
+        "two-values",
+        '"00100020":{"vr":"LO","Value":["X"],"InlineBinary":"AQID"}',
+        "(0010,0020)",
+    ),  # V19
     ("vr-unknown", '"00100020":{"vr":"XX","Value":["X"]}', "(0010,0020)"),  # V4
     ("vr-pseudo", '"00100020":{"vr":"ox","Value":["ff"]}', "(0010,0020)"),  # V10
     ("vr-na", '"00100020":{"vr":"na","Value":["X"]}', "(0010,0020)"),  # V13
@@ -413,7 +455,11 @@ CONTENT: list[tuple[str, str, str]] = [
     ("ds-boolean", '"00180050":{"vr":"DS","Value":[true]}', "(0018,0050)"),
     ("lo-backslash", '"00100020":{"vr":"LO","Value":["a\\\\b"]}', "(0010,0020)"),  # S2
     ("cs-backslash", '"00080060":{"vr":"CS","Value":["CT\\\\MR"]}', "(0008,0060)"),
-    ("pn-backslash", '"00100010":{"vr":"PN","Value":[{"Alphabetic":"a\\\\b"}]}', "(0010,0010)"),  # N10
+    (
+        "pn-backslash",
+        '"00100010":{"vr":"PN","Value":[{"Alphabetic":"a\\\\b"}]}',
+        "(0010,0010)",
+    ),  # N10
     ("pn-string", '"00100010":{"vr":"PN","Value":["Doe^John"]}', "(0010,0010)"),  # N5
     ("pn-group", '"00100010":{"vr":"PN","Value":[{"alphabetic":"Doe"}]}', "(0010,0010)"),  # N6
     ("pn-null-group", '"00100010":{"vr":"PN","Value":[{"Alphabetic":null}]}', "(0010,0010)"),  # N9
@@ -432,7 +478,11 @@ CONTENT: list[tuple[str, str, str]] = [
     ("inline-us", '"00280010":{"vr":"US","InlineBinary":"AQI="}', "(0028,0010)"),  # Q21
     ("inline-lo", '"00100020":{"vr":"LO","InlineBinary":"AQI="}', "(0010,0020)"),  # Q21
     ("inline-sq", '"00081115":{"vr":"SQ","InlineBinary":"AQI="}', "(0008,1115)"),  # Q5
-    ("bulk-lo", '"00100020":{"vr":"LO","BulkDataURI":"file:///etc/hostname"}', "(0010,0020)"),  # B48
+    (
+        "bulk-lo",
+        '"00100020":{"vr":"LO","BulkDataURI":"file:///etc/hostname"}',
+        "(0010,0020)",
+    ),  # B48
     ("bulk-number", '"00420011":{"vr":"OB","BulkDataURI":123}', "(0042,0011)"),  # B43
     ("item-null", '"00081115":{"vr":"SQ","Value":[null]}', "(0008,1115)[1]"),  # Q2
     ("item-string", '"00081115":{"vr":"SQ","Value":["x"]}', "(0008,1115)[1]"),  # Q3
@@ -440,15 +490,35 @@ CONTENT: list[tuple[str, str, str]] = [
     ("pixel-us", '"7FE00010":{"vr":"US","InlineBinary":"AQI="}', "(7FE0,0010)"),  # P7
     ("uid-keyword", '"00080016":{"vr":"UI","Value":["=NoSuchThing"]}', "(0008,0016)"),  # S14
     ("nested-backslash", NESTED % '{"vr":"LO","Value":["a\\\\b"]}', "(0010,1002)[2].(0010,0020)"),
-    ("nested-duplicate", NESTED % '{"vr":"LO","Value":["x"]},"00100020":{"vr":"LO"}', "(0010,1002)[2].(0010,0020)"),
-    ("nested-range", NESTED.replace("00100020\":%s", "00280010\":%s") % '{"vr":"US","Value":[-1]}', "(0010,1002)[2].(0028,0010)"),
-    ("charset", '"00080005":{"vr":"CS","Value":["ISO_IR 100"]},"00100020":{"vr":"LO","Value":["\\u4e2d"]}', "(0010,0020)"),  # H6
-    ("charset-unknown", '"00080005":{"vr":"CS","Value":["FOOBAR"]},"00100020":{"vr":"LO","Value":["caf\\u00e9"]}', "FOOBAR"),  # H11
+    (
+        "nested-duplicate",
+        NESTED % '{"vr":"LO","Value":["x"]},"00100020":{"vr":"LO"}',
+        "(0010,1002)[2].(0010,0020)",
+    ),
+    (
+        "nested-range",
+        NESTED.replace('00100020":%s', '00280010":%s') % '{"vr":"US","Value":[-1]}',
+        "(0010,1002)[2].(0028,0010)",
+    ),
+    (
+        "charset",
+        '"00080005":{"vr":"CS","Value":["ISO_IR 100"]},"00100020":{"vr":"LO","Value":["\\u4e2d"]}',
+        "(0010,0020)",
+    ),  # H6
+    (
+        "charset-unknown",
+        '"00080005":{"vr":"CS","Value":["FOOBAR"]},"00100020":{"vr":"LO","Value":["caf\\u00e9"]}',
+        "FOOBAR",
+    ),  # H11
 ]
 
 
-@pytest.mark.parametrize(("elements", "where"), [c[1:] for c in CONTENT], ids=[c[0] for c in CONTENT])
-def test_invalid_content(request: pytest.FixtureRequest, tmp_path: Path, elements: str, where: str) -> None:
+@pytest.mark.parametrize(
+    ("elements", "where"), [c[1:] for c in CONTENT], ids=[c[0] for c in CONTENT]
+)
+def test_invalid_content(
+    request: pytest.FixtureRequest, tmp_path: Path, elements: str, where: str
+) -> None:
     src = write(tmp_path / "in.json", "{" + elements + "}")
     run = runner(request, "nested-backslash")
     err = check_failure(run(str(src), str(tmp_path / "out.dcm")), 65, names=(str(src), where))
@@ -459,7 +529,9 @@ def test_invalid_content(request: pytest.FixtureRequest, tmp_path: Path, element
 def test_invalid_content_in_array_names_the_dataset(tmp_path: Path) -> None:
     doc = '[{"00100020":{"vr":"LO","Value":["a"]}},{"00280010":{"vr":"US","Value":[-1]}}]'
     src = write(tmp_path / "in.json", doc)
-    err = check_failure(json2dcm("+ar", str(src), str(tmp_path / "out.dcm")), 65, names=(str(src), "(0028,0010)"))
+    err = check_failure(
+        json2dcm("+ar", str(src), str(tmp_path / "out.dcm")), 65, names=(str(src), "(0028,0010)")
+    )
     assert "2" in err.split("(0028,0010)")[0]  # the second dataset
     assert leftovers(tmp_path, {"in.json"}) == []
 
@@ -511,13 +583,21 @@ def _bulk_doc(uri: Any) -> str:
         ("data:application/octet-stream;base64,AQID", True, 66),
     ],
 )
-def test_bulkdata_errors(request: pytest.FixtureRequest, bulk: Path, uri: str, bd: bool, code: int) -> None:
+def test_bulkdata_errors(
+    request: pytest.FixtureRequest, bulk: Path, uri: str, bd: bool, code: int
+) -> None:
     uri = uri.replace("F/", f"file://{bulk}/")
     src = write(bulk / "in.json", _bulk_doc(uri))
     out = bulk / "out" / "out.dcm"
     opts = ["+Bd", str(bulk / "bulk")] if bd else []
-    run = json2dcm if uri in ("http://example.com/x",) or request.node.callspec.id.startswith("F/bulk/link") else inprocess
-    err = check_failure(run(*opts, str(src), str(out)), code, names=(str(src), "(0010,1002)[1].(0042,0011)"))
+    run = (
+        json2dcm
+        if uri in ("http://example.com/x",) or request.node.callspec.id.startswith("F/bulk/link")
+        else inprocess
+    )
+    err = check_failure(
+        run(*opts, str(src), str(out)), code, names=(str(src), "(0010,1002)[1].(0042,0011)")
+    )
     assert err.startswith("E: ")
     assert list((bulk / "out").iterdir()) == []
 
@@ -525,7 +605,14 @@ def test_bulkdata_errors(request: pytest.FixtureRequest, bulk: Path, uri: str, b
 def test_bulkdata_relative_uri_from_stdin(bulk: Path) -> None:
     # CONTRACT §5: with stdin as input there is no directory to resolve against: 66
     out = bulk / "out" / "out.dcm"
-    res = json2dcm("+Bd", str(bulk / "bulk"), "-", str(out), stdin=_bulk_doc("bulk/data.bin").encode(), cwd=bulk)
+    res = json2dcm(
+        "+Bd",
+        str(bulk / "bulk"),
+        "-",
+        str(out),
+        stdin=_bulk_doc("bulk/data.bin").encode(),
+        cwd=bulk,
+    )
     check_failure(res, 66, names=("stdin", "(0010,1002)[1].(0042,0011)"))
     assert list((bulk / "out").iterdir()) == []
 
@@ -577,24 +664,61 @@ def test_bulkdata_fails_while_writing(bulk: Path, monkeypatch: pytest.MonkeyPatc
         (["+x", "min.json", "a.dcm"], "error: Unknown option +x"),
         (["min.json", "a.dcm", "+as"], "error: Missing value for option --array-select"),  # C4
         (["+as"], "error: Missing value for option --array-select"),  # C4
-        (["-Uo", "min.json", "a.dcm"], "error: --dont-overwrite-uids only allowed with --generate-new-uids"),  # C7
-        (["+Uo", "min.json", "a.dcm"], "error: --overwrite-uids only allowed with --generate-new-uids"),  # C7
-        (["+Fu", "-F", "min.json", "a.dcm"], "error: --update-meta-info not allowed with --write-dataset"),  # C8
-        (["-F", "+Fu", "min.json", "a.dcm"], "error: --update-meta-info not allowed with --write-dataset"),  # C8
-        (["+cl", "5", "min.json", "a.dcm"], "error: --compression-level only allowed with --write-xfer-deflated"),  # C9
-        (["+td", "+cl", "10", "min.json", "a.dcm"], "error: Invalid value for option --compression-level (overflow: 10)"),  # C10
-        (["-ll", "warn", "-v", "min.json", "a.dcm"], "error: --log-level not allowed with --verbose, --debug or --quiet"),  # C13
-        (["-ll", "bogus", "min.json", "a.dcm"], "error: Invalid log level for --log-level option"),  # C13
+        (
+            ["-Uo", "min.json", "a.dcm"],
+            "error: --dont-overwrite-uids only allowed with --generate-new-uids",
+        ),  # C7
+        (
+            ["+Uo", "min.json", "a.dcm"],
+            "error: --overwrite-uids only allowed with --generate-new-uids",
+        ),  # C7
+        (
+            ["+Fu", "-F", "min.json", "a.dcm"],
+            "error: --update-meta-info not allowed with --write-dataset",
+        ),  # C8
+        (
+            ["-F", "+Fu", "min.json", "a.dcm"],
+            "error: --update-meta-info not allowed with --write-dataset",
+        ),  # C8
+        (
+            ["+cl", "5", "min.json", "a.dcm"],
+            "error: --compression-level only allowed with --write-xfer-deflated",
+        ),  # C9
+        (
+            ["+td", "+cl", "10", "min.json", "a.dcm"],
+            "error: Invalid value for option --compression-level (overflow: 10)",
+        ),  # C10
+        (
+            ["-ll", "warn", "-v", "min.json", "a.dcm"],
+            "error: --log-level not allowed with --verbose, --debug or --quiet",
+        ),  # C13
+        (
+            ["-ll", "bogus", "min.json", "a.dcm"],
+            "error: Invalid log level for --log-level option",
+        ),  # C13
         (["@nofile.txt"], "error: Cannot open command file 'nofile.txt'"),  # C14
-        (["+as", "0", "min.json", "a.dcm"], "error: Invalid value for option --array-select"),  # CONTRACT §1
-        (["+as", "abc", "min.json", "a.dcm"], "error: Invalid value for option --array-select"),  # CONTRACT §1
-        (["+as", "-2", "min.json", "a.dcm"], "error: Invalid value for option --array-select"),  # CONTRACT §1
+        (
+            ["+as", "0", "min.json", "a.dcm"],
+            "error: Invalid value for option --array-select",
+        ),  # CONTRACT §1
+        (
+            ["+as", "abc", "min.json", "a.dcm"],
+            "error: Invalid value for option --array-select",
+        ),  # CONTRACT §1
+        (
+            ["+as", "-2", "min.json", "a.dcm"],
+            "error: Invalid value for option --array-select",
+        ),  # CONTRACT §1
         (["-lc", "nofile.cfg", "min.json", "a.dcm"], "nofile.cfg"),
     ],
 )
-def test_command_line_errors(request: pytest.FixtureRequest, tmp_path: Path, args: list[str], message: str) -> None:
+def test_command_line_errors(
+    request: pytest.FixtureRequest, tmp_path: Path, args: list[str], message: str
+) -> None:
     write(tmp_path / "min.json", MIN)
-    run = json2dcm if request.node.callspec.id.startswith(("args0", "args4", "args14")) else inprocess
+    run = (
+        json2dcm if request.node.callspec.id.startswith(("args0", "args4", "args14")) else inprocess
+    )
     res = run(*args, cwd=tmp_path)
     err = check_failure(res, 1)
     lines = err.splitlines()
@@ -612,14 +736,19 @@ def test_command_line_errors(request: pytest.FixtureRequest, tmp_path: Path, arg
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["+Bd", "/nonexistent", "min.json", "a.dcm"], "E: Failed to normalize file path: '/nonexistent'"),  # C11
+        (
+            ["+Bd", "/nonexistent", "min.json", "a.dcm"],
+            "E: Failed to normalize file path: '/nonexistent'",
+        ),  # C11
         (["+Bd", "", "min.json", "a.dcm"], "E: Failed to normalize file path: ''"),  # C12
         (["min.json", ""], "E: json2dcm: invalid output filename: <empty string>"),  # C15
         (["", "a.dcm"], "E: json2dcm: invalid input filename: <empty string>"),  # C15
     ],
 )
 @pytest.mark.parametrize("via", ["inprocess", "subprocess"])
-def test_command_line_errors_logged(tmp_path: Path, args: list[str], message: str, via: str) -> None:
+def test_command_line_errors_logged(
+    tmp_path: Path, args: list[str], message: str, via: str
+) -> None:
     write(tmp_path / "min.json", MIN)
     err = check_failure(RUNNERS[via](*args, cwd=tmp_path), 1)
     assert err.splitlines() == [message]
@@ -645,7 +774,11 @@ def test_umbrella_convert_same_codes(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "streamconv", "convert", str(src), str(tmp_path / "o.dcm")],
                          capture_output=True, timeout=60)  # fmt: skip
     check_failure(res, 65, names=(str(src), "(0028,0010)"))
-    res = subprocess.run([sys.executable, "-m", "streamconv", "convert", "+Uo", "x", "y"], capture_output=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "streamconv", "convert", "+Uo", "x", "y"],
+        capture_output=True,
+        timeout=60,
+    )
     check_failure(res, 1)
     assert leftovers(tmp_path, {"in.json"}) == []
 

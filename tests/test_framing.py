@@ -52,8 +52,8 @@ def values_of(data: bytes, cuts: list[int] | None = None) -> list[Any]:
 TRICKY = [
     {"00080005": {"vr": "CS", "Value": ["ISO_IR 192"]}},
     {"00081115": {"vr": "SQ", "Value": [{"00081150": {"vr": "UI", "Value": ["1.2"]}}, {}]}},
-    {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "}],{[\\\"}"}]}},  # brackets in a string
-    {"00104000": {"vr": "LT", "Value": ["a \\\\\"}] b"]}},  # escaped backslash, escaped quote
+    {"00100010": {"vr": "PN", "Value": [{"Alphabetic": '}],{[\\"}'}]}},  # brackets in a string
+    {"00104000": {"vr": "LT", "Value": ['a \\\\"}] b']}},  # escaped backslash, escaped quote
     {"00081030": {"vr": "LO", "Value": ["{"]}, "00081032": {"vr": "SQ", "Value": [{}]}},
     {},
     {"00280010": {"vr": "US", "Value": [512]}, "00281050": {"vr": "DS", "Value": [1.5, -2e3]}},
@@ -99,7 +99,9 @@ _json = st.recursive(
     shape=st.sampled_from(sorted(SHAPES)),
     cuts=st.lists(st.integers(0, 4000), max_size=12),
 )
-def test_any_split_matches_json_module(docs: list[dict[str, Any]], shape: str, cuts: list[int]) -> None:
+def test_any_split_matches_json_module(
+    docs: list[dict[str, Any]], shape: str, cuts: list[int]
+) -> None:
     data = SHAPES[shape](docs).encode()
     if shape == "two arrays (pages)" and len(docs) <= 3:
         data = json.dumps(docs).encode()
@@ -201,7 +203,12 @@ def test_frames_before_an_error_are_kept() -> None:
 
 
 def test_scalars_are_framed_for_the_converter_to_reject() -> None:
-    assert [f.data for f in frames_of(b'[1, "two", null, {"a": 3}]')] == [b"1", b'"two"', b"null", b'{"a": 3}']
+    assert [f.data for f in frames_of(b'[1, "two", null, {"a": 3}]')] == [
+        b"1",
+        b'"two"',
+        b"null",
+        b'{"a": 3}',
+    ]
     assert [f.data for f in frames_of(b'1\n"x"\n', [1, 3])] == [b"1", b'"x"']
 
 
@@ -240,7 +247,9 @@ def _select(data: bytes, n: int) -> list[Any]:
     from streamconv.options import ArrayPolicy, ConvertOptions
     from streamconv.pipeline import Converter, RunContext, release
 
-    conv = Converter(RunContext(ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=n), "in.json"))
+    conv = Converter(
+        RunContext(ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=n), "in.json")
+    )
     try:
         outs = conv.feed(data) + conv.finish()
     finally:

@@ -63,8 +63,12 @@ def j2d_process(tmp_path: Path, text: bytes, *opts: str) -> Run:
     out = tmp_path / "out.dcm"
     started = time.monotonic()
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
-    proc = subprocess.run([JSON2DCM, *opts, str(src), str(out)], capture_output=True, timeout=60, env=env, check=False)
-    return Run(proc.returncode, proc.stderr.decode("utf-8", "replace"), out, time.monotonic() - started)
+    proc = subprocess.run(
+        [JSON2DCM, *opts, str(src), str(out)], capture_output=True, timeout=60, env=env, check=False
+    )
+    return Run(
+        proc.returncode, proc.stderr.decode("utf-8", "replace"), out, time.monotonic() - started
+    )
 
 
 def failed(run: Run, code: int, message: str) -> None:
@@ -117,7 +121,12 @@ def test_fraction_digits_up_to_the_limit(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "number",
-    [b"11e9999999998446744073709551615", b"1e9999999999999999999", b"1E-9999999999999999999", b"-0.5e+99999999999999999999"],
+    [
+        b"11e9999999998446744073709551615",
+        b"1e9999999999999999999",
+        b"1E-9999999999999999999",
+        b"-0.5e+99999999999999999999",
+    ],
 )
 def test_number_exponent_out_of_range(tmp_path: Path, number: bytes) -> None:
     text = b'{"00720082":{"vr":"UV","Value":[' + number + b"]}}"
@@ -148,7 +157,11 @@ def test_huge_exponent_integer_values(tmp_path: Path, vr: str, value: bytes, mes
 
 def test_is_string_of_5000_digits(tmp_path: Path) -> None:
     # int() refused it with ValueError (more than 4300 digits): a traceback
-    failed(j2d(tmp_path, b'{"00201013":{"vr":"IS","Value":["' + b"9" * 5000 + b'"]}}'), 65, "outside [-2^31, 2^31-1]")
+    failed(
+        j2d(tmp_path, b'{"00201013":{"vr":"IS","Value":["' + b"9" * 5000 + b'"]}}'),
+        65,
+        "outside [-2^31, 2^31-1]",
+    )
 
 
 def test_us_string_under_ignore_errors(tmp_path: Path) -> None:
@@ -167,14 +180,20 @@ def test_ds_beyond_double_range_keeps_its_exponent(tmp_path: Path) -> None:
 
 
 def test_ds_exponent_too_long_for_16_characters(tmp_path: Path) -> None:
-    failed(j2d(tmp_path, b'{"00180050":{"vr":"DS","Value":[1.5e999999999999999999]}}'), 65, "cannot be written in 16 characters")
+    failed(
+        j2d(tmp_path, b'{"00180050":{"vr":"DS","Value":[1.5e999999999999999999]}}'),
+        65,
+        "cannot be written in 16 characters",
+    )
 
 
 # -- InlineBinary with a character that is not ASCII: ValueError traceback ----------------------------
 # fuzz_convert (run 1), fixed in model (6933480).
 
 
-@pytest.mark.parametrize("text", ["AAAA\\ud83d\\ude00AAAA", "AAAA\u00e9AAA", "\u00ff\u00ff\u00ff\u00ff"])
+@pytest.mark.parametrize(
+    "text", ["AAAA\\ud83d\\ude00AAAA", "AAAA\u00e9AAA", "\u00ff\u00ff\u00ff\u00ff"]
+)
 def test_inline_binary_not_ascii(tmp_path: Path, text: str) -> None:
     doc = ('{"00091010":{"vr":"OB","InlineBinary":"' + text + '"}}').encode()
     failed(j2d(tmp_path, doc), 65, "invalid base64 in InlineBinary")
@@ -190,7 +209,9 @@ def test_inline_binary_not_ascii_ignore_errors(tmp_path: Path) -> None:
 # probe (issue 5), fixed in bulkdata (2f9095e).
 
 
-@pytest.mark.parametrize("uri", ["file:///tmp/x%ff", "file:///tmp/%c3%28", "x%80y.bin", "file:///tmp/a?offset=%ff"])
+@pytest.mark.parametrize(
+    "uri", ["file:///tmp/x%ff", "file:///tmp/%c3%28", "x%80y.bin", "file:///tmp/a?offset=%ff"]
+)
 def test_bulk_uri_percent_encoding_not_utf8(tmp_path: Path, uri: str) -> None:
     doc = ('{"7FE00010":{"vr":"OB","BulkDataURI":"' + uri + '"}}').encode()
     failed(j2d(tmp_path, doc, "+Bd", str(tmp_path)), 65, "not valid UTF-8")
@@ -201,7 +222,9 @@ def test_bulk_uri_percent_encoding_not_utf8(tmp_path: Path, uri: str) -> None:
 
 
 def test_command_file_device(tmp_path: Path) -> None:
-    proc = subprocess.run([JSON2DCM, "@/dev/zero", "a", "b"], capture_output=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [JSON2DCM, "@/dev/zero", "a", "b"], capture_output=True, timeout=30, check=False
+    )
     assert proc.returncode == 1
     assert b"not a regular file" in proc.stderr
 
@@ -209,7 +232,9 @@ def test_command_file_device(tmp_path: Path) -> None:
 def test_command_file_fifo(tmp_path: Path) -> None:
     fifo = tmp_path / "cmd.fifo"
     os.mkfifo(fifo)
-    proc = subprocess.run([JSON2DCM, f"@{fifo}", "a", "b"], capture_output=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [JSON2DCM, f"@{fifo}", "a", "b"], capture_output=True, timeout=30, check=False
+    )
     assert proc.returncode == 1
     assert b"not a regular file" in proc.stderr
 
@@ -260,7 +285,9 @@ def sandbox() -> Iterator[object]:
 
 
 @pytest.mark.parametrize("name", sorted(REPRODUCERS))
-def test_reproducer_through_the_harness(sandbox: object, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reproducer_through_the_harness(
+    sandbox: object, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness import Sandbox, run_convert
 
     assert isinstance(sandbox, Sandbox)
@@ -275,7 +302,11 @@ def test_reproducer_through_the_harness(sandbox: object, name: str, monkeypatch:
 @pytest.mark.parametrize("where", ["top", "item"])
 def test_specific_character_set_as_sequence(tmp_path: Path, where: str) -> None:
     elem = b'"00080005":{"vr":"SQ","Value":[{}]}'
-    doc = b"{" + elem + b"}" if where == "top" else b'{"00081115":{"vr":"SQ","Value":[{' + elem + b"}]}}"
+    doc = (
+        b"{" + elem + b"}"
+        if where == "top"
+        else b'{"00081115":{"vr":"SQ","Value":[{' + elem + b"}]}}"
+    )
     failed(j2d(tmp_path, doc), 65, "Specific Character Set with VR SQ; it must be CS")
     run = j2d(tmp_path, doc, "+E")
     assert run.rc == 0, run.stderr
@@ -290,7 +321,11 @@ def test_specific_character_set_as_sequence(tmp_path: Path, where: str) -> None:
     ids=["PN", "LO", "OB", "US"],
 )  # fmt: skip
 def test_specific_character_set_other_vrs(tmp_path: Path, element: bytes) -> None:
-    doc = b'{"00080005":' + element + b',"00100010":{"vr":"PN","Value":[{"Alphabetic":"M\\u00fcller"}]}}'
+    doc = (
+        b'{"00080005":'
+        + element
+        + b',"00100010":{"vr":"PN","Value":[{"Alphabetic":"M\\u00fcller"}]}}'
+    )
     failed(j2d(tmp_path, doc), 65, "it must be CS")
     run = j2d(tmp_path, doc, "+E")
     assert run.rc == 0, run.stderr

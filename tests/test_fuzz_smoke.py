@@ -138,12 +138,23 @@ def test_mutations_through_the_pipeline(sandbox: Sandbox, data: bytes) -> None:
         logging.disable(logging.NOTSET)
 
 
-_J2D_OPTIONS: list[tuple[str, ...]] = [(), ("+E",), ("+tb", "-e"), ("+ar",), ("+td",), ("-F",), ("+Ug", "-c")]
+_J2D_OPTIONS: list[tuple[str, ...]] = [
+    (),
+    ("+E",),
+    ("+tb", "-e"),
+    ("+ar",),
+    ("+td",),
+    ("-F",),
+    ("+Ug", "-c"),
+]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                    HealthCheck.function_scoped_fixture])  # fmt: skip
-@given(data=mutated({k: v for k, v in SEEDS.items() if not k.startswith("ct-")}), which=st.integers(0, len(_J2D_OPTIONS) - 1))
+@given(
+    data=mutated({k: v for k, v in SEEDS.items() if not k.startswith("ct-")}),
+    which=st.integers(0, len(_J2D_OPTIONS) - 1),
+)
 def test_mutations_through_json2dcm(tmp_path: Path, data: bytes, which: int) -> None:
     # the command as a user runs it: an exit code of CONTRACT §2, and no output file unless 0
     work = Path(tempfile.mkdtemp(dir=tmp_path))

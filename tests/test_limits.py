@@ -68,8 +68,12 @@ def j2d_process(tmp_path: Path, text: str | bytes, *opts: str, timeout: float = 
     src.write_bytes(text.encode() if isinstance(text, str) else text)
     out = tmp_path / "out.dcm"
     started = time.monotonic()
-    proc = subprocess.run([JSON2DCM, *opts, str(src), str(out)], capture_output=True, timeout=timeout, check=False)
-    return Run(proc.returncode, proc.stderr.decode("utf-8", "replace"), out, time.monotonic() - started)
+    proc = subprocess.run(
+        [JSON2DCM, *opts, str(src), str(out)], capture_output=True, timeout=timeout, check=False
+    )
+    return Run(
+        proc.returncode, proc.stderr.decode("utf-8", "replace"), out, time.monotonic() - started
+    )
 
 
 def refused(run: Run, *words: str) -> None:
@@ -79,7 +83,9 @@ def refused(run: Run, *words: str) -> None:
         assert word in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
     assert not run.out.exists()
-    assert [p.name for p in run.out.parent.iterdir() if p.name not in ("in.json", "tmp", "bulk")] == []
+    assert [
+        p.name for p in run.out.parent.iterdir() if p.name not in ("in.json", "tmp", "bulk")
+    ] == []
     assert not any(Path(tempfile.gettempdir()).iterdir()), "temporary files left behind"
 
 
@@ -233,12 +239,17 @@ def test_max_elements_at_the_limit_converts(tmp_path: Path) -> None:
 
 
 def test_max_elements_breach(tmp_path: Path) -> None:
-    refused(j2d(tmp_path, flat(10), "--max-elements", "10"), "more than 10 elements", "--max-elements")
+    refused(
+        j2d(tmp_path, flat(10), "--max-elements", "10"), "more than 10 elements", "--max-elements"
+    )
 
 
 def test_max_elements_counts_every_level(tmp_path: Path) -> None:
     # 3 top-level + 1 sequence element holding items of 2 elements each: 3 + 1 + 4 = 8
-    item = {"00081150": {"vr": "UI", "Value": ["1.2"]}, "00081155": {"vr": "UI", "Value": ["1.2.3"]}}
+    item = {
+        "00081150": {"vr": "UI", "Value": ["1.2"]},
+        "00081155": {"vr": "UI", "Value": ["1.2.3"]},
+    }
     doc = {"00100020": {"vr": "LO", "Value": ["p"]}, "00100010": {"vr": "PN"}, "00080060": {"vr": "CS"},
            "00081115": {"vr": "SQ", "Value": [item, item]}}  # fmt: skip
     ok(j2d(tmp_path, json.dumps(doc), "--max-elements", "8"))
@@ -266,7 +277,11 @@ def test_max_value_bytes_default() -> None:
 def test_max_value_bytes_inline(tmp_path: Path) -> None:
     ok(j2d(tmp_path, json.dumps(inline(64)), "--max-value-bytes", "64"))
     (tmp_path / "out.dcm").unlink()
-    refused(j2d(tmp_path, json.dumps(inline(66)), "--max-value-bytes", "64"), "exceeds the limit of 64", "--max-value-bytes")
+    refused(
+        j2d(tmp_path, json.dumps(inline(66)), "--max-value-bytes", "64"),
+        "exceeds the limit of 64",
+        "--max-value-bytes",
+    )
 
 
 @pytest.mark.parametrize(
@@ -294,7 +309,10 @@ def test_max_value_bytes_bulk_data(tmp_path: Path) -> None:
     bulk.mkdir()
     (bulk / "v.bin").write_bytes(b"\x00" * 100)
     doc = {"7FE00010": {"vr": "OB", "BulkDataURI": "bulk/v.bin"}}
-    refused(j2d(tmp_path, json.dumps(doc), "+Bd", str(bulk), "--max-value-bytes", "99"), "--max-value-bytes")
+    refused(
+        j2d(tmp_path, json.dumps(doc), "+Bd", str(bulk), "--max-value-bytes", "99"),
+        "--max-value-bytes",
+    )
 
 
 # -- total decoded size of a dataset ---------------------------------------------------------------
@@ -305,11 +323,19 @@ def test_max_dataset_bytes_default() -> None:
 
 
 def test_max_dataset_bytes(tmp_path: Path) -> None:
-    doc = {**inline(40, "00091010"), **inline(40, "00091011"), "00090010": {"vr": "LO", "Value": ["A"]}}
+    doc = {
+        **inline(40, "00091010"),
+        **inline(40, "00091011"),
+        "00090010": {"vr": "LO", "Value": ["A"]},
+    }
     ok(j2d(tmp_path, json.dumps(doc), "--max-dataset-bytes", "100"))
     (tmp_path / "out.dcm").unlink()
     doc["00091012"] = inline(40)["00091010"]
-    refused(j2d(tmp_path, json.dumps(doc), "--max-dataset-bytes", "100"), "decoded bytes", "--max-dataset-bytes")
+    refused(
+        j2d(tmp_path, json.dumps(doc), "--max-dataset-bytes", "100"),
+        "decoded bytes",
+        "--max-dataset-bytes",
+    )
 
 
 def test_max_dataset_bytes_counts_items(tmp_path: Path) -> None:
@@ -326,7 +352,10 @@ def test_max_dataset_bytes_bulk_amplification(tmp_path: Path) -> None:
     doc: dict[str, Any] = {"00090010": {"vr": "LO", "Value": ["A"]}}
     for i in range(20):
         doc[f"0009{0x1000 + i:04X}"] = {"vr": "OB", "BulkDataURI": "bulk/v.bin"}
-    refused(j2d(tmp_path, json.dumps(doc), "+Bd", str(bulk), "--max-dataset-bytes", "10000"), "--max-dataset-bytes")
+    refused(
+        j2d(tmp_path, json.dumps(doc), "+Bd", str(bulk), "--max-dataset-bytes", "10000"),
+        "--max-dataset-bytes",
+    )
 
 
 # -- size of the input ---------------------------------------------------------------------------
@@ -340,7 +369,11 @@ def test_max_input_bytes(tmp_path: Path) -> None:
     text = json.dumps({"00100020": {"vr": "LO", "Value": ["x" * 100]}})
     ok(j2d(tmp_path, text, "--max-input-bytes", str(len(text))))
     (tmp_path / "out.dcm").unlink()
-    refused(j2d(tmp_path, text, "--max-input-bytes", str(len(text) - 1)), "input larger than", "--max-input-bytes")
+    refused(
+        j2d(tmp_path, text, "--max-input-bytes", str(len(text) - 1)),
+        "input larger than",
+        "--max-input-bytes",
+    )
 
 
 def test_max_input_bytes_on_stdin(tmp_path: Path) -> None:

@@ -229,7 +229,9 @@ def test_meta_read_or_ignored(tmp_path: Path, opts: tuple[str, ...], ts: str) ->
         assert text(meta, 0x00020002) == SC_IMAGE
         assert text(meta, 0x00020003) == "1.2.3.4"
         assert 0x00020016 not in meta
-        assert run.body()[:8] == struct.pack("<HH", 0x0008, 0x0016) + b"UI" + struct.pack("<H", len(SC_IMAGE) + 1)
+        assert run.body()[:8] == struct.pack("<HH", 0x0008, 0x0016) + b"UI" + struct.pack(
+            "<H", len(SC_IMAGE) + 1
+        )
     else:
         assert text(meta, 0x00020003) == "9.9.9"
         assert 0x00020016 in meta
@@ -239,7 +241,11 @@ def test_meta_read_or_ignored(tmp_path: Path, opts: tuple[str, ...], ts: str) ->
     ("doc", "opts", "checks"),
     [
         # M2, M16: +Fu takes SOP class/instance from the dataset
-        ({**META, **DS}, ("+Fu",), {0x00020002: SC_IMAGE, 0x00020003: "1.2.3.4", 0x00020010: IMPLICIT}),
+        (
+            {**META, **DS},
+            ("+Fu",),
+            {0x00020002: SC_IMAGE, 0x00020003: "1.2.3.4", 0x00020010: IMPLICIT},
+        ),
         # M5: (0002,0010) selects big endian / deflated
         ({"00020010": ui(BIG), **DS}, (), {0x00020010: BIG}),
         ({"00020010": ui(DEFLATED), **DS}, (), {0x00020010: DEFLATED}),
@@ -259,9 +265,21 @@ def test_meta_read_or_ignored(tmp_path: Path, opts: tuple[str, ...], ts: str) ->
         # M15: other meta elements kept
         ({"00020099": lo("kept"), **DS}, (), {0x00020099: "kept"}),
     ],
-    ids=["Fu", "ts-big", "ts-deflated", "ts-unknown", "ts-empty", "ts-empty-list", "M11", "M12", "M15"],
+    ids=[
+        "Fu",
+        "ts-big",
+        "ts-deflated",
+        "ts-unknown",
+        "ts-empty",
+        "ts-empty-list",
+        "M11",
+        "M12",
+        "M15",
+    ],
 )
-def test_meta_values(tmp_path: Path, doc: dict[str, Any], opts: tuple[str, ...], checks: dict[int, str]) -> None:
+def test_meta_values(
+    tmp_path: Path, doc: dict[str, Any], opts: tuple[str, ...], checks: dict[int, str]
+) -> None:
     meta = ok(j2d(tmp_path, doc, *opts)).meta()
     for tag, value in checks.items():
         assert text(meta, tag) == value, f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
@@ -279,7 +297,11 @@ def test_meta_generated_uids(tmp_path: Path) -> None:
 
 def test_meta_version_kept_and_group_length_recomputed(tmp_path: Path) -> None:
     # M9: a non-empty (0002,0001) is kept; M14: (0002,0000) recomputed
-    doc = {"00020000": {"vr": "UL", "Value": [5]}, "00020001": {"vr": "OB", "InlineBinary": "AgA="}, **DS}
+    doc = {
+        "00020000": {"vr": "UL", "Value": [5]},
+        "00020001": {"vr": "OB", "InlineBinary": "AgA="},
+        **DS,
+    }
     run = ok(j2d(tmp_path, doc))
     meta_bytes, _ = split_file(run.data)
     assert run.meta()[0x00020001][1] == b"\x02\x00"
@@ -308,7 +330,9 @@ def uid(ds: pydicom.Dataset, tag: int) -> str:
     ],
     ids=["none", "Ug", "Ug-Uo", "Ug+Uo", "+Uo-Uo", "-Uo+Uo"],
 )
-def test_uids(tmp_path: Path, opts: tuple[str, ...], kept: tuple[int, ...], new: tuple[int, ...]) -> None:
+def test_uids(
+    tmp_path: Path, opts: tuple[str, ...], kept: tuple[int, ...], new: tuple[int, ...]
+) -> None:
     run = ok(j2d(tmp_path, M17, *opts))
     ds = run.ds()
     old = {SOP: "1.2.3.4", STUDY: "1.2.3.5"}
@@ -463,12 +487,21 @@ def bulk_doc(uri: Any, tag: str = "00420011", vr: str = "OB") -> dict[str, Any]:
     ids=lambda v: str(v) if not isinstance(v, tuple) else " ".join(v),
 )
 def test_bulkdata(
-    bulk: Path, monkeypatch: pytest.MonkeyPatch, uri: Any, opts: tuple[str, ...], rc: int, value: bytes | None
+    bulk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    uri: Any,
+    opts: tuple[str, ...],
+    rc: int,
+    value: bytes | None,
 ) -> None:
     monkeypatch.chdir(bulk)
     base = str(bulk)
     if isinstance(uri, str):
-        uri = uri.replace("F/", f"file://{base}/").replace("file:B/", f"file:{base}/").replace("localhost/B/", f"localhost{base}/")
+        uri = (
+            uri.replace("F/", f"file://{base}/")
+            .replace("file:B/", f"file:{base}/")
+            .replace("localhost/B/", f"localhost{base}/")
+        )
     opts = tuple(o.replace("B/", base + "/") for o in opts)
     run = j2d(bulk, bulk_doc(uri), *opts)
     assert run.rc == rc, run.stderr
@@ -499,7 +532,15 @@ def test_bulkdata_vrs(bulk: Path, tag: str, vr: str, uri: str, expected: bytes) 
 
 def test_bulkdata_big_endian_swapped(bulk: Path) -> None:
     # CONTRACT §5: bulk data of word VRs is little endian and byte-swapped for +tb (P4)
-    run = ok(j2d(bulk, bulk_doc(f"file://{bulk}/bulk/data.bin", "7FE00010", "OW"), "+Bd", str(bulk / "bulk"), "+tb"))
+    run = ok(
+        j2d(
+            bulk,
+            bulk_doc(f"file://{bulk}/bulk/data.bin", "7FE00010", "OW"),
+            "+Bd",
+            str(bulk / "bulk"),
+            "+tb",
+        )
+    )
     assert parse_elements(run.body(), BIG)[0x7FE00010] == ("OW", bytes([2, 1, 4, 3, 6, 5, 8, 7]))
 
 
@@ -520,7 +561,11 @@ def test_bulkdata_large_streamed_and_swapped(bulk: Path) -> None:
 
 def test_bulkdata_permitted_dir_via_dotdot_in_bd(bulk: Path) -> None:
     # +Bd is normalised: 'bulk/sub/..' is 'bulk'
-    run = ok(j2d(bulk, bulk_doc(f"file://{bulk}/bulk/data.bin"), "+Bd", str(bulk / "bulk" / "sub" / "..")))
+    run = ok(
+        j2d(
+            bulk, bulk_doc(f"file://{bulk}/bulk/data.bin"), "+Bd", str(bulk / "bulk" / "sub" / "..")
+        )
+    )
     assert parse_elements(run.body(), EXPLICIT)[0x00420011] == ("OB", DATA)
 
 
@@ -551,14 +596,43 @@ LIST_CREATOR = "JSON2DCM_LIST_OF_DATASETS"
         ([{"00100020": lo("only")}], ("+as", "3"), "only"),  # A16
         ({"00100020": lo("obj")}, ("+as", "5"), "obj"),  # A17
         # CONTRACT §3: several top-level values (NDJSON) get the array policy
-        ('{"00100020":{"vr":"LO","Value":["a"]}}\n{"00100020":{"vr":"LO","Value":["b"]}}\n', (), 65),
-        ('{"00100020":{"vr":"LO","Value":["a"]}}\n{"00100020":{"vr":"LO","Value":["b"]}}\n', ("+as", "2"), ("b", EXPLICIT)),
-        ('{"00100020":{"vr":"LO","Value":["a"]}} {"00100020":{"vr":"LO","Value":["b"]}}', ("+as", "1"), ("a", EXPLICIT)),
+        (
+            '{"00100020":{"vr":"LO","Value":["a"]}}\n{"00100020":{"vr":"LO","Value":["b"]}}\n',
+            (),
+            65,
+        ),
+        (
+            '{"00100020":{"vr":"LO","Value":["a"]}}\n{"00100020":{"vr":"LO","Value":["b"]}}\n',
+            ("+as", "2"),
+            ("b", EXPLICIT),
+        ),
+        (
+            '{"00100020":{"vr":"LO","Value":["a"]}} {"00100020":{"vr":"LO","Value":["b"]}}',
+            ("+as", "1"),
+            ("a", EXPLICIT),
+        ),
         # +as n: the others are skipped unbuilt, errors in them do not matter (§8)
         ([{"00100020": lo("one")}, {"0010002G": lo("bad")}], ("+as", "1"), ("one", EXPLICIT)),
     ],
-    ids=["A1", "-ar", "A2", "A6", "A7-2", "A7-3", "A8", "long", "A13", "+ar+as", "A15", "A16", "A17",
-         "ndjson", "ndjson+as2", "concat+as1", "skip-bad"],
+    ids=[
+        "A1",
+        "-ar",
+        "A2",
+        "A6",
+        "A7-2",
+        "A7-3",
+        "A8",
+        "long",
+        "A13",
+        "+ar+as",
+        "A15",
+        "A16",
+        "A17",
+        "ndjson",
+        "ndjson+as2",
+        "concat+as1",
+        "skip-bad",
+    ],
 )
 def test_arrays(tmp_path: Path, doc: Any, opts: tuple[str, ...], expected: Any) -> None:
     run = j2d(tmp_path, doc, *opts)
@@ -577,7 +651,9 @@ def test_arrays(tmp_path: Path, doc: Any, opts: tuple[str, ...], expected: Any) 
     assert 0x00091000 not in ds
 
 
-@pytest.mark.parametrize("opts", [("+ar",), ("--array-sequence",), ("+as", "2", "+ar")], ids=["+ar", "long", "A14"])
+@pytest.mark.parametrize(
+    "opts", [("+ar",), ("--array-sequence",), ("+as", "2", "+ar")], ids=["+ar", "long", "A14"]
+)
 def test_array_sequence(tmp_path: Path, opts: tuple[str, ...]) -> None:
     # A12: (0009,0010) LO JSON2DCM_LIST_OF_DATASETS, (0009,1000) SQ, one item per dataset in
     # order; group 0002 dropped from items (A18) so the TS is the default; generic SOP class
@@ -597,7 +673,11 @@ def test_array_sequence(tmp_path: Path, opts: tuple[str, ...]) -> None:
 
 def test_array_sequence_meta_from_first_nested(tmp_path: Path) -> None:
     # §8/§9.1: the meta header takes SOP UIDs from the first nested occurrence
-    doc = [{"00100020": lo("a")}, {**DS, "00100020": lo("b")}, {"00080016": ui(CT_IMAGE), "00080018": ui("5.5")}]
+    doc = [
+        {"00100020": lo("a")},
+        {**DS, "00100020": lo("b")},
+        {"00080016": ui(CT_IMAGE), "00080018": ui("5.5")},
+    ]
     ds = ok(j2d(tmp_path, doc, "+ar")).ds()
     assert ds.file_meta.MediaStorageSOPClassUID == SC_IMAGE
     assert ds.file_meta.MediaStorageSOPInstanceUID == "1.2.3.4"
@@ -622,7 +702,9 @@ def test_array_sequence_lengths(tmp_path: Path, opts: tuple[str, ...]) -> None:
         undefined = b"\xff\xff\xff\xff"
         assert data[pos : pos + 4] == undefined
         assert data[pos + 4 : pos + 12] == b"\xfe\xff\x00\xe0" + undefined
-        assert data.endswith(b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+        assert data.endswith(
+            b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+        )
     else:
         assert struct.unpack("<I", data[pos : pos + 4])[0] == 2 * (8 + len(item))
         assert data[pos + 4 : pos + 12] == b"\xfe\xff\x00\xe0" + struct.pack("<I", len(item))
@@ -670,7 +752,9 @@ def test_file_or_dataset(tmp_path: Path, opts: tuple[str, ...], full: bool) -> N
         (("-F", "+te"), MIN_DATASET),
     ],
 )
-def test_dataset_only_transfer_syntax(tmp_path: Path, opts: tuple[str, ...], dataset: bytes) -> None:
+def test_dataset_only_transfer_syntax(
+    tmp_path: Path, opts: tuple[str, ...], dataset: bytes
+) -> None:
     assert ok(j2d(tmp_path, MIN, *opts)).data == dataset
 
 
@@ -715,7 +799,12 @@ TS_ELEMENTS: list[tuple[int, dict[str, Any], bytes, int]] = [
     (0x00186020, {"vr": "SL", "Value": [-2, 70000]}, struct.pack("<ii", -2, 70000), 4),
     (0x00189089, {"vr": "FD", "Value": [1.5, -0.25, 3]}, struct.pack("<ddd", 1.5, -0.25, 3), 8),
     (0x00189219, {"vr": "SS", "Value": [-300]}, struct.pack("<h", -300), 2),
-    (0x00209167, {"vr": "AT", "Value": ["00100020", "7FE00010"]}, struct.pack("<HHHH", 0x10, 0x20, 0x7FE0, 0x10), 2),
+    (
+        0x00209167,
+        {"vr": "AT", "Value": ["00100020", "7FE00010"]},
+        struct.pack("<HHHH", 0x10, 0x20, 0x7FE0, 0x10),
+        2,
+    ),
     (0x00280010, {"vr": "US", "Value": [258, 1]}, struct.pack("<HH", 258, 1), 2),
     (0x0040A132, {"vr": "UL", "Value": [0x01020304]}, struct.pack("<I", 0x01020304), 4),
     (0x00660040, {"vr": "OL", "InlineBinary": "AQIDBAUGBwg="}, DATA, 4),
@@ -825,7 +914,10 @@ def test_compression_levels_ordered(tmp_path: Path) -> None:
     ("opts", "message"),
     [
         (("+cl", "5"), "error: --compression-level only allowed with --write-xfer-deflated"),  # C9
-        (("+td", "+cl", "5", "+te"), "error: --compression-level only allowed with --write-xfer-deflated"),
+        (
+            ("+td", "+cl", "5", "+te"),
+            "error: --compression-level only allowed with --write-xfer-deflated",
+        ),
         (("+td", "+cl", "10"), "error: Invalid value for option --compression-level"),  # C10
         (("+td", "+cl", "-1"), "error: Invalid value for option --compression-level"),
         (("+td", "+cl", "x"), "error: Invalid value for option --compression-level"),
@@ -844,7 +936,11 @@ def test_missing_option_value(tmp_path: Path, last: str, name: str) -> None:
     # C4: an option value is the next argument; none left -> exit 1
     write_doc(tmp_path / "in.json", MIN)
     stderr = io.StringIO()
-    rc = main(["+td", str(tmp_path / "in.json"), str(tmp_path / "out.dcm"), last], stdout=io.StringIO(), stderr=stderr)
+    rc = main(
+        ["+td", str(tmp_path / "in.json"), str(tmp_path / "out.dcm"), last],
+        stdout=io.StringIO(),
+        stderr=stderr,
+    )
     reset_logging()
     assert rc == 1
     assert f"error: Missing value for option {name}" in stderr.getvalue()
@@ -888,12 +984,42 @@ E_CASES: list[tuple[str, str, int, Any]] = [
     ("tag-7-chars", '"0010010":{"vr":"LO","Value":["x"]}', 0x00100010, ABSENT),
     ("tag-non-hex", '"0010002G":{"vr":"LO","Value":["x"]}', 0x0010002F, None),
     ("tag-prefix-0x", '"0x100020":{"vr":"LO","Value":["x"]}', 0x00100020, {ABSENT, "x"}),
-    ("duplicate-tag", '"00100020":{"vr":"LO","Value":["a"]},"00100020":{"vr":"LO","Value":["b"]}', 0x00100020, "a"),
-    ("duplicate-tag-case", '"0020000d":{"vr":"UI","Value":["1.2"]},"0020000D":{"vr":"UI","Value":["1.3"]}', 0x0020000D, "1.2"),
-    ("duplicate-in-item", '"00081115":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["1.2"]},"00081150":{"vr":"UI","Value":["1.3"]}}]}', 0x00081115, 1),
-    ("unknown-attribute", '"00100020":{"vr":"LO","Value":["x"],"foo":1}', 0x00100020, {ABSENT, "x"}),
-    ("value-and-inline", '"00100020":{"vr":"LO","Value":["x"],"InlineBinary":"AQID"}', 0x00100020, "x"),
-    ("inline-and-bulk", '"00420011":{"vr":"OB","InlineBinary":"AQI=","BulkDataURI":"http://x"}', 0x00420011, b"\x01\x02"),
+    (
+        "duplicate-tag",
+        '"00100020":{"vr":"LO","Value":["a"]},"00100020":{"vr":"LO","Value":["b"]}',
+        0x00100020,
+        "a",
+    ),
+    (
+        "duplicate-tag-case",
+        '"0020000d":{"vr":"UI","Value":["1.2"]},"0020000D":{"vr":"UI","Value":["1.3"]}',
+        0x0020000D,
+        "1.2",
+    ),
+    (
+        "duplicate-in-item",
+        '"00081115":{"vr":"SQ","Value":[{"00081150":{"vr":"UI","Value":["1.2"]},"00081150":{"vr":"UI","Value":["1.3"]}}]}',
+        0x00081115,
+        1,
+    ),
+    (
+        "unknown-attribute",
+        '"00100020":{"vr":"LO","Value":["x"],"foo":1}',
+        0x00100020,
+        {ABSENT, "x"},
+    ),
+    (
+        "value-and-inline",
+        '"00100020":{"vr":"LO","Value":["x"],"InlineBinary":"AQID"}',
+        0x00100020,
+        "x",
+    ),
+    (
+        "inline-and-bulk",
+        '"00420011":{"vr":"OB","InlineBinary":"AQI=","BulkDataURI":"http://x"}',
+        0x00420011,
+        b"\x01\x02",
+    ),
     ("vr-unknown", '"00100020":{"vr":"XX","Value":["x"]}', 0x00100020, "x"),
     ("vr-lowercase", '"00100020":{"vr":"lo","Value":["x"]}', 0x00100020, "x"),
     ("vr-number", '"00100020":{"vr":12,"Value":["x"]}', 0x00100020, "x"),
@@ -910,30 +1036,85 @@ E_CASES: list[tuple[str, str, int, Any]] = [
     ("ul-negative", '"0040A132":{"vr":"UL","Value":[-1]}', 0x0040A132, {ABSENT, EMPTY}),
     ("sl-out-of-range", '"00186020":{"vr":"SL","Value":[3000000000]}', 0x00186020, {ABSENT, EMPTY}),
     ("uv-negative", '"00720083":{"vr":"UV","Value":[-1]}', 0x00720083, {ABSENT, EMPTY}),
-    ("sv-out-of-range", '"00720082":{"vr":"SV","Value":[9223372036854775808]}', 0x00720082, {ABSENT, EMPTY}),
+    (
+        "sv-out-of-range",
+        '"00720082":{"vr":"SV","Value":[9223372036854775808]}',
+        0x00720082,
+        {ABSENT, EMPTY},
+    ),
     ("fl-overflow", '"00089459":{"vr":"FL","Value":[1e39]}', 0x00089459, {ABSENT, EMPTY}),
     ("fd-overflow", '"00189089":{"vr":"FD","Value":[1e400]}', 0x00189089, {ABSENT, EMPTY}),
     ("fd-string", '"00189089":{"vr":"FD","Value":["1.5"]}', 0x00189089, {1.5, ABSENT}),
     ("is-fraction", '"00201208":{"vr":"IS","Value":[1.5]}', 0x00201208, {"1.5", ABSENT}),
-    ("is-too-big", '"00201208":{"vr":"IS","Value":[2147483648]}', 0x00201208, {"2147483648", ABSENT}),
+    (
+        "is-too-big",
+        '"00201208":{"vr":"IS","Value":[2147483648]}',
+        0x00201208,
+        {"2147483648", ABSENT},
+    ),
     ("is-text", '"00201208":{"vr":"IS","Value":["abc"]}', 0x00201208, {"abc", ABSENT}),
     ("ds-text", '"00180050":{"vr":"DS","Value":["abc"]}', 0x00180050, {"abc", ABSENT}),
-    ("lo-backslash", '"00100020":{"vr":"LO","Value":["a\\\\b"]}', 0x00100020, {ABSENT, "['a', 'b']"}),
+    (
+        "lo-backslash",
+        '"00100020":{"vr":"LO","Value":["a\\\\b"]}',
+        0x00100020,
+        {ABSENT, "['a', 'b']"},
+    ),
     ("pn-backslash", '"00100010":{"vr":"PN","Value":[{"Alphabetic":"a\\\\b"}]}', 0x00100010, None),
-    ("base64-alphabet", '"00420011":{"vr":"OB","InlineBinary":"A-_QID"}', 0x00420011, {ABSENT, EMPTY}),
-    ("base64-padding", '"00420011":{"vr":"OB","InlineBinary":"AQ==AQID"}', 0x00420011, {ABSENT, EMPTY}),
+    (
+        "base64-alphabet",
+        '"00420011":{"vr":"OB","InlineBinary":"A-_QID"}',
+        0x00420011,
+        {ABSENT, EMPTY},
+    ),
+    (
+        "base64-padding",
+        '"00420011":{"vr":"OB","InlineBinary":"AQ==AQID"}',
+        0x00420011,
+        {ABSENT, EMPTY},
+    ),
     ("base64-length", '"00420011":{"vr":"OB","InlineBinary":"AQIDB"}', 0x00420011, {ABSENT, EMPTY}),
     ("base64-garbage", '"00420011":{"vr":"OB","InlineBinary":"!!!"}', 0x00420011, {ABSENT, EMPTY}),
-    ("ow-odd-length", '"00281201":{"vr":"OW","InlineBinary":"AQID"}', 0x00281201, {ABSENT, b"\x01\x02"}),
-    ("of-length", '"7FE00008":{"vr":"OF","InlineBinary":"AQIDBA0="}', 0x7FE00008, {ABSENT, b"\x01\x02\x03\x04"}),
+    (
+        "ow-odd-length",
+        '"00281201":{"vr":"OW","InlineBinary":"AQID"}',
+        0x00281201,
+        {ABSENT, b"\x01\x02"},
+    ),
+    (
+        "of-length",
+        '"7FE00008":{"vr":"OF","InlineBinary":"AQIDBA0="}',
+        0x7FE00008,
+        {ABSENT, b"\x01\x02\x03\x04"},
+    ),
     ("inline-on-us", '"00280010":{"vr":"US","InlineBinary":"AQI="}', 0x00280010, {ABSENT, EMPTY}),
     ("inline-on-lo", '"00100020":{"vr":"LO","InlineBinary":"AQI="}', 0x00100020, {ABSENT, EMPTY}),
     ("inline-on-sq", '"00081115":{"vr":"SQ","InlineBinary":"AQI="}', 0x00081115, {ABSENT, 0}),
-    ("bulk-on-lo", '"00100020":{"vr":"LO","BulkDataURI":"file:///etc/hostname"}', 0x00100020, {ABSENT, EMPTY}),
-    ("bulk-on-at", '"00209167":{"vr":"AT","BulkDataURI":"file:///etc/hostname"}', 0x00209167, {ABSENT, EMPTY}),
+    (
+        "bulk-on-lo",
+        '"00100020":{"vr":"LO","BulkDataURI":"file:///etc/hostname"}',
+        0x00100020,
+        {ABSENT, EMPTY},
+    ),
+    (
+        "bulk-on-at",
+        '"00209167":{"vr":"AT","BulkDataURI":"file:///etc/hostname"}',
+        0x00209167,
+        {ABSENT, EMPTY},
+    ),
     ("pn-string", '"00100010":{"vr":"PN","Value":["Doe^John"]}', 0x00100010, {ABSENT, EMPTY}),
-    ("pn-group", '"00100010":{"vr":"PN","Value":[{"alphabetic":"Doe"}]}', 0x00100010, {ABSENT, EMPTY}),
-    ("pn-null-group", '"00100010":{"vr":"PN","Value":[{"Alphabetic":null}]}', 0x00100010, {ABSENT, EMPTY}),
+    (
+        "pn-group",
+        '"00100010":{"vr":"PN","Value":[{"alphabetic":"Doe"}]}',
+        0x00100010,
+        {ABSENT, EMPTY},
+    ),
+    (
+        "pn-null-group",
+        '"00100010":{"vr":"PN","Value":[{"Alphabetic":null}]}',
+        0x00100010,
+        {ABSENT, EMPTY},
+    ),
     ("at-text", '"00209167":{"vr":"AT","Value":["xyz"]}', 0x00209167, {ABSENT, EMPTY}),
     ("at-non-hex", '"00209167":{"vr":"AT","Value":["0010002G"]}', 0x00209167, {ABSENT, EMPTY}),
     ("at-number", '"00209167":{"vr":"AT","Value":[100010]}', 0x00209167, {ABSENT, EMPTY}),
@@ -946,8 +1127,12 @@ E_CASES: list[tuple[str, str, int, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("doc", "tag", "expect"), [c[1:] for c in E_CASES], ids=[c[0] for c in E_CASES])
-def test_stop_on_error_vs_ignore(request: pytest.FixtureRequest, tmp_path: Path, doc: str, tag: int, expect: Any) -> None:
+@pytest.mark.parametrize(
+    ("doc", "tag", "expect"), [c[1:] for c in E_CASES], ids=[c[0] for c in E_CASES]
+)
+def test_stop_on_error_vs_ignore(
+    request: pytest.FixtureRequest, tmp_path: Path, doc: str, tag: int, expect: Any
+) -> None:
     text_doc = "{" + doc + "," + KEPT + "}"
     strict = j2d(tmp_path, text_doc, out="strict.dcm")
     assert strict.rc == 65, strict.stderr
@@ -973,13 +1158,20 @@ WARN_CASES: list[tuple[str, str, int, Any]] = [
     ("vr-missing-us", '"00280010":{"Value":[512]}', 0x00280010, 512),  # V1
     ("vr-disagrees", '"00100010":{"vr":"LO","Value":["Doe^John"]}', 0x00100010, "Doe^John"),  # V5
     ("is-integral-number", '"00201208":{"vr":"IS","Value":[4.0]}', 0x00201208, "4"),  # CONTRACT §4
-    ("ds-long-number", '"00180050":{"vr":"DS","Value":[0.12345678901234567890]}', 0x00180050, "0.12345678901235"),
+    (
+        "ds-long-number",
+        '"00180050":{"vr":"DS","Value":[0.12345678901234567890]}',
+        0x00180050,
+        "0.12345678901235",
+    ),
     ("ui-whitespace", '"00080018":{"vr":"UI","Value":[" 1.2. 3 "]}', 0x00080018, "1.2.3"),  # S12
     ("lo-too-long", '"00100020":{"vr":"LO","Value":["' + "y" * 70 + '"]}', 0x00100020, "y" * 70),
 ]
 
 
-@pytest.mark.parametrize(("doc", "tag", "expect"), [c[1:] for c in WARN_CASES], ids=[c[0] for c in WARN_CASES])
+@pytest.mark.parametrize(
+    ("doc", "tag", "expect"), [c[1:] for c in WARN_CASES], ids=[c[0] for c in WARN_CASES]
+)
 def test_warnings_not_errors(tmp_path: Path, doc: str, tag: int, expect: Any) -> None:
     for opts in ((), ("+E",)):
         run = ok(j2d(tmp_path, "{" + doc + "," + KEPT + "}", *opts))
@@ -1125,23 +1317,75 @@ def _chars(run: Run) -> dict[int, tuple[str, bytes]]:
     [
         ({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}, (), b"ISO_IR 100", b"caf\xe9"),  # H4
         ({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}, ("+c",), b"ISO_IR 100", b"caf\xe9"),
-        ({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}, ("-c", "+c"), b"ISO_IR 100", b"caf\xe9"),  # C23
-        ({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}, ("+c", "-c"), b"ISO_IR 192", b"caf\xc3\xa9 "),  # C23
-        ({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}, ("--charset-utf8",), b"ISO_IR 192", b"caf\xc3\xa9 "),
-        ({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}, ("--charset-replace",), b"ISO_IR 192", b"caf\xc3\xa9 "),
-        ({"00080005": cs("ISO_IR 192"), "00100020": lo(CAFE)}, ("-c", "--charset-convert"), b"ISO_IR 192", b"caf\xc3\xa9 "),
+        (
+            {"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)},
+            ("-c", "+c"),
+            b"ISO_IR 100",
+            b"caf\xe9",
+        ),  # C23
+        (
+            {"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)},
+            ("+c", "-c"),
+            b"ISO_IR 192",
+            b"caf\xc3\xa9 ",
+        ),  # C23
+        (
+            {"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)},
+            ("--charset-utf8",),
+            b"ISO_IR 192",
+            b"caf\xc3\xa9 ",
+        ),
+        (
+            {"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)},
+            ("--charset-replace",),
+            b"ISO_IR 192",
+            b"caf\xc3\xa9 ",
+        ),
+        (
+            {"00080005": cs("ISO_IR 192"), "00100020": lo(CAFE)},
+            ("-c", "--charset-convert"),
+            b"ISO_IR 192",
+            b"caf\xc3\xa9 ",
+        ),
         ({"00080005": cs("ISO_IR 100"), "00100020": lo("cafe")}, (), b"ISO_IR 100", b"cafe"),  # H5
-        ({"00080005": cs("ISO_IR 192"), "00100020": lo("中")}, (), b"ISO_IR 192", "中".encode() + b" "),  # H8
-        ({"00080005": cs("ISO_IR 192 "), "00100020": lo("中")}, (), b"ISO_IR 192", "中".encode() + b" "),  # H15
+        (
+            {"00080005": cs("ISO_IR 192"), "00100020": lo("中")},
+            (),
+            b"ISO_IR 192",
+            "中".encode() + b" ",
+        ),  # H8
+        (
+            {"00080005": cs("ISO_IR 192 "), "00100020": lo("中")},
+            (),
+            b"ISO_IR 192",
+            "中".encode() + b" ",
+        ),  # H15
         ({"00080005": cs("GB18030"), "00100020": lo("中")}, (), b"GB18030 ", b"\xd6\xd0"),  # H16
-        ({"00080005": cs("ISO_IR 144"), "00100020": lo("Ж")}, (), b"ISO_IR 144", b"\xb6 "),  # ISO 8859-5
+        (
+            {"00080005": cs("ISO_IR 144"), "00100020": lo("Ж")},
+            (),
+            b"ISO_IR 144",
+            b"\xb6 ",
+        ),  # ISO 8859-5
         ({"00100020": lo("abc")}, ("-c",), b"ISO_IR 192", b"abc "),  # H12
-        ({"00080005": cs("FOOBAR"), "00100020": lo(CAFE)}, ("-c",), b"ISO_IR 192", b"caf\xc3\xa9 "),  # H11
-        ({"00080005": cs("ISO 2022 IR 6", "ISO 2022 IR 87"), "00100020": lo("abc")}, ("-c",), b"ISO_IR 192", b"abc "),  # H10
+        (
+            {"00080005": cs("FOOBAR"), "00100020": lo(CAFE)},
+            ("-c",),
+            b"ISO_IR 192",
+            b"caf\xc3\xa9 ",
+        ),  # H11
+        (
+            {"00080005": cs("ISO 2022 IR 6", "ISO 2022 IR 87"), "00100020": lo("abc")},
+            ("-c",),
+            b"ISO_IR 192",
+            b"abc ",
+        ),  # H10
         ({"00100020": lo("abc")}, (), None, b"abc "),  # H1
     ],
 )
-def test_charset(tmp_path: Path, doc: dict[str, Any], opts: tuple[str, ...], scs: bytes | None, lo_bytes: bytes) -> None:
+def test_charset(
+    tmp_path: Path, doc: dict[str, Any], opts: tuple[str, ...], scs: bytes | None, lo_bytes: bytes
+) -> None:
     run = ok(j2d(tmp_path, doc, *opts))
     elements = _chars(run)
     if scs is None:
@@ -1164,9 +1408,18 @@ def test_charset_undeclared_non_ascii(tmp_path: Path) -> None:
     ("doc", "path"),
     [
         ({"00080005": cs("ISO_IR 100"), "00100020": lo("中")}, "(0010,0020)"),  # H6: never a '?'
-        ({"00080005": cs("ISO_IR 100"), "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Ωmega"}]}}, "(0010,0010)"),
         (
-            {"00080005": cs("ISO_IR 100"), "00101002": sq({"00100020": lo("ok")}, {"00100020": lo("€")})},
+            {
+                "00080005": cs("ISO_IR 100"),
+                "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Ωmega"}]},
+            },
+            "(0010,0010)",
+        ),
+        (
+            {
+                "00080005": cs("ISO_IR 100"),
+                "00101002": sq({"00100020": lo("ok")}, {"00100020": lo("€")}),
+            },
             "(0010,1002)[2].(0010,0020)",
         ),
         ({"00080005": cs("ISO_IR 6"), "00100020": lo(CAFE)}, "(0010,0020)"),  # H7
@@ -1196,7 +1449,16 @@ def test_charset_iso2022_japanese(tmp_path: Path) -> None:
     assert "山田".encode("iso2022_jp") == esc_jis + b";3ED" + esc_ascii
     doc = {
         "00080005": cs("", "ISO 2022 IR 87"),
-        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"}]},
+        "00100010": {
+            "vr": "PN",
+            "Value": [
+                {
+                    "Alphabetic": "Yamada^Tarou",
+                    "Ideographic": "山田^太郎",
+                    "Phonetic": "やまだ^たろう",
+                }
+            ],
+        },
     }
     elements = _chars(ok(j2d(tmp_path, doc)))
     assert elements[SCS] == ("CS", b"\\ISO 2022 IR 87 ")
@@ -1213,7 +1475,9 @@ def test_charset_iso2022_latin1(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "terms", [["", "ISO 2022 IR 87"], ["ISO 2022 IR 6", "ISO 2022 IR 87"]], ids=["empty-first", "ir6-first"]
+    "terms",
+    [["", "ISO 2022 IR 87"], ["ISO 2022 IR 6", "ISO 2022 IR 87"]],
+    ids=["empty-first", "ir6-first"],
 )
 def test_charset_iso2022_default_is_ascii(tmp_path: Path, terms: list[str]) -> None:
     # PS3.3 C.12.1.1.2: an empty first value is ISO 2022 IR 6, i.e. ASCII (ISO 646); 'é' is
@@ -1233,20 +1497,31 @@ def test_charset_iso2022_default_is_ascii(tmp_path: Path, terms: list[str]) -> N
         ("ISO_IR 100", None, b"caf\xe9", b"caf\xe9"),  # no own declaration: the enclosing one
     ],
 )
-def test_charset_item_declaration(tmp_path: Path, top: str, item: str | None, top_bytes: bytes, item_bytes: bytes) -> None:
+def test_charset_item_declaration(
+    tmp_path: Path, top: str, item: str | None, top_bytes: bytes, item_bytes: bytes
+) -> None:
     item_doc: dict[str, Any] = {"00100020": lo("中" if item == "ISO_IR 192" else CAFE)}
     if item is not None:
         item_doc["00080005"] = cs(item)
     doc = {"00080005": cs(top), "00100020": lo(CAFE), "00101002": sq(item_doc)}
     run = ok(j2d(tmp_path, doc, "-F"))
     data = run.data
-    assert struct.pack("<HH", 0x0010, 0x0020) + b"LO" + struct.pack("<H", len(top_bytes)) + top_bytes in data
-    assert struct.pack("<HH", 0x0010, 0x0020) + b"LO" + struct.pack("<H", len(item_bytes)) + item_bytes in data
+    assert (
+        struct.pack("<HH", 0x0010, 0x0020) + b"LO" + struct.pack("<H", len(top_bytes)) + top_bytes
+        in data
+    )
+    assert (
+        struct.pack("<HH", 0x0010, 0x0020) + b"LO" + struct.pack("<H", len(item_bytes)) + item_bytes
+        in data
+    )
 
 
 def test_charset_only_in_item_governs_only_the_item(tmp_path: Path) -> None:
     # CONTRACT §7 over DCMTK's H14: the top level has no declaration, so its text stays UTF-8
-    doc = {"00100020": lo(CAFE), "00101002": sq({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)})}
+    doc = {
+        "00100020": lo(CAFE),
+        "00101002": sq({"00080005": cs("ISO_IR 100"), "00100020": lo(CAFE)}),
+    }
     run = ok(j2d(tmp_path, doc, "-F"))
     assert run.data.startswith(struct.pack("<HH", 0x0010, 0x0020) + b"LO\x06\x00caf\xc3\xa9 ")
     assert b"LO\x04\x00caf\xe9" in run.data
@@ -1268,7 +1543,13 @@ LATIN1_DOC = {"00080005": cs("ISO_IR 100"), "00100020": lo("x")}  # -c -d: a D: 
         (("-q",), ERROR_DOC, 65, [], ["E: ", "W: "]),  # C24
         (("--quiet",), ERROR_DOC, 65, [], ["E: "]),
         (("-v", "-q"), WARNING_DOC, 0, [], ["W: ", "I: "]),  # C19
-        (("-q", "-v", "+Ug"), UID_DOC, 0, ["I: generating new Series Instance UID", "W: "], ["D: "]),
+        (
+            ("-q", "-v", "+Ug"),
+            UID_DOC,
+            0,
+            ["I: generating new Series Instance UID", "W: "],
+            ["D: "],
+        ),
         (("-v", "+Ug"), UID_DOC, 0, ["I: generating new Series Instance UID"], ["D: "]),
         (("--verbose", "+Ug"), UID_DOC, 0, ["I: generating new Series Instance UID"], ["D: "]),
         (("+Ug",), UID_DOC, 0, ["W: "], ["I: "]),
@@ -1278,13 +1559,21 @@ LATIN1_DOC = {"00080005": cs("ISO_IR 100"), "00100020": lo("x")}  # -c -d: a D: 
         (("-ll", "error"), WARNING_DOC, 0, [], ["W: "]),
         (("-ll", "error"), ERROR_DOC, 65, ["E: "], []),
         (("-ll", "fatal"), ERROR_DOC, 65, [], ["E: "]),
-        (("-ll", "info", "+Ug"), UID_DOC, 0, ["I: generating new Series Instance UID", "W: "], ["D: "]),
+        (
+            ("-ll", "info", "+Ug"),
+            UID_DOC,
+            0,
+            ["I: generating new Series Instance UID", "W: "],
+            ["D: "],
+        ),
         (("--log-level", "warn"), WARNING_DOC, 0, ["W: "], ["I: "]),
         (("-ll", "debug", "-c"), LATIN1_DOC, 0, ["D: "], []),
         (("-ll", "trace", "-c"), LATIN1_DOC, 0, ["D: "], []),
     ],
 )
-def test_logging_levels(tmp_path: Path, opts: tuple[str, ...], doc: Any, rc: int, present: list[str], absent: list[str]) -> None:
+def test_logging_levels(
+    tmp_path: Path, opts: tuple[str, ...], doc: Any, rc: int, present: list[str], absent: list[str]
+) -> None:
     run = j2d(tmp_path, doc, *opts)
     assert run.rc == rc, run.stderr
     for p in present:
@@ -1297,7 +1586,10 @@ def test_logging_levels(tmp_path: Path, opts: tuple[str, ...], doc: Any, rc: int
 @pytest.mark.parametrize(
     ("opts", "message"),
     [
-        (("-ll", "warn", "-v"), "error: --log-level not allowed with --verbose, --debug or --quiet"),  # C13
+        (
+            ("-ll", "warn", "-v"),
+            "error: --log-level not allowed with --verbose, --debug or --quiet",
+        ),  # C13
         (("-ll", "bogus"), "error: Invalid log level for --log-level option"),  # C13
         (("-lc", "nonexistent.cfg"), "nonexistent.cfg"),
     ],
@@ -1364,7 +1656,10 @@ def test_arguments_option(tmp_path: Path) -> None:
         os.chdir(cwd)
         reset_logging()
     assert rc == 0
-    assert "with 4 arguments: '--write-dataset' 'min.json' 'out_cmdfile.dcm' '--arguments'" in stderr.getvalue()
+    assert (
+        "with 4 arguments: '--write-dataset' 'min.json' 'out_cmdfile.dcm' '--arguments'"
+        in stderr.getvalue()
+    )
     assert stderr.getvalue().startswith("I: calling '")
     assert (tmp_path / "out_cmdfile.dcm").read_bytes() == MIN_DATASET
 
@@ -1412,8 +1707,12 @@ def test_command_file_missing(tmp_path: Path) -> None:
     assert f"error: Cannot open command file '{tmp_path}/nofile.txt'" in stderr.getvalue()
 
 
-def _console(args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([JSON2DCM, *args], input=stdin, capture_output=True, env=env, cwd=cwd, timeout=60)
+def _console(
+    args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [JSON2DCM, *args], input=stdin, capture_output=True, env=env, cwd=cwd, timeout=60
+    )
 
 
 def test_stdin_stdout(tmp_path: Path) -> None:
@@ -1463,7 +1762,9 @@ ALL_OPTIONS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("args", [["-h"], ["--help"], ["--help", "min.json"], ["min.json", "-h", "x"], []])
+@pytest.mark.parametrize(
+    "args", [["-h"], ["--help"], ["--help", "min.json"], ["min.json", "-h", "x"], []]
+)
 def test_help_and_no_arguments(args: list[str]) -> None:
     # C5, C6: usage on stdout, exit 0, nothing on stderr; every option of the manual page
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -1515,7 +1816,10 @@ def test_rightmost_wins(tmp_path: Path, doc: Any, first: str, second: str) -> No
     assert both.rc == alone.rc
     if both.rc == 0:
         assert _comparable(both) == _comparable(alone)
-    assert (other.rc, _comparable(other) if other.rc == 0 else b"") != (both.rc, _comparable(both) if both.rc == 0 else b"")
+    assert (other.rc, _comparable(other) if other.rc == 0 else b"") != (
+        both.rc,
+        _comparable(both) if both.rc == 0 else b"",
+    )
 
 
 def _comparable(run: Run) -> bytes:
@@ -1567,7 +1871,9 @@ def test_dcmdictpath_wrong_creator_not_used(tmp_path: Path) -> None:
     dic = tmp_path / "private.dic"
     dic.write_text('(0009,"ACME 1.0",02)\tUS\tAcmeCount\t1\tprivate\n')
     write_doc(tmp_path / "in.json", {"00090010": lo("OTHER"), "00091002": {"Value": [5]}})
-    res = _console([str(tmp_path / "in.json"), str(tmp_path / "out.dcm")], env={**os.environ, "DCMDICTPATH": str(dic)})
+    res = _console(
+        [str(tmp_path / "in.json"), str(tmp_path / "out.dcm")],
+        env={**os.environ, "DCMDICTPATH": str(dic)},
+    )
     assert res.returncode == 65
     assert not (tmp_path / "out.dcm").exists()
-

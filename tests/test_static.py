@@ -20,7 +20,9 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff_clean() -> None:
-    run = subprocess.run([*_tool("ruff"), "check", "streamconv", "tests"], cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [*_tool("ruff"), "check", "streamconv", "tests"], cwd=ROOT, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 

@@ -505,26 +505,38 @@ def test_invalid_json_inside_a_dataset_rejects_that_dataset(tmp_path: Path) -> N
     out = tmp_path / "out"
     run = run_stream(infile, out)
     assert run.rc == 65
-    m = re.search(r"^E: stdin: dataset 3: invalid JSON: .*\(at byte offset (\d+)\)", run.stderr, re.M)
+    m = re.search(
+        r"^E: stdin: dataset 3: invalid JSON: .*\(at byte offset (\d+)\)", run.stderr, re.M
+    )
     assert m, run.stderr
     assert text.index(bad) <= int(m.group(1)) <= text.index("oops") + 4
     assert dcm_files(out) == ["000000.dcm", "000001.dcm", "000003.dcm"]
     assert dcmread(out / "000003.dcm").PatientID == "four"
     assert (out / "rejected" / "000002.json").read_text().strip() == bad
     reason = json.loads((out / "rejected" / "000002.error.json").read_text())
-    assert reason["index"] == 2 and reason["exit_code"] == 65 and "invalid JSON" in reason["message"]
+    assert (
+        reason["index"] == 2 and reason["exit_code"] == 65 and "invalid JSON" in reason["message"]
+    )
 
 
 def test_invalid_json_between_datasets_stops_the_stream(tmp_path: Path) -> None:
     # where one dataset ends and the next begins is lost: the stream cannot go on (65,
     # with a byte offset); the datasets complete before it are converted, nothing after
-    text = json.dumps(DATASETS[0]) + "\n" + json.dumps(DATASETS[2]) + "}\n" + json.dumps(dataset(4, "four"))
+    text = (
+        json.dumps(DATASETS[0])
+        + "\n"
+        + json.dumps(DATASETS[2])
+        + "}\n"
+        + json.dumps(dataset(4, "four"))
+    )
     infile = tmp_path / "in.json"
     infile.write_text(text)
     out = tmp_path / "out"
     run = run_stream(infile, out)
     assert run.rc == 65
-    m = re.search(r"^E: stdin: invalid JSON: unexpected '}' \(at byte offset (\d+)\)", run.stderr, re.M)
+    m = re.search(
+        r"^E: stdin: invalid JSON: unexpected '}' \(at byte offset (\d+)\)", run.stderr, re.M
+    )
     assert m, run.stderr
     assert int(m.group(1)) == len(json.dumps(DATASETS[0])) + 1 + len(json.dumps(DATASETS[2]))
     assert dcm_files(out) == ["000000.dcm", "000001.dcm"]
