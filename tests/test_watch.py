@@ -18,10 +18,9 @@ import anyio
 import pydicom
 import pytest
 
-from streamconv import watch
 from streamconv.errors import UsageError
-from streamconv.watch import Watcher, make_claim_dir, serve
-from streamconv.watchconfig import (
+from streamconv.watch import daemon as watch
+from streamconv.watch.config import (
     ConfigError,
     Naming,
     WatchConfig,
@@ -31,6 +30,7 @@ from streamconv.watchconfig import (
     make_inbox,
     parse_command_line,
 )
+from streamconv.watch.daemon import Watcher, make_claim_dir, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = 0.4
