@@ -57,8 +57,14 @@ def _make_output_dir(path: str) -> None:
         raise OutputError(f"cannot create output directory '{path}': {exc.strerror}") from None
 
 
-async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
-    """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
+async def convert_file(
+    input_path: str, output_path: str, options: ConvertOptions, *, resume: bool = False
+) -> list[str]:
+    """The one-shot pipeline: one input, one output (or a directory with --array-split).
+
+    Returns the paths of the outputs, in input order.  ``resume`` (--array-split only): a
+    dataset whose output file exists is not converted again; its path is returned too.
+    """
     import anyio
     import anyio.to_thread
 
@@ -74,7 +80,14 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
 
         try:
             summary = await convert_stream(
-                fd, output_path, options, source=source, base_dir=base_dir, fail_fast=True
+                fd,
+                output_path,
+                options,
+                source=source,
+                base_dir=base_dir,
+                fail_fast=True,
+                resume=resume,
+                collect_paths=True,
             )
         except StreamconvError as exc:
             exc.with_source(source)
@@ -82,7 +95,7 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
         finally:
             if fd != 0:
                 os.close(fd)
-        return [str(summary.converted)]
+        return summary.paths
     conv = Converter(run)
     written: list[str] = []
     limiter = anyio.CapacityLimiter(1)

@@ -1,8 +1,11 @@
 """Where output goes: an atomic file, stdout, or a directory with a file-name template.
 
-Atomic file (daemon-conventions §4): ``.NAME.<random>.part`` in the target directory,
-written, fsynced, renamed over the final name, then the directory fsynced.  On any failure
-the temporary file is removed and an existing file at the final path is untouched.
+Atomic file (daemon-conventions §4): ``.NAME.p<pid>.<random>.part`` in the target
+directory, written, fsynced, renamed over the final name, then the directory fsynced.  On
+any failure the temporary file is removed and an existing file at the final path is
+untouched.  A process killed while writing (kill -9, out of memory) cannot remove its
+temporary: the writer's pid in the name lets whoever comes next (a rerun, the parent of a
+dead worker) tell a dead writer's leftover from a live writer's file (:func:`sweep_parts`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from .options import ArrayPolicy, ConvertOptions
 
 __all__ = [
     "PART_SUFFIX",
+    "claim_std_fds",
     "fsync_dir",
+    "output_path",
+    "part_name",
+    "part_writer",
     "render_name",
+    "sweep_parts",
     "syncfs",
     "write_atomic",
     "write_output",
@@ -33,6 +41,92 @@ __all__ = [
 
 PART_SUFFIX = ".part"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+# .NAME.p<pid>.<12 hex>.part (the daemon's older pattern, .NAME.<12 hex>.part, matches it too)
+_PART = re.compile(r"^\..+\.p([0-9]+)\.[0-9a-f]{12}\.part$")
+
+
+def part_name(name: str) -> str:
+    """The temporary name for ``name``: hidden, unique, and naming its writer's pid."""
+    return f".{name}.p{os.getpid()}.{os.urandom(6).hex()}{PART_SUFFIX}"
+
+
+def part_writer(filename: str) -> int | None:
+    """The pid of the process writing the temporary ``filename``, or None if it is not one."""
+    m = _PART.match(filename)
+    return int(m.group(1)) if m else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_parts(root: str, *, pids: Iterable[int] | None = None) -> list[str]:
+    """Remove the temporaries under ``root`` (and its sub-folders) whose writer is dead.
+
+    ``pids``: only those writers' (known to be dead: a worker this process saw die).
+    Otherwise every temporary whose writer pid no longer exists on this host.  A live
+    writer's file is never touched (pids are of this host: an output folder shared over the
+    network between hosts is not supported).  Returns the paths removed; errors reading a
+    folder are ignored (the run reports them when it writes there).
+    """
+    only = set(pids) if pids is not None else None
+    removed: list[str] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+            except OSError:
+                continue
+            pid = part_writer(entry.name)
+            if pid is None or (only is not None and pid not in only):
+                continue
+            if pid == os.getpid() or (only is None and _alive(pid)):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass  # a read-only folder: nothing to do about it here
+    return removed
+
+
+def claim_std_fds() -> tuple[bool, bool, bool]:
+    """Which of stdin, stdout, stderr were closed when the process started; each closed one
+    is opened on /dev/null, so no file opened later takes its number (output meant for
+    stdout must never land in a file opened as fd 1).  sys.stdout stays None: writing to
+    "-" then fails with exit 40 (issue 10 row 10); logging to a closed stderr goes nowhere.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:  # pragma: no cover - the lowest free number is fd
+                os.dup2(null, fd)
+                os.close(null)
+            closed.append(True)
+        else:
+            closed.append(False)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    return closed[0], closed[1], closed[2]
 
 
 def fsync_dir(path: str) -> None:
@@ -91,7 +185,7 @@ def write_atomic(
     directory = directory or "."
     if os.path.isdir(path):
         raise OutputError(f"cannot write '{path}': is a directory")
-    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}{PART_SUFFIX}")
+    tmp = os.path.join(directory, part_name(name))
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
@@ -132,16 +226,25 @@ def _unlink(path: str) -> None:
 
 
 def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
-    """Write to stdout only once the whole output exists (CONTRACT §2)."""
-    out = stream if stream is not None else sys.stdout.buffer
+    """Write to stdout only once the whole output exists (CONTRACT §2).
+
+    Every byte is accounted for: a short write is continued, and a reader that went away
+    (``| head -c 100``: EPIPE) or a closed stdout is an output error (exit 40), never a
+    success with part of the file delivered (issue 10 rows 2 and 10).
+    """
+    if stream is None:
+        if sys.stdout is None:  # closed when the process started (claim_std_fds)
+            raise OutputError("cannot write to standard output: it is closed")
+        try:
+            sys.stdout.flush()  # nothing of ours is in it, but keep any order
+        except OSError as exc:
+            raise _output_error(exc, "standard output") from None
+        fd = sys.stdout.fileno()
+    else:
+        fd = stream.fileno()
     if all(isinstance(p, bytes) for p in enc.body) and enc.deflate_level is None:
         data = b"".join(iter_bytes(enc))
-        try:
-            out.write(data)
-            out.flush()
-        except OSError as exc:
-            raise _output_error(exc, "-") from None
-        return len(data)
+        return _write_fd(fd, data)
     import tempfile  # lazily: start-up
 
     with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
@@ -149,14 +252,25 @@ def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
             spool.write(chunk)
         spool.seek(0)
         total = 0
-        try:
-            while data := spool.read(1 << 20):
-                out.write(data)
-                total += len(data)
-            out.flush()
-        except OSError as exc:
-            raise _output_error(exc, "-") from None
+        while data := spool.read(1 << 20):
+            total += _write_fd(fd, data)
         return total
+
+
+def _write_fd(fd: int, data: bytes) -> int:
+    """os.write until all of ``data`` is written (a pipe takes 64 KiB at a time)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        raise OutputError(
+            "cannot write to standard output: the reader closed the pipe before the whole"
+            " output was written (broken pipe)"
+        ) from None
+    except OSError as exc:
+        raise _output_error(exc, "standard output") from None
+    return len(data)
 
 
 def _field_value(ds: dict[int, Element], keyword: str) -> str | None:
@@ -230,11 +344,18 @@ def write_output(out: Output, target: str, options: ConvertOptions, *, fsync: bo
     return _write_output(out, target, options, fsync)
 
 
+def output_path(out: Output, target: str, options: ConvertOptions) -> str:
+    """Where :func:`write_output` puts ``out`` (the name from the template, with
+    --array-split): what ``--resume`` looks for."""
+    if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
+        return os.path.join(target, render_name(options.filename_template, out.index, out.dataset))
+    return target
+
+
 def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool = True) -> str:
     try:
         if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
-            rel = render_name(options.filename_template, out.index, out.dataset)
-            path = os.path.join(target, rel)
+            path = output_path(out, target, options)
             parent = os.path.dirname(path)
             if parent and not os.path.isdir(parent):
                 try:
