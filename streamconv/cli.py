@@ -193,3 +193,7 @@ def main_entry() -> None:
     except (OSError, ValueError):
         pass  # stderr gone: the exit code still says what happened
     os._exit(code)
+
+
+if __name__ == "__main__":  # python -m streamconv.cli: json2dcm
+    main_entry()

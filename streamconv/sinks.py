@@ -57,13 +57,20 @@ def part_writer(filename: str) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` can still write: it exists and is not a zombie (a process killed
+    a moment ago may wait to be reaped; it writes nothing any more)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: assume alive (never remove a live writer's file)
+    return state not in (b"Z", b"X")
 
 
 def sweep_parts(root: str, *, pids: Iterable[int] | None = None) -> list[str]:
