@@ -109,6 +109,8 @@ def _convert_batch(
             raw = parse_frame(
                 frame.data, frame.index, frame.offset, start=frame.start, source=run.source
             )
+            if _in_worker:  # the parent keeps its own copy for rejected/; one 64 MB value
+                frame.data = b""  # is then held once here while it is converted
             out = convert_one(raw, run, store)
             path = output_path(out, out_dir, run.options)
             if resume and os.path.lexists(path):
@@ -148,11 +150,15 @@ def _convert_batch(
 # which reaps nothing.
 
 _HEAD = struct.Struct("<Q")
+_in_worker = False  # this process is a worker of a WorkerPool
+_SEND_SIZE = 1 << 20
 _WORKER_CODE = "from streamconv.fanout import _worker_main; _worker_main()"
 
 
 def _worker_main() -> None:
     """A worker process: (function, args) pickles in on stdin, results out on stdout."""
+    global _in_worker
+    _in_worker = True
     parent = int(sys.argv[1])
     worker_init(parent)  # SIGINT/SIGTERM ignored, dies with its parent
     inp = os.fdopen(os.dup(0), "rb")
@@ -170,6 +176,7 @@ def _worker_main() -> None:
         status = b"R"
         try:
             func, args = pickle.loads(payload)
+            del payload  # a large dataset is held once (in args), not twice
             result: object = func(*args)
         except BaseException as exc:  # sent back, raised in the parent
             status, result = b"E", exc
@@ -192,7 +199,11 @@ class _Worker:
 
     async def call(self, payload: bytes) -> tuple[bytes, bytes]:
         assert self.proc.stdin is not None
-        await self.proc.stdin.send(_HEAD.pack(len(payload)) + payload)
+        await self.proc.stdin.send(_HEAD.pack(len(payload)))
+        # in pieces: the pipe transport copies what the pipe does not take at once, so a
+        # 64 MB dataset sent whole would be held twice more
+        for i in range(0, len(payload), _SEND_SIZE):
+            await self.proc.stdin.send(payload[i : i + _SEND_SIZE])
         head = await self.receive.receive_exactly(1 + _HEAD.size)
         data = await self.receive.receive_exactly(_HEAD.unpack(head[1:])[0])
         return head[:1], data

@@ -125,6 +125,7 @@ class Framer:
         self._scan = 0  # its depth is known up to here (a position outside strings)
         self._depth = 0
         self._searched = 0  # candidates looked for up to here
+        self._marked = 0  # _last_mark looked at the data up to here
         self._slow = False  # the value is found token by token (_end_slowly)
         self._in_str = False  # _end_slowly: _scan is inside a string that is still open
         self._bare = False  # the value is a bare word (number, literal, stray bytes)
@@ -178,6 +179,7 @@ class Framer:
                 self._start -= cut
                 self._scan -= cut
                 self._searched -= cut
+                self._marked = max(0, self._marked - cut)
         done, self._done = self._done, []
         return done
 
@@ -224,7 +226,7 @@ class Framer:
                 continue
             if c in (_COMMA, _RBRACKET, _RBRACE):
                 raise self._syntax(f"unexpected '{chr(c)}'", i)
-            self._start = self._scan = self._searched = i
+            self._start = self._scan = self._searched = self._marked = i
             self._depth = 0
             self._in_str = False
             # an array or a string as a dataset: rare, and rejected; token by token
@@ -307,14 +309,17 @@ class Framer:
         return -1
 
     def _last_mark(self, lo: int) -> int:
-        """The last non-blank byte (at or after ``lo``, where the last search began): a
-        closing bracket there may become a candidate once its separator arrives, so the
-        next search starts from it.  Bounded below, so a long run of blanks is walked once."""
+        """The last non-blank byte: a closing bracket there may become a candidate once its
+        separator arrives, so the next search starts from it.  Only the bytes that arrived
+        since the last call are looked at (``lo``: the mark found then), so a long run of
+        blanks costs one pass, not one per read."""
         buf = self._buf
-        j = len(buf)
-        while j > lo + 1 and buf[j - 1] in b" \t\r\n":
-            j -= 1
-        return max(lo, j - 1)
+        new = max(lo + 1, self._marked)
+        self._marked = len(buf)
+        if new >= len(buf):
+            return lo
+        kept = len(bytes(buf[new:]).rstrip(b" \t\r\n"))
+        return new + kept - 1 if kept else lo
 
     def _emit(self, start: int, end: int) -> None:
         with memoryview(self._buf) as view, view[start:end] as part:

@@ -1,0 +1,78 @@
+"""The framer on the inputs of issue 10 rows 1 and 11: values open across many reads, and
+stray bytes after a complete dataset (streamconv.core.framing, directly).
+
+Each case is checked for every way of cutting the input into pieces (or byte by byte), the
+oracle being Python's json module; the work done for a long open string is counted through
+the framer's own state, not timed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamconv.core.framing import Frame, Framer
+
+
+def frames_of(data: bytes, step: int) -> list[Frame]:
+    framer = Framer(check=False)
+    out: list[Frame] = []
+    try:
+        for i in range(0, len(data), step):
+            out += framer.feed(data[i : i + step])
+        out += framer.finish()
+    finally:
+        framer.close()
+    return out
+
+
+A = b'{"00100010":{"vr":"PN","Value":[{"Alphabetic":"A"}]}}'
+B = b'{"00100020":{"vr":"LO","Value":["}{\\"]"]}}'  # brackets and a quote inside a string
+
+CASES = {
+    "NUL after a dataset": (A + b"\x00" + B, [A, b"\x00", B]),
+    "NUL and newline": (A + b"\n\x00\x00\n" + B + b"\n", [A, b"\x00\x00", B]),
+    "a word after a dataset": (A + b"junk" + B, [A, b"junk", B]),
+    "a string as a value": (A + b' "a}b\\"c" ' + B, [A, b'"a}b\\"c"', B]),
+    "a number as a value": (A + b" 12345 " + B, [A, b"12345", B]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 1000])
+def test_stray_values_are_frames_of_their_own(name: str, step: int) -> None:
+    data, expected = CASES[name]
+    frames = frames_of(data, step)
+    assert [f.data for f in frames] == expected
+    assert [f.index for f in frames] == list(range(len(expected)))
+    # the offset of each frame is where its bytes are in the input
+    for frame in frames:
+        assert data[frame.start : frame.start + len(frame.data)] == frame.data
+
+
+@pytest.mark.parametrize("escape", [b"\\\\", b'\\"', b"\\u00e9"])
+def test_an_open_string_is_taken_up_where_it_stopped(escape: bytes) -> None:
+    # a 16 MiB text value with brackets in it (beyond 8 MiB: token by token), in 64 KiB
+    # pieces; escapes fall on every kind of piece boundary
+    text = (b"x{]" + escape) * ((16 << 20) // (3 + len(escape)))
+    doc = b'[{"0040A160":{"vr":"UT","Value":["' + text + b'"]}},{"a":1}]'
+    framer = Framer(check=False)
+    frames: list[Frame] = []
+    resumed = 0
+    for i in range(0, len(doc), 1 << 16):
+        frames += framer.feed(doc[i : i + (1 << 16)])
+        if framer._in_str:
+            # looked at up to the end of the data (less an escape the pre-pass holds back),
+            # where the next piece takes up: never again from the string's opening quote
+            assert framer._scan + framer._base >= framer._emitted - 8
+            resumed += 1
+    frames += framer.finish()
+    assert resumed > 100
+    assert [json.loads(f.data) for f in frames] == json.loads(doc)
+
+
+def test_a_long_run_of_blanks_inside_a_value() -> None:
+    doc = b'{"a":' + b" " * (4 << 20) + b'{"b":"}"}}' + b"\n" + A
+    frames = frames_of(doc, 1 << 16)
+    assert [json.loads(f.data) for f in frames] == [{"a": {"b": "}"}}, json.loads(A)]
