@@ -139,9 +139,7 @@ async def _main_async(
         if progress is not None:
             progress.close()
     received = signals.received
-    if summary is None:  # a second signal: stopped now
-        log.warning("signal %d again: stopped without finishing the datasets in hand",
-                    received[-1] if received else signal.SIGINT)  # fmt: skip
+    if summary is None:  # a second signal: stopped now (ServiceSignals said so)
         return 128 + (received[0] if received else signal.SIGINT)
     if received:
         log.warning("signal %d: stopped reading; the datasets in hand were finished", received[0])
