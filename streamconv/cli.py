@@ -67,6 +67,12 @@ def main(
     argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """json2dcm's main: returns the exit code (CONTRACT §2)."""
+    from .sinks import claim_std_fds
+
+    # A closed stdin/stdout/stderr is opened on /dev/null first, so that no file opened
+    # later takes its number; writing to a closed stdout is exit 40, logging to a closed
+    # stderr goes nowhere and the exit code stays the conversion's (issue 10 row 10).
+    claim_std_fds()
     out = stdout or sys.stdout
     err = stderr or sys.stderr or _discard()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -172,12 +178,6 @@ def run(
 
 def main_entry() -> None:
     """Console-script entry point."""
-    from .sinks import claim_std_fds
-
-    # A closed stdin/stdout/stderr is opened on /dev/null first, so that no file opened
-    # later takes its number; writing to a closed stdout is exit 40, logging to a closed
-    # stderr goes nowhere and the exit code stays the conversion's (issue 10 row 10).
-    claim_std_fds()
     code = main()
     try:
         if sys.stdout is not None:
