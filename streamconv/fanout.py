@@ -234,9 +234,10 @@ class WorkerPool:
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError) as exc:
                 with anyio.CancelScope(shield=True):
                     code = await self._kill(worker)
-                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                how = f"signal {-code}" if code < 0 else f"exit status {code}"
                 raise WorkerDied(
-                    f"a worker process died ({how}; killed, or out of memory)"
+                    f"a worker process died ({how}): killed, or out of memory; the datasets"
+                    " it was converting were not written"
                 ) from exc
             self._idle.append(worker)
         result = pickle.loads(data)
