@@ -41,19 +41,23 @@ __all__ = [
 
 PART_SUFFIX = ".part"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-# .NAME.p<pid>.<12 hex>.part (the daemon's older pattern, .NAME.<12 hex>.part, matches it too)
-_PART = re.compile(r"^\..+\.p([0-9]+)\.[0-9a-f]{12}\.part$")
+# .NAME.<host>-p<pid>.<12 hex>.part (the daemon's older pattern, .NAME.<12 hex>.part,
+# matches it too).  The host name tells containers (pid namespaces) and hosts sharing an
+# output folder apart: a pid is only looked up on the host that wrote it.
+_PART = re.compile(r"^\..+\.([A-Za-z0-9_]*)-p([0-9]+)\.[0-9a-f]{12}\.part$")
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", os.uname().nodename)[:32]
 
 
 def part_name(name: str) -> str:
-    """The temporary name for ``name``: hidden, unique, and naming its writer's pid."""
-    return f".{name}.p{os.getpid()}.{os.urandom(6).hex()}{PART_SUFFIX}"
+    """The temporary name for ``name``: hidden, unique, naming its writer (host and pid)."""
+    return f".{name}.{_HOST}-p{os.getpid()}.{os.urandom(6).hex()}{PART_SUFFIX}"
 
 
 def part_writer(filename: str) -> int | None:
-    """The pid of the process writing the temporary ``filename``, or None if it is not one."""
+    """The pid of the process on this host writing the temporary ``filename``; None if it
+    is not one of ours, or was written on another host (whose pids we cannot look up)."""
     m = _PART.match(filename)
-    return int(m.group(1)) if m else None
+    return int(m.group(2)) if m and m.group(1) == _HOST else None
 
 
 def _alive(pid: int) -> bool:

@@ -415,15 +415,21 @@ def test_sweep_removes_only_dead_writers_files(tmp_path: Path) -> None:
     dead.wait()
     sub = tmp_path / "sub"
     sub.mkdir()
-    stale = sub / f".000001.dcm.p{dead.pid}.0123456789ab.part"
+    host = part_name("x").split(".")[2].rpartition("-p")[0]
+    assert host  # this host's name, as the temporaries carry it
+    stale = sub / f".000001.dcm.{host}-p{dead.pid}.0123456789ab.part"
     stale.write_bytes(b"x")
     mine = tmp_path / part_name("000002.dcm")
     mine.write_bytes(b"x")
-    other = tmp_path / ".notes.txt.part"  # not one of ours: no pid in the name
+    # not ours to judge: another host's (container's) pid, a name without a writer
+    elsewhere = tmp_path / f".000003.dcm.{host}x-p{dead.pid}.0123456789ab.part"
+    elsewhere.write_bytes(b"x")
+    other = tmp_path / ".notes.txt.part"
     other.write_bytes(b"x")
     assert part_writer(mine.name) == os.getpid()
+    assert part_writer(elsewhere.name) is None
     assert sweep_parts(str(tmp_path)) == [str(stale)]
-    assert mine.exists() and other.exists()
+    assert mine.exists() and elsewhere.exists() and other.exists()
 
 
 # -- row 11: stray bytes between datasets ----------------------------------------------------
