@@ -72,7 +72,7 @@ class Prefix(NamedTuple):
         if (own.scheme, own.host, own.port) != (url.scheme, url.host, url.port):
             return False
         base = own.path
-        if url.path == base or base.endswith("/") and url.path.startswith(base):
+        if url.path == base or (base.endswith("/") and url.path.startswith(base)):
             return True
         return url.path.startswith(base + "/")
 
@@ -146,7 +146,7 @@ def parse_url(text: str) -> URL:
     if authority.startswith("["):
         close = authority.find("]")
         host_raw, port_raw = authority[: close + 1], authority[close + 1 :]
-        if close == -1 or port_raw and not port_raw.startswith(":"):
+        if close == -1 or (port_raw and not port_raw.startswith(":")):
             raise URLRefused(text, "malformed IPv6 host")
         port_raw = port_raw[1:]
     else:
