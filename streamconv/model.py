@@ -61,6 +61,7 @@ _MAX_CHARS = {
 }  # fmt: skip
 _NO_LIMIT = 1 << 62
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
+_RELATIVE = re.compile(r"(?![A-Za-z][A-Za-z0-9+.\-]*:)")  # no scheme: a relative reference
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 _INT_RANGE = {
     "US": (0, 0xFFFF), "SS": (-0x8000, 0x7FFF), "UL": (0, 0xFFFFFFFF),
@@ -72,8 +73,9 @@ class BuildContext:
     """What building one dataset needs besides its JSON."""
 
     __slots__ = (
-        "base_dir", "decoded_bytes", "dictionary", "elements", "max_dataset", "max_elements",
-        "max_value", "options", "problems", "source", "spills", "vr_agreed",
+        "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "max_dataset",
+        "max_elements", "max_value", "options", "problems", "run_key", "source", "spills",
+        "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -87,6 +89,8 @@ class BuildContext:
         self.problems = problems
         self.source = source
         self.base_dir = base_dir
+        self.base_url: str | None = None  # an http(s) input: relative URIs resolve against it
+        self.run_key: object = None  # http values are fetched once per run (httpfetch cache)
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
@@ -909,6 +913,16 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
     if vr not in BYTE_VRS and vr not in BINARY_NUMERIC and vr not in _BULK_TEXT_VRS:
         # check the VR first: a BulkDataURI on AE, SQ etc. can never be converted (§6.4)
         raise ContentError(f"BulkDataURI is not allowed for VR {vr}")
+    http = opts.http
+    if http.rewrites:
+        from .urlperm import rewrite
+
+        payload = rewrite(payload, http.rewrites)
+    if http.prefixes and (
+        payload[:8].lower().startswith(("http://", "https://"))
+        or (ctx.base_url is not None and _RELATIVE.match(payload))
+    ):
+        return _bulk_http(tag, vr, payload, ctx, path)
     try:
         ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
     except BulkDataAccessError:
@@ -929,3 +943,35 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
         data = bulkdata.read_all(ref, opts.bulkdata_dirs)
         return Element(tag, vr, data or None)
     return Element(tag, vr, ref)
+
+
+def _bulk_http(tag: int, vr: str, uri: str, ctx: BuildContext, path: Any) -> Element | None:
+    """A BulkDataURI under a +Bh prefix: fetched now, streamed into a temporary file
+    (CONTRACT §5), the limits checked while the bytes arrive."""
+    from . import httpfetch  # urllib3 and multipart: only when an http(s) URI is met
+
+    opts = ctx.options
+    limits = opts.limits
+    uri = httpfetch.resolve(uri, opts.http, ctx.base_url)
+    left = limits.max_dataset_bytes - ctx.decoded_bytes if limits.max_dataset_bytes else -1
+    budget = httpfetch.Budget(limits.max_value_bytes, left, limits.max_dataset_bytes)
+    body = httpfetch.fetch(uri, opts.http, budget, cache_key=ctx.run_key)
+    part = body.parts[0]
+    w = WORD_SIZE.get(vr, 1)
+    if part.length % w:
+        ctx.problems.error(
+            ContentError(f"{vr} bulk data of {part.length} bytes is not a multiple of {w}", path=path)
+        )
+        part = part._replace(length=part.length - part.length % w)
+    _count(ctx, part.length, path)
+    value = body.value(part)
+    if isinstance(value, bytes):
+        body.discard()
+        if vr in _BULK_TEXT_VRS:
+            return Element(tag, vr, value.rstrip(b" \x00") or None)
+        return Element(tag, vr, value or None)
+    if vr in _BULK_TEXT_VRS:  # text values are small; one larger than 1 MiB is read here
+        raw = bulkdata.read_all(value, opts.bulkdata_dirs).rstrip(b" \x00")
+        body.discard()
+        return Element(tag, vr, raw or None)
+    return Element(tag, vr, value)  # the temporary file goes with the output (release)

@@ -120,6 +120,7 @@ def build_one(
     options = run.options
     problems = Problems(strict=options.stop_on_error)
     ctx = BuildContext(options, problems, run.source, run.base_dir)
+    ctx.run_key = run.salt  # one run: an http value shared by many datasets is fetched once
     if spills is not None:
         ctx.spills = spills
     built = build_dataset(raw.value, ctx, in_array=in_array)

@@ -71,10 +71,8 @@ class Prefix(NamedTuple):
         own = self.url
         if (own.scheme, own.host, own.port) != (url.scheme, url.host, url.port):
             return False
-        base = own.path
-        if url.path == base or (base.endswith("/") and url.path.startswith(base)):
-            return True
-        return url.path.startswith(base + "/")
+        base = own.path.rstrip("/")  # "/dw/" and "/dw" name the same segment boundary
+        return url.path == base or url.path.startswith(base + "/")
 
 
 def _normalise_pct(text: str) -> str:

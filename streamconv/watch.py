@@ -929,6 +929,9 @@ def _transient(exc: StreamconvError, write_error: StreamconvError | None = None)
     """Worth trying again later (daemon-conventions §6): the input itself is not the problem."""
     if exc is write_error:
         return True  # writing the output: disk full, quota, EIO, permissions being fixed
+    transient = getattr(exc, "transient", None)
+    if isinstance(transient, bool):
+        return transient  # the error knows (an http fetch: timeouts, 429, 5xx; not a 404)
     if isinstance(exc, BulkDataAccessError):
         # not there yet / unreadable yet; a path outside the permitted folders stays outside
         return "permitted" not in exc.message and "not a regular file" not in exc.message
