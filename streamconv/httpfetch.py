@@ -401,6 +401,7 @@ def _fetch_into(
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
         log.debug("GET %s (Accept: %s)", url.geturl(), headers["Accept"])
+        failure: _Transient | None
         try:
             resp = pool.urlopen(
                 "GET",
@@ -419,7 +420,7 @@ def _fetch_into(
                 transient=False,
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            failure: _Transient | None = _Transient(f"connection failed: {_reason(exc)}")
+            failure = _Transient(f"connection failed: {_reason(exc)}")
         else:
             complete = False
             try:
@@ -450,8 +451,8 @@ def _fetch_into(
                 if not complete:
                     resp.close()  # never reuse a connection with a body half read
                 resp.release_conn()
-            if failure is None:
-                return
+        if failure is None:
+            return
         if failure.status in _NOT_ACCEPTABLE and accept_index + 1 < len(accept):
             accept_index += 1  # the server does not speak this media type: the next one
             continue

@@ -960,7 +960,9 @@ def _bulk_http(tag: int, vr: str, uri: str, ctx: BuildContext, path: Any) -> Ele
     w = WORD_SIZE.get(vr, 1)
     if part.length % w:
         ctx.problems.error(
-            ContentError(f"{vr} bulk data of {part.length} bytes is not a multiple of {w}", path=path)
+            ContentError(
+                f"{vr} bulk data of {part.length} bytes is not a multiple of {w}", path=path
+            )
         )
         part = part._replace(length=part.length - part.length % w)
     _count(ctx, part.length, path)
