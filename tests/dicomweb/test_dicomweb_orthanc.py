@@ -44,7 +44,7 @@ class Loaded:
 
     def load(self, name: str) -> pydicom.Dataset:
         path = get_testdata_file(name)
-        assert path is not None
+        assert isinstance(path, str)
         ds = _read(path)
         self.server.upload(path)
         self.originals[name] = ds
