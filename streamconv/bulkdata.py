@@ -18,6 +18,7 @@ from .errors import BulkDataAccessError, ContentError, UnsupportedURIError
 
 __all__ = [
     "BulkRef",
+    "Encapsulated",
     "iter_chunks",
     "open_verified",
     "permitted_dirs",
@@ -60,6 +61,23 @@ class BulkRef:
 
     def __repr__(self) -> str:
         return f"BulkRef({self.path!r}, offset={self.offset}, length={self.length})"
+
+
+class Encapsulated:
+    """An encapsulated Pixel Data value: Basic Offset Table and fragments (PS3.5 A.4).
+
+    ``ts`` is the transfer syntax the server declared ("" until known).
+    """
+
+    __slots__ = ("fragments", "offset_table", "ts")
+
+    def __init__(self, offset_table: bytes, fragments: list[bytes | BulkRef], ts: str) -> None:
+        self.offset_table = offset_table
+        self.fragments = fragments
+        self.ts = ts
+
+    def __repr__(self) -> str:
+        return f"Encapsulated({len(self.fragments)} fragments, ts={self.ts!r})"
 
 
 def temporary_ref(path: str, length: int) -> BulkRef:

@@ -73,8 +73,8 @@ class BuildContext:
     """What building one dataset needs besides its JSON."""
 
     __slots__ = (
-        "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "max_dataset",
-        "max_elements", "max_value", "options", "problems", "run_key", "source", "spills",
+        "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
+        "max_dataset", "max_elements", "max_value", "options", "problems", "run_key", "source", "spills",
         "vr_agreed",
     )  # fmt: skip
 
@@ -91,6 +91,7 @@ class BuildContext:
         self.base_dir = base_dir
         self.base_url: str | None = None  # an http(s) input: relative URIs resolve against it
         self.run_key: object = None  # http values are fetched once per run (httpfetch cache)
+        self.first_http_uri = ""  # names the DICOMweb server for --fetch-frames
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
@@ -955,7 +956,24 @@ def _bulk_http(tag: int, vr: str, uri: str, ctx: BuildContext, path: Any) -> Ele
     uri = httpfetch.resolve(uri, opts.http, ctx.base_url)
     left = limits.max_dataset_bytes - ctx.decoded_bytes if limits.max_dataset_bytes else -1
     budget = httpfetch.Budget(limits.max_value_bytes, left, limits.max_dataset_bytes)
-    body = httpfetch.fetch(uri, opts.http, budget, cache_key=ctx.run_key)
+    if not ctx.first_http_uri:
+        ctx.first_http_uri = uri
+    pixels = tag == PIXEL_DATA and vr in ("OB", "OW")
+    # Pixel Data may arrive as fragments (PS3.18 8.7.3.5), one part per fragment
+    body = httpfetch.fetch(
+        uri, opts.http, budget, max_parts=1 << 20 if pixels else 1, cache_key=ctx.run_key
+    )
+    if pixels:
+        from .pixels import encapsulated_value
+
+        try:
+            encapsulated = encapsulated_value(body, frames=False)
+        except BaseException:
+            body.discard()
+            raise
+        if encapsulated is not None:
+            _count(ctx, body.length, path)
+            return Element(tag, "OB", encapsulated)  # PS3.5 A.4: encapsulated is OB
     part = body.parts[0]
     w = WORD_SIZE.get(vr, 1)
     if part.length % w:

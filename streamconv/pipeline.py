@@ -124,6 +124,13 @@ def build_one(
     if spills is not None:
         ctx.spills = spills
     built = build_dataset(raw.value, ctx, in_array=in_array)
+    http = options.http
+    if not in_array and (http.prefixes or http.require_pixel_data):
+        # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);
+        # local conversions keep DCMTK's silence about images without pixels
+        from .pixels import complete_pixel_data
+
+        complete_pixel_data(built.dataset, built.meta, ctx)
     built.warnings = problems.warnings
     # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
     sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
