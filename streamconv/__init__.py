@@ -1,8 +1,10 @@
 """streamconv: DICOM JSON (PS3.18 Annex F) in, DICOM Part 10 out, at any scale.
 
-Public API (imported lazily so that the command-line tools start fast):
+Public API (imported lazily so that the command-line tools start fast; typed for checkers
+through the ``TYPE_CHECKING`` imports below and ``py.typed``):
 
-- :func:`convert_file` (async): one input path (or "-") to one output path.
+- :func:`convert_file` (async) and :func:`convert_file_sync`: one input path (or "-") to
+  its outputs; both return the paths written.
 - :class:`ConvertOptions`, :class:`Limits` and the enums in :mod:`streamconv.options`.
 - :class:`Converter`: the synchronous push pipeline (bytes in, encoded outputs out).
 - The exception tree in :mod:`streamconv.errors`, each class with its json2dcm exit code.
@@ -10,9 +12,22 @@ Public API (imported lazily so that the command-line tools start fast):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .core.pipeline import Converter
+    from .errors import (
+        ContentError,
+        InputError,
+        OutputError,
+        StreamconvError,
+        UnsupportedURIError,
+        UsageError,
+    )
+    from .oneshot import convert_file, convert_file_sync
+    from .options import ConvertOptions, Limits
 
 __all__ = [
     "ContentError",
@@ -26,13 +41,15 @@ __all__ = [
     "UsageError",
     "__version__",
     "convert_file",
+    "convert_file_sync",
 ]
 
 _LAZY = {
     "ConvertOptions": "options",
     "Limits": "options",
-    "Converter": "pipeline",
-    "convert_file": "pipeline",
+    "Converter": "core.pipeline",
+    "convert_file": "oneshot",
+    "convert_file_sync": "oneshot",
     "StreamconvError": "errors",
     "UsageError": "errors",
     "InputError": "errors",

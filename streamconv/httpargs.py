@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 
+from .core.urlperm import Prefix, URLRefused, parse_prefix, parse_url
 from .errors import UsageError
 from .options import HttpAuth, HttpSettings
-from .urlperm import Prefix, URLRefused, parse_prefix, parse_url
 
 __all__ = ["http_settings"]
 

@@ -28,7 +28,7 @@ import pydicom
 import pytest
 
 from streamconv.cli import main
-from streamconv.documents import MAX_JSON_DEPTH
+from streamconv.core.documents import MAX_JSON_DEPTH
 from streamconv.logsetup import reset_logging
 from streamconv.options import Limits
 

@@ -15,8 +15,8 @@ import pydicom
 import pytest
 from faultserver import FaultServer, pattern
 
-from streamconv import httpfetch
 from streamconv.cli import main
+from streamconv.core import httpfetch
 from streamconv.errors import BulkDataFetchError
 from streamconv.options import HttpSettings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-HTTP_MODULES = ("urllib3", "multipart", "streamconv.httpfetch", "http.client", "ssl")
+HTTP_MODULES = ("urllib3", "multipart", "streamconv.core.httpfetch", "http.client", "ssl")
 
 CODE = """
 import sys
@@ -39,5 +39,5 @@ def test_local_conversion_imports_no_http(tmp_path: Path, extra: list[str]) -> N
     )
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
-    assert "streamconv.model" in loaded  # the conversion did run here
+    assert "streamconv.core.build" in loaded  # the conversion did run here
     assert loaded.isdisjoint(HTTP_MODULES), sorted(loaded & set(HTTP_MODULES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamconv.urlperm import URLRefused, match, parse_prefix, parse_url, rewrite
+from streamconv.core.urlperm import URLRefused, match, parse_prefix, parse_url, rewrite
 
 PREFIXES = (
     "http://pacs.example:8042/dicom-web/",

@@ -16,8 +16,8 @@ import logging
 import struct
 from typing import TYPE_CHECKING, Any
 
+from ..errors import BulkDataFetchError, ContentError
 from .bulkdata import Encapsulated
-from .errors import BulkDataFetchError, ContentError
 from .vr import Element
 
 if TYPE_CHECKING:

@@ -14,11 +14,12 @@ import re
 import stat
 from collections.abc import Iterator
 
-from .errors import BulkDataAccessError, ContentError, UnsupportedURIError
+from ..errors import BulkDataAccessError, ContentError, UnsupportedURIError
 
 __all__ = [
     "BulkRef",
     "Encapsulated",
+    "is_http",
     "iter_chunks",
     "open_verified",
     "permitted_dirs",
@@ -84,6 +85,13 @@ def temporary_ref(path: str, length: int) -> BulkRef:
     """A reference to a temporary file of streamconv's own, pinned to its inode like any other."""
     st = os.stat(path)
     return BulkRef(path, 0, length, st.st_dev, st.st_ino, temporary=True)
+
+
+def is_http(uri: str, input_is_url: bool) -> bool:
+    """An http(s) URI, or a relative reference when the input itself came over http(s)."""
+    if uri[:8].lower().startswith(("http://", "https://")):
+        return True
+    return input_is_url and _SCHEME.match(uri) is None
 
 
 def permitted_dirs(dirs: list[str]) -> tuple[str, ...]:
@@ -163,7 +171,8 @@ def resolve_uri(
     if not _inside(real, dirs):
         raise BulkDataAccessError(
             f"BulkDataURI refers to a file outside the permitted bulk data directories "
-            f"(add one with +Bd): '{path}'"
+            f"(add one with +Bd): '{path}'",
+            transient=False,
         )
     fd = open_verified(real, dirs)
     try:
@@ -217,7 +226,9 @@ def open_verified(real: str, dirs: tuple[str, ...], ref: BulkRef | None = None) 
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise BulkDataAccessError(f"bulk data path is not a regular file: '{real}'")
+            raise BulkDataAccessError(
+                f"bulk data path is not a regular file: '{real}'", transient=False
+            )
         if ref is not None and (st.st_dev, st.st_ino) != (ref.dev, ref.ino):
             raise BulkDataAccessError(f"bulk data file was replaced while converting: '{real}'")
         if ref is None or not ref.temporary:
@@ -227,7 +238,8 @@ def open_verified(real: str, dirs: tuple[str, ...], ref: BulkRef | None = None) 
                 opened = real
             if not _inside(opened, dirs):
                 raise BulkDataAccessError(
-                    f"BulkDataURI refers to a file outside the permitted bulk data directories: '{real}'"
+                    f"BulkDataURI refers to a file outside the permitted bulk data directories: '{real}'",
+                    transient=False,
                 )
         os.set_blocking(fd, True)
         return fd

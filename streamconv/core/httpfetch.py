@@ -29,9 +29,9 @@ from urllib.parse import urljoin
 import urllib3
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
+from ..errors import BulkDataFetchError, ContentError, LimitError, UnsupportedURIError
+from ..options import HttpSettings
 from .bulkdata import BulkRef
-from .errors import BulkDataFetchError, ContentError, LimitError, UnsupportedURIError
-from .options import HttpSettings
 from .urlperm import URL, Prefix, URLRefused, match, parse_prefix, rewrite
 
 __all__ = ["Body", "Budget", "Part", "fetch", "resolve", "split_range"]
