@@ -125,6 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
             lo, _, hi = spec.removeprefix("bytes=").partition("-")
             a, b = int(lo), int(hi) if hi else n - 1
             self._send(206, data[a : b + 1], Content_Range=f"bytes {a}-{b}/{n}")
+        elif kind == "fragments":  # offset table (empty) + two fragments, JPEG baseline
+            ctype = "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50"
+            body = _part(b"", ctype) + _part(data, ctype) + _part(data[::-1], ctype) + _END
+            self._send(200, body, _MULTI)
         elif kind == "slow":  # a few bytes, then silence longer than the client's timeout
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")

@@ -312,3 +312,59 @@ def test_large_value_memory_stays_flat(tmp_path: Path, fault: FaultServer) -> No
         f.seek(out.stat().st_size - 4096)
         assert f.read() == pattern(size)[-4096:]
     out.unlink()
+
+
+def _image(tmp_path: Path, **extra: object) -> Path:
+    ds: dict[str, object] = {
+        "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.7"]},
+        "00080018": {"vr": "UI", "Value": ["1.2.3.4.5"]},
+        "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+        "0020000E": {"vr": "UI", "Value": ["1.2.3.4"]},
+        "00280010": {"vr": "US", "Value": [8]},
+        "00280011": {"vr": "US", "Value": [8]},
+        "00280100": {"vr": "US", "Value": [8]},
+        **extra,
+    }
+    path = tmp_path / "image.json"
+    path.write_text(json.dumps(ds))
+    return path
+
+
+def test_fragments_written_encapsulated(tmp_path: Path, fault: FaultServer) -> None:
+    from pydicom.encaps import generate_fragments
+
+    src = _image(tmp_path, **{"7FE00010": {"vr": "OB", "BulkDataURI": f"{fault.url}fragments/99"}})
+    out = tmp_path / "out.dcm"
+    err = io.StringIO()
+    assert main(["+Bh", fault.url, str(src), str(out)], stderr=err) == 0, err.getvalue()
+    ds = pydicom.dcmread(out)
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    fragments = list(generate_fragments(ds.PixelData))
+    # PS3.5 A.4: the offset table item first (empty here), fragments padded to even length
+    assert fragments == [b"", _even(pattern(99)), _even(pattern(99)[::-1])]
+
+
+def test_frames_missing_on_the_server_warns(tmp_path: Path, fault: FaultServer) -> None:
+    src = _image(tmp_path)
+    out = tmp_path / "out.dcm"
+    err = io.StringIO()
+    argv = ["+Bh", f"{fault.url}dw/", "--fetch-frames", str(src), str(out)]
+    assert main(argv, stderr=err) == 0, err.getvalue()
+    assert "no frames for this image" in err.getvalue()
+    assert "PixelData" not in pydicom.dcmread(out)
+    [(path, headers)] = fault.requests
+    assert path == "/dw/studies/1.2.3/series/1.2.3.4/instances/1.2.3.4.5/frames/1"
+    assert "transfer-syntax=*" in headers["Accept"]
+    err = io.StringIO()
+    assert main([*argv[:-2], "--require-pixel-data", *argv[-2:]], stderr=err) == 65
+
+
+def test_missing_pixels_warn_only_for_dicomweb_sources(tmp_path: Path, fault: FaultServer) -> None:
+    src = _image(tmp_path)
+    err = io.StringIO()
+    assert main(["+Bh", fault.url, str(src), str(tmp_path / "a.dcm")], stderr=err) == 0
+    assert "without Pixel Data (7FE0,0010)" in err.getvalue()
+    err = io.StringIO()  # a local conversion keeps DCMTK's silence
+    assert main([str(src), str(tmp_path / "b.dcm")], stderr=err) == 0
+    assert "Pixel Data" not in err.getvalue()
+    assert fault.requests == []
