@@ -23,7 +23,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urljoin
 
 import urllib3
@@ -34,7 +34,7 @@ from ..options import HttpSettings
 from .bulkdata import BulkRef
 from .urlperm import URL, Prefix, URLRefused, match, parse_prefix, rewrite
 
-__all__ = ["Body", "Budget", "Part", "fetch", "resolve", "split_range"]
+__all__ = ["Body", "Budget", "Part", "Sink", "fetch", "fetch_into", "resolve", "split_range"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,17 @@ class Part(NamedTuple):
         """The ``transfer-syntax`` parameter (PS3.18 8.7.3.5.2), "" when absent."""
         _, params = parse_options_header(self.content_type)
         return str(params.get("transfer-syntax", ""))
+
+
+class Sink(Protocol):
+    """Where a response's bytes go: a :class:`Body`, or the JSON parser of an http input."""
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None: ...
+
+    def end_part(self, content_type: str) -> None: ...
+
+    def reset(self) -> None:
+        """A new attempt starts from the first byte (raise when that is impossible)."""
 
 
 class Body:
@@ -376,14 +387,23 @@ def fetch(
     return body
 
 
+def fetch_into(
+    sink: Sink, uri: str, http: HttpSettings, accept: tuple[str, ...], max_parts: int = 1
+) -> None:
+    """Stream a permitted URI into ``sink`` (the http input: no cache, no Body)."""
+    target, offset, length = split_range(uri)
+    _fetch_into(sink, permitted(target, http), http, offset, length, max_parts, accept, True)
+
+
 def _fetch_into(
-    body: Body,
+    body: Sink,
     url: URL,
     http: HttpSettings,
     offset: int,
     length: int | None,
     max_parts: int,
     accept: tuple[str, ...],
+    document: bool = False,
 ) -> None:
     pool = _get_pool(http)
     attempt = 0
@@ -424,7 +444,7 @@ def _fetch_into(
         else:
             complete = False
             try:
-                failure = _handle(resp, body, url, offset, length, max_parts)
+                failure = _handle(resp, body, url, offset, length, max_parts, document)
                 complete = failure is None
             except _Redirect as redirect:
                 hops += 1
@@ -489,11 +509,18 @@ class _Redirect(Exception):
 
 
 def _reason(exc: BaseException) -> str:
+    """A short reason for the message, without urllib3's pool and object reprs."""
     inner = getattr(exc, "reason", None)
     if isinstance(inner, BaseException):
         return _reason(inner)
+    if len(exc.args) > 1 and isinstance(exc.args[-1], BaseException):
+        return _reason(exc.args[-1])  # ProtocolError("Connection broken: ...", OSError)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = str(exc)
-    return text.split(": ", 1)[-1] if "object at 0x" in text else text
+    if text.startswith(("HTTPConnectionPool", "HTTPSConnectionPool", "<")):
+        text = text.split(": ", 1)[-1]
+    return text
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -514,11 +541,12 @@ def _retry_after(value: str | None) -> float | None:
 
 def _handle(
     resp: Any,
-    body: Body,
+    body: Sink,
     url: URL,
     offset: int,
     length: int | None,
     max_parts: int,
+    document: bool = False,
 ) -> _Transient | None:
     """One response: None when the body is complete, else a failure; raises _Shape/_Redirect."""
     status: int = resp.status
@@ -545,7 +573,11 @@ def _handle(
         raise _Shape("invalid Content-Length") from None
     try:
         stream = _decoded(resp, declared)
-        if media == "multipart/related":
+        if document:  # the JSON input itself (httpinput): the body as it is
+            if media not in ("application/dicom+json", "application/json", ""):
+                raise _Shape(f"the server answered with {media}, not DICOM JSON")
+            _single(stream, body, ctype, skip, take)
+        elif media == "multipart/related":
             boundary = params.get("boundary", "")
             if not boundary:
                 raise _Shape("multipart/related without a boundary")
@@ -603,7 +635,7 @@ def _trim(chunk: bytes, pos: int, skip: int, take: int | None) -> bytes:
     return chunk[lo:hi] if lo < hi else b""
 
 
-def _single(stream: Iterator[bytes], body: Body, ctype: str, skip: int, take: int | None) -> None:
+def _single(stream: Iterator[bytes], body: Sink, ctype: str, skip: int, take: int | None) -> None:
     pos = 0
     for chunk in stream:
         kept = _trim(chunk, pos, skip, take) if skip or take is not None else chunk
@@ -623,7 +655,7 @@ def _check_range(received: int, skip: int, take: int | None) -> None:
 def _parts(
     stream: Iterator[bytes],
     boundary: str,
-    body: Body,
+    body: Sink,
     max_parts: int,
     skip: int,
     take: int | None,

@@ -129,6 +129,20 @@ class _Handler(BaseHTTPRequestHandler):
             ctype = "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50"
             body = _part(b"", ctype) + _part(data, ctype) + _part(data[::-1], ctype) + _END
             self._send(200, body, _MULTI)
+        elif kind == "doc":  # a DICOM JSON document whose BulkDataURI is relative
+            doc = b'{"00420011": {"vr": "OB", "BulkDataURI": "../multi/%d"}}' % n
+            self._send(200, doc, "application/dicom+json")
+        elif kind == "doc-cut":  # the document breaks off: half of it, then the end
+            doc = b'{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "%s"}]}}' % (b"x" * n)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", str(len(doc)))
+            self.end_headers()
+            self.wfile.write(doc[: len(doc) // 2])
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
         elif kind == "slow":  # a few bytes, then silence longer than the client's timeout
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")

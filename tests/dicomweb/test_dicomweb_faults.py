@@ -368,3 +368,30 @@ def test_missing_pixels_warn_only_for_dicomweb_sources(tmp_path: Path, fault: Fa
     assert main([str(src), str(tmp_path / "b.dcm")], stderr=err) == 0
     assert "Pixel Data" not in err.getvalue()
     assert fault.requests == []
+
+
+def test_url_input_relative_uris_resolve_against_it(tmp_path: Path, fault: FaultServer) -> None:
+    out = tmp_path / "out.dcm"
+    err = io.StringIO()
+    assert main(["+Bh", fault.url, f"{fault.url}doc/41", str(out)], stderr=err) == 0, err.getvalue()
+    assert _value(out) == _even(pattern(41))
+    assert [path for path, _ in fault.requests] == ["/doc/41", "/multi/41"]
+    assert fault.requests[0][1]["Accept"] == "application/dicom+json, application/json"
+
+
+def test_url_input_outside_the_list(tmp_path: Path, fault: FaultServer) -> None:
+    err = io.StringIO()
+    argv = ["+Bh", f"{fault.url}other/", f"{fault.url}doc/4", str(tmp_path / "o.dcm")]
+    assert main(argv, stderr=err) == 66
+    assert fault.requests == []
+    assert not (tmp_path / "o.dcm").exists()
+
+
+def test_url_input_cut_is_20_not_a_json_error(tmp_path: Path, fault: FaultServer) -> None:
+    err = io.StringIO()
+    # 3 MiB: the first MiB reaches the parser before the reset, so no retry can help
+    argv = ["+Bh", fault.url, f"{fault.url}doc-cut/{3 << 20}", str(tmp_path / "o.dcm")]
+    assert main(argv, stderr=err) == 20, err.getvalue()
+    assert "broke off after" in err.getvalue()
+    assert fault.counts[f"/doc-cut/{3 << 20}"] == 1
+    assert not (tmp_path / "o.dcm").exists()

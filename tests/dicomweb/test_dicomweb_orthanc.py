@@ -269,3 +269,33 @@ def test_compressed_via_bulk_fragments(loaded: Loaded, tmp_path: Path) -> None:
     assert rc == 40, err
     assert "nothing is decompressed" in err
     assert not (tmp_path / "te.dcm").exists()
+
+
+def test_input_url_with_fetch_frames(loaded: Loaded, tmp_path: Path) -> None:
+    """json2dcm reads the instance's metadata URL itself; its frames come from there."""
+    name = "JPEG2000.dcm"
+    original = loaded.originals[name]
+    url = loaded.server.root + loaded.instance_path(original) + "/metadata"
+    out = tmp_path / "out.dcm"
+    rc, err = _convert([*loaded.auth_args(), "--fetch-frames", url, str(out)])
+    assert rc == 0, err
+    assert _frames(_read(out), 1) == _frames(original, 1)
+
+
+def test_study_url_array_split_with_fetch_frames(loaded: Loaded, tmp_path: Path) -> None:
+    name = "SC_rgb_rle_2frame.dcm"
+    original = loaded.originals[name]
+    url = f"{loaded.server.dicomweb}studies/{original.StudyInstanceUID}/metadata"
+    out_dir = tmp_path / "out"
+    argv = [*loaded.auth_args(), "--fetch-frames", "--array-split",
+            "--filename-template", "{SOPInstanceUID}.dcm", url, str(out_dir)]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamconv", "convert", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = _read(out_dir / f"{original.SOPInstanceUID}.dcm")
+    assert written.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
+    assert _frames(written, 2) == _frames(original, 2)
