@@ -59,6 +59,7 @@ class Orthanc:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "HttpThreadsCount": 8,
         }
+        workdir.mkdir(parents=True, exist_ok=True)
         cfg = workdir / "orthanc.json"
         cfg.write_text(json.dumps(config))
         self.log_path = workdir / "orthanc.log"
