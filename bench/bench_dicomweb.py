@@ -65,7 +65,7 @@ def _big_instance(workdir: Path) -> tuple[Path, pydicom.Dataset]:
 
 def _study(workdir: Path, count: int) -> tuple[list[Path], str]:
     base = _template()
-    for tag in [t for t in base.keys() if t.is_private]:
+    for tag in [t for t in base.keys() if t.is_private]:  # noqa: SIM118 (Dataset: keys are tags)
         del base[tag]
     study, series = generate_uid(), generate_uid()
     paths = []
