@@ -29,7 +29,13 @@ from urllib.parse import urljoin
 import urllib3
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from ..errors import BulkDataFetchError, ContentError, LimitError, UnsupportedURIError
+from ..errors import (
+    BulkDataFetchError,
+    ContentError,
+    LimitError,
+    OutputError,
+    UnsupportedURIError,
+)
 from ..options import HttpSettings
 from .bulkdata import BulkRef
 from .urlperm import URL, Prefix, URLRefused, match, parse_prefix, rewrite
@@ -105,14 +111,20 @@ class Body:
         n = len(chunk)
         self._check(self.length - self.part_start + n, self.length + n)
         self.length += n
-        if self.data is not None:
-            self.data += chunk
-            if len(self.data) > MEMORY_LIMIT:
-                self._fd, self.path = tempfile.mkstemp(prefix="streamconv-http-")
-                self._write_fd(self.data)
-                self.data = None
-        else:
-            self._write_fd(chunk)
+        try:
+            if self.data is not None:
+                self.data += chunk
+                if len(self.data) > MEMORY_LIMIT:
+                    self._fd, self.path = tempfile.mkstemp(prefix="streamconv-http-")
+                    self._write_fd(self.data)
+                    self.data = None
+            else:
+                self._write_fd(chunk)
+        except OSError as exc:
+            # not the server's fault: no retry (disk full, quota); an output problem (40)
+            raise OutputError(
+                f"cannot keep fetched bulk data in a temporary file: {exc.strerror}"
+            ) from None
 
     def _write_fd(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
