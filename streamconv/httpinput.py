@@ -24,6 +24,11 @@ def is_url(path: str) -> bool:
     return path[:8].lower().startswith(("http://", "https://"))
 
 
+class _ReaderGone(Exception):
+    """The reading loop closed its end (it stopped with an error of its own): not a
+    failure of the fetch, and never a reason to fetch again."""
+
+
 class _PipeSink:
     def __init__(self, fd: int, url: str) -> None:
         self.fd = fd
@@ -32,9 +37,13 @@ class _PipeSink:
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         view = memoryview(chunk)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        self.sent += len(chunk)
+        try:
+            while view:
+                n = os.write(self.fd, view)
+                self.sent += n
+                view = view[n:]
+        except OSError:
+            raise _ReaderGone from None
 
     def end_part(self, content_type: str) -> None:
         pass
@@ -68,8 +77,8 @@ class UrlInput:
             fetch_into(_PipeSink(self._write_fd, self.url), self.url, http, ACCEPT_JSON)
         except StreamconvError as exc:
             self.error = exc
-        except OSError:
-            pass  # the reader closed its end: it stopped early, with its own error
+        except _ReaderGone:
+            pass  # the reader stopped early, with its own error
         finally:
             os.close(self._write_fd)
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultserver import FaultServer
-from orthanc import Orthanc, orthanc_binary
+
+from .faultserver import FaultServer
+from .orthanc import Orthanc, orthanc_binary
 
 
 @pytest.fixture(scope="session")

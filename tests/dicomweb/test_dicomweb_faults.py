@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from faultserver import FaultServer, pattern
 
 from streamconv.cli import main
 from streamconv.core import httpfetch
 from streamconv.errors import BulkDataFetchError
 from streamconv.options import HttpSettings
+
+from .faultserver import FaultServer, pattern
 
 DOC_TAG = "00420011"  # Encapsulated Document, OB: any bytes
 
@@ -393,5 +394,5 @@ def test_url_input_cut_is_20_not_a_json_error(tmp_path: Path, fault: FaultServer
     argv = ["+Bh", fault.url, f"{fault.url}doc-cut/{3 << 20}", str(tmp_path / "o.dcm")]
     assert main(argv, stderr=err) == 20, err.getvalue()
     assert "broke off after" in err.getvalue()
-    assert fault.counts[f"/doc-cut/{3 << 20}"] == 1
+    assert fault.counts[f"/doc-cut/{3 << 20}"] == 1, err.getvalue()
     assert not (tmp_path / "o.dcm").exists()

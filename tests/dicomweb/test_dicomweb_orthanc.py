@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from orthanc import Orthanc
 from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
 from streamconv.cli import main
+
+from .orthanc import Orthanc
 
 NATIVE = [
     "CT_small.dcm",  # explicit little endian, private OB values served as bulk data

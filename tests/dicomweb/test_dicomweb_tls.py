@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from faultserver import FaultServer, pattern
 
 from streamconv.cli import main
+
+from .faultserver import FaultServer, pattern
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from faultserver import FaultServer, pattern
 
 from streamconv.watch import daemon as watch
 from streamconv.watch.config import make_inbox
+
+from .faultserver import FaultServer, pattern
 
 
 def _job(tmp_path: Path, fault: FaultServer, uri: str, *, final: bool = False) -> watch.Job:
