@@ -291,11 +291,14 @@ def test_large_value_memory_stays_flat(tmp_path: Path, fault: FaultServer) -> No
     size = 256 << 20
     src = _doc(tmp_path, f"{fault.url}big/{size}")
     out = tmp_path / "big.dcm"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec from this (large)
+    # pytest process; the new address space's high-water mark is the child's own
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from streamconv.cli import main\n"
         "rc = main(sys.argv[1:])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+        "print(status.split()[0])\n"
         "sys.exit(rc)\n"
     )
     proc = subprocess.run(
