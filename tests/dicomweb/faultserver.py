@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "doc":  # a DICOM JSON document whose BulkDataURI is relative
             doc = b'{"00420011": {"vr": "OB", "BulkDataURI": "../multi/%d"}}' % n
             self._send(200, doc, "application/dicom+json")
-        elif kind == "doc-cut":  # the document breaks off: half of it, then the end
+        elif kind == "doc-stall":  # half of a document, then silence past the timeout
             doc = b'{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "%s"}]}}' % (b"x" * n)
             self.send_response(200)
             self.send_header("Content-Type", "application/dicom+json")
@@ -141,9 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(doc[: len(doc) // 2])
             self.wfile.flush()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            srv.stop_event.wait(srv.slow_seconds)
             self.close_connection = True
-            self.connection.close()
         elif kind == "slow":  # a few bytes, then silence longer than the client's timeout
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")

@@ -392,10 +392,12 @@ def test_url_input_outside_the_list(tmp_path: Path, fault: FaultServer) -> None:
 
 
 def test_url_input_cut_is_20_not_a_json_error(tmp_path: Path, fault: FaultServer) -> None:
+    """The input stalls after 1.5 MiB: what reached the parser cannot be fetched again."""
+    fault.slow_seconds = 3.0
     err = io.StringIO()
-    # 3 MiB: the first MiB reaches the parser before the reset, so no retry can help
-    argv = ["+Bh", fault.url, f"{fault.url}doc-cut/{3 << 20}", str(tmp_path / "o.dcm")]
+    url = f"{fault.url}doc-stall/{3 << 20}"
+    argv = ["+Bh", fault.url, "--http-timeout", "0.5", url, str(tmp_path / "o.dcm")]
     assert main(argv, stderr=err) == 20, err.getvalue()
     assert "broke off after" in err.getvalue()
-    assert fault.counts[f"/doc-cut/{3 << 20}"] == 1, err.getvalue()
+    assert fault.counts[f"/doc-stall/{3 << 20}"] == 1, err.getvalue()
     assert not (tmp_path / "o.dcm").exists()
