@@ -694,7 +694,7 @@ def _parts(
                         _check_range(pos, skip, take)
                     body.end_part(ctype)
                 else:
-                    data = bytes(event)
+                    data = event  # a fresh slice of the parser: written at once, not kept
                     kept = _trim(data, pos, skip, take) if skip or take is not None else data
                     pos += len(data)
                     if kept:
