@@ -7,15 +7,21 @@ under test; UIDs are checked against PS3.5 9.1 and the UUID derivation the modul
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import re
 import uuid
 
+import pydicom
 import pytest
+from pydicom import charset as pydicom_charset
+from pydicom.multival import MultiValue
 
+from streamconv.core.encode import encode_part10, iter_bytes
 from streamconv.core.transform import apply_charset, apply_uids
 from streamconv.core.uids import new_salt
-from streamconv.core.vr import Element
+from streamconv.core.vr import CHARSET_VRS, Element
 from streamconv.errors import CharsetError
 from streamconv.options import ConvertOptions
 
@@ -68,6 +74,65 @@ def charset(ds: Dataset, *, charset_utf8: bool = False) -> Dataset:
 def test_text_encoded_in_the_declared_character_set(term: str, text: str, expected: bytes) -> None:
     ds = charset(dataset(term, pn=(NAME, "PN", text)))
     assert ds[NAME].value == expected
+
+
+# pydicom's character set test files (from the PS3.5 Annex H/I/J examples and DCMTK's):
+# each one's text, encoded by us in its declared character set, must read back the same
+CHARSET_FILES = os.path.join(os.path.dirname(pydicom.__file__), "data", "charset_files")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(CHARSET_FILES) if f.endswith(".dcm")))
+def test_pydicom_charset_files_round_trip(name: str) -> None:
+    original = pydicom.dcmread(os.path.join(CHARSET_FILES, name))
+    ds: Dataset = {}
+    for e in original:
+        if e.VR in CHARSET_VRS and e.value not in (None, ""):
+            ds[int(e.tag)] = Element(int(e.tag), e.VR, _text(e.value))
+    terms = original.get("SpecificCharacterSet")
+    if terms:
+        ds[CHARSET] = Element(CHARSET, "CS", _text(terms))
+    apply_charset(ds, ConvertOptions())
+    written = encode_part10(ds, {}, ConvertOptions())
+    got = pydicom.dcmread(io.BytesIO(b"".join(iter_bytes(written))))
+    for tag in ds:
+        assert _text(got[tag].value) == _text(original[tag].value), hex(tag)
+
+
+KOREAN = "\\ISO 2022 IR 149"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: ISO 2022 IR 149 (a G1 set) is designated once per PN component group, "
+    "not again after each '^' (PS3.5 6.1.2.5.3: the value-1 set is active before the "
+    "delimiters; the example of PS3.5 I.2 repeats ESC $ ) C)",
+)
+def test_korean_person_name_as_in_ps3_5_i_2() -> None:
+    ds = charset(dataset(KOREAN, pn=(NAME, "PN", "Hong^Gildong=洪^吉洞=홍^길동")))
+    assert ds[NAME].value == (
+        b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7"
+        b"=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a multi-valued SH/LO/PN under ISO 2022 IR 149 is encoded as one string: "
+    "the second value has no escape sequence after the backslash that resets the character set",
+)
+def test_korean_values_after_a_backslash_have_their_escape_sequence() -> None:
+    ds = charset(dataset(KOREAN, lo=(0x00081030, "LO", "김희중\\김희중")))
+    value = ds[0x00081030].value
+    assert isinstance(value, bytes)
+    codecs = pydicom_charset.convert_encodings(["", "ISO 2022 IR 149"])
+    # decoded as PS3.5 6.1.2.5.3 says: each delimiter returns to the value-1 character set
+    assert pydicom_charset.decode_bytes(value, codecs, {0x5C}) == "김희중\\김희중"
 
 
 def test_ascii_is_ascii_in_every_character_set() -> None:
