@@ -16,6 +16,8 @@ from typing import Any
 
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset as PydicomDataset
 from support_core import Dataset, build
 
@@ -529,3 +531,85 @@ def test_bulk_byte_range_with_odd_length_is_padded(tmp_path: Path) -> None:
     enc = encode_part10({0x00091010: Element(0x00091010, "OB", ref)}, {}, options)
     assert b"".join(iter_bytes(enc)) == b"\x09\x00\x10\x10OB\x00\x00\x06\x00\x00\x0023456\x00"
     assert enc.size_hint == 12 + 6
+
+
+# -- any dataset: pydicom reads back what was encoded (hypothesis) ---------------------------
+
+_WORD = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz0123456789^-_", min_size=1, max_size=40)
+_UID = st.lists(st.integers(1, 99999), min_size=2, max_size=8).map(
+    lambda parts: ".".join(map(str, parts))
+)
+
+
+def _leaf(vr: str) -> st.SearchStrategy[tuple[str, Any]]:
+    if vr in ("LO", "SH", "LT", "UT", "UC"):
+        return st.tuples(st.just(vr), _WORD)
+    if vr == "UI":
+        return st.tuples(st.just(vr), _UID)
+    if vr in ("OB", "UN"):
+        return st.tuples(st.just(vr), st.binary(min_size=1, max_size=300))
+    if vr == "OW":
+        return st.tuples(st.just(vr), st.binary(min_size=1, max_size=150).map(lambda b: b + b))
+    return st.tuples(st.just(vr), st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=5))
+
+
+_LEAF = st.sampled_from(["LO", "SH", "LT", "UT", "UC", "UI", "OB", "UN", "OW", "US"]).flatmap(_leaf)
+_TREES: st.SearchStrategy[dict[int, tuple[str, Any]]] = st.recursive(
+    st.dictionaries(st.integers(0x1000, 0x10FF), _LEAF, max_size=6),
+    lambda children: st.dictionaries(
+        st.integers(0x1000, 0x10FF),
+        st.one_of(_LEAF, st.tuples(st.just("SQ"), st.lists(children, max_size=3))),
+        max_size=6,
+    ),
+    max_leaves=12,
+)
+
+
+def _ours_from(tree: dict[int, tuple[str, Any]]) -> Dataset:
+    ds: Dataset = {}
+    for element, (vr, value) in tree.items():
+        tag = 0x00090000 | element
+        if vr == "SQ":
+            ds[tag] = Element(tag, "SQ", [_ours_from(item) for item in value])
+        elif vr == "US":
+            ds[tag] = Element(tag, vr, struct.pack(f"<{len(value)}H", *value))
+        else:
+            ds[tag] = Element(tag, vr, value.encode() if isinstance(value, str) else value)
+    return ds
+
+
+def _check_read(got: PydicomDataset, tree: dict[int, tuple[str, Any]], big: bool) -> None:
+    assert len(got) == len(tree)
+    for element, (vr, value) in tree.items():
+        read = got[0x00090000 | element]
+        assert vr == read.VR
+        if vr == "SQ":
+            assert len(read.value) == len(value)
+            for item, want in zip(read.value, value, strict=True):
+                _check_read(item, want, big)
+        elif vr == "US":
+            assert (list(read.value) if len(value) > 1 else [read.value]) == value
+        elif vr == "OW" and big:
+            # OW is words: swapped in the file, and pydicom hands back the file's bytes
+            assert read.value == _swapped16(value)
+        elif isinstance(value, bytes):
+            assert read.value == value + b"\x00" * (len(value) & 1)  # PS3.5 7.1.1: even
+        else:
+            assert read.value == value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tree=_TREES,
+    ts=st.sampled_from([LE, BE, DEFLATED]),
+    explicit_length=st.booleans(),
+)
+def test_any_dataset_reads_back(
+    tree: dict[int, tuple[str, Any]], ts: TransferSyntax, explicit_length: bool
+) -> None:
+    enc = encode_part10(
+        _ours_from(tree), {}, ConvertOptions(transfer_syntax=ts, explicit_length=explicit_length)
+    )
+    got = pydicom.dcmread(io.BytesIO(b"".join(iter_bytes(enc))))
+    assert got.file_meta.TransferSyntaxUID == ts.value
+    _check_read(got, tree, ts is BE)
