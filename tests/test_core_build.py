@@ -510,3 +510,19 @@ def test_bulk_data_errors_carry_the_path(tmp_path: Path) -> None:
         build({"00091010": {"vr": "OB", "BulkDataURI": "px.raw"}}, base_dir=str(tmp_path))
     assert info.value.exit_code == 20
     assert info.value.path == "(0009,1010)"
+
+
+def test_bulk_data_error_drops_the_element_under_plus_e(tmp_path: Path) -> None:
+    # dcmtk-behavior §12: with +E any bulk data error, even one that would give 20, drops
+    # the element; the rest of the dataset is converted
+    (tmp_path / "px.raw").write_bytes(b"abcd")
+    built, problems = build(
+        {
+            "00091010": {"vr": "OB", "BulkDataURI": "px.raw"},
+            "00100020": {"vr": "LO", "Value": ["kept"]},
+        },
+        base_dir=str(tmp_path),
+        strict=False,
+    )
+    assert sorted(built.dataset) == [0x00100020]
+    assert len(problems.warnings) == 1 and problems.warnings[0].startswith("(0009,1010): ")

@@ -542,7 +542,9 @@ _UID = st.lists(st.integers(1, 99999), min_size=2, max_size=8).map(
 
 
 def _leaf(vr: str) -> st.SearchStrategy[tuple[str, Any]]:
-    if vr in ("LO", "SH", "LT", "UT", "UC"):
+    if vr == "SH":  # at most 16 characters (PS3.5 6.2): pydicom warns on longer ones
+        return st.tuples(st.just(vr), _WORD.map(lambda w: w[:16]))
+    if vr in ("LO", "LT", "UT", "UC"):
         return st.tuples(st.just(vr), _WORD)
     if vr == "UI":
         return st.tuples(st.just(vr), _UID)
