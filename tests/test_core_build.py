@@ -300,6 +300,7 @@ _GOOD_UI = {"00081150": {"vr": "UI", "Value": ["1.2.3"]}}
         # PS3.5 6.2 IS range: -2^31 .. 2^31-1
         ({"00200013": {"vr": "IS", "Value": [2**31]}}, "(0020,0013)"),
         ({"00280030": {"vr": "DS", "Value": ["1,5"]}}, "(0028,0030)"),
+        ({"00080016": {"vr": "UI", "Value": ["=NoSuchStorage"]}}, "(0008,0016)"),
         # Specific Character Set must be CS (PS3.6)
         ({"00080005": {"vr": "LO", "Value": ["ISO_IR 100"]}}, "(0008,0005)"),
         # PS3.18 F.2.7: Pixel Data has no Value

@@ -164,3 +164,14 @@ def test_every_ds_number_fits_16_characters(d: Decimal) -> None:
     got = ds_value(d, Problems(strict=True), PATH)
     assert got is not None and len(got) <= 16 and DS_GRAMMAR.match(got), got
     assert abs(Decimal(got) - d) <= abs(d) * Decimal("5e-9"), (d, got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-(2**70), 2**70), st.sampled_from(["int", "decimal", "text"]))
+def test_is_range_is_that_of_a_signed_32_bit_integer(n: int, form: str) -> None:
+    value: Any = n if form == "int" else Decimal(n) if form == "decimal" else str(n)
+    if -(2**31) <= n < 2**31:
+        assert is_value(value, Problems(strict=True), PATH) == str(n)
+    else:
+        with pytest.raises(ContentError):
+            is_value(value, Problems(strict=True), PATH)
