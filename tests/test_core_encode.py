@@ -26,7 +26,7 @@ from streamconv.core.encode import encode_items, encode_part10, iter_bytes, outp
 from streamconv.core.transform import apply_charset
 from streamconv.core.uids import GENERIC_SOP_CLASS, IMPLEMENTATION_CLASS_UID
 from streamconv.core.vr import Element
-from streamconv.errors import OutputError
+from streamconv.errors import OutputError, StreamconvError
 from streamconv.options import ConvertOptions, TransferSyntax, WriteMode
 
 LE, BE, IMPLICIT, DEFLATED = (
@@ -639,3 +639,35 @@ def test_large_bulk_value_in_the_meta_header(tmp_path: Path) -> None:
     assert data[144 + group_length : 144 + group_length + 4] == b"\x10\x00\x20\x00"
     got = pydicom.dcmread(io.BytesIO(data))
     assert got.file_meta.PrivateInformation == big and got.PatientID == "ID"
+
+
+def _sparse_ref(tmp_path: Path, size: int) -> tuple[bulkdata.BulkRef, ConvertOptions]:
+    path = tmp_path / "sparse.bin"
+    with open(path, "wb") as f:
+        f.truncate(size)  # a hole: no disk space used, and the encoder reads nothing
+    dirs = (os.path.realpath(tmp_path) + "/",)
+    ref = bulkdata.resolve_uri(path.as_uri(), base_dir=None, dirs=dirs)
+    return ref, ConvertOptions(write_mode=WriteMode.DATASET, bulkdata_dirs=dirs)
+
+
+def test_largest_encodable_value_length(tmp_path: Path) -> None:
+    # PS3.5 7.1.1: a 32-bit length; 0xFFFFFFFF means "undefined", so 0xFFFFFFFE is the last
+    ref, options = _sparse_ref(tmp_path, 0xFFFFFFFE)
+    enc = encode_part10({0x7FE00010: Element(0x7FE00010, "OB", ref)}, {}, options)
+    assert enc.body[0] == b"\xe0\x7f\x10\x00OB\x00\x00\xfe\xff\xff\xff"
+    assert enc.size_hint == 12 + 0xFFFFFFFE
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=struct.error,
+    reason="bug: a value of 2^32 bytes or more (allowed by the default --max-value-bytes of "
+    "4 GiB) reaches struct.pack and escapes as struct.error: json2dcm prints a traceback, exit 1",
+)
+@pytest.mark.parametrize("size", [0xFFFFFFFF, 1 << 32])
+def test_value_too_long_for_a_32_bit_length_is_a_streamconv_error(
+    tmp_path: Path, size: int
+) -> None:
+    ref, options = _sparse_ref(tmp_path, size)
+    with pytest.raises(StreamconvError):
+        encode_part10({0x7FE00010: Element(0x7FE00010, "OB", ref)}, {}, options)
