@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset as PydicomDataset
 from support_core import Dataset, build
 
 from streamconv.core import bulkdata
-from streamconv.core.encode import encode_items, encode_part10, iter_bytes, output_ts
+from streamconv.core.encode import encode_items, encode_part10, gather, iter_bytes, output_ts
 from streamconv.core.transform import apply_charset
 from streamconv.core.uids import GENERIC_SOP_CLASS, IMPLEMENTATION_CLASS_UID
 from streamconv.core.vr import Element
@@ -674,3 +674,13 @@ def test_value_too_long_for_a_32_bit_length_is_a_streamconv_error(
     ref, options = _sparse_ref(tmp_path, size)
     with pytest.raises(StreamconvError):
         encode_part10({0x7FE00010: Element(0x7FE00010, "OB", ref)}, {}, options)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=50), max_size=30), st.integers(1, 120))
+def test_gather_joins_chunks_into_writes_of_at_least_size(chunks: list[bytes], size: int) -> None:
+    pieces = list(gather(iter(chunks), size))
+    assert b"".join(pieces) == b"".join(chunks)
+    assert all(len(p) >= size for p in pieces[:-1])
+    # no write is larger than it has to be: it ends with the chunk that reached the size
+    assert all(len(p) < size + 50 for p in pieces)
