@@ -684,3 +684,33 @@ def test_gather_joins_chunks_into_writes_of_at_least_size(chunks: list[bytes], s
     assert all(len(p) >= size for p in pieces[:-1])
     # no write is larger than it has to be: it ends with the chunk that reached the size
     assert all(len(p) < size + 50 for p in pieces)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: tags of group FFFE (item, item and sequence delimiters, PS3.5 7.5) are "
+    "accepted as data elements and written; with -e and (FFFE,E00D) pydicom cannot read "
+    "the file at all (exit 0)",
+)
+@pytest.mark.parametrize("key", ["FFFEE00D", "FFFEE0DD", "FFFEE000"])
+def test_item_tags_are_not_data_elements(key: str) -> None:
+    item = {
+        key: {"vr": "OB", "InlineBinary": "AAAAAA=="},
+        "00081150": {"vr": "UI", "Value": ["1.2.3"]},
+    }
+    text = {
+        "00081115": {"vr": "SQ", "Value": [item, {"00081150": {"vr": "UI", "Value": ["1.2.4"]}}]},
+        "00100020": {"vr": "LO", "Value": ["ID"]},
+    }
+    options = ConvertOptions(explicit_length=False)
+    try:
+        built, _ = build(text, options)
+        apply_charset(built.dataset, options)
+        data = b"".join(iter_bytes(encode_part10(built.dataset, built.meta, options)))
+    except StreamconvError as exc:
+        assert exc.exit_code == 65  # refused as content: fine
+        return
+    got = pydicom.dcmread(io.BytesIO(data))
+    assert len(got.ReferencedSeriesSequence) == 2 and got.PatientID == "ID"
+    # PS3.5 7.5: (FFFE,E000), (FFFE,E00D) and (FFFE,E0DD) only frame items and sequences
+    assert [e.tag for e in got.ReferencedSeriesSequence[0]] == [0x00081150]
