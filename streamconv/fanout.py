@@ -349,6 +349,7 @@ async def convert_stream(
     jobs: int = 0,
     source: str = "stdin",
     base_dir: str | None = None,
+    base_url: str | None = None,
     fail_fast: bool = False,
     resume: bool = False,
     collect_paths: bool = False,
@@ -368,6 +369,7 @@ async def convert_stream(
     jobs = jobs or os.cpu_count() or 1
     options = _split_options(options)
     run = RunContext(options, source, base_dir)
+    run.base_url = base_url  # an http(s) input: relative BulkDataURIs resolve against it
     summary = StreamSummary()
     started = time.monotonic()
     # what an earlier run killed with -9 left: temporaries whose writer is dead
