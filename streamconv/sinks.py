@@ -237,7 +237,7 @@ def _unlink(path: str) -> None:
 
 
 def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
-    """Write to stdout only once the whole output exists (CONTRACT §2).
+    """Write to stdout (or ``stream``) only once the whole output exists (CONTRACT §2).
 
     Every byte is accounted for: a short write is continued, and a reader that went away
     (``| head -c 100``: EPIPE) or a closed stdout is an output error (exit 40), never a
@@ -251,37 +251,46 @@ def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
         except OSError as exc:
             raise _output_error(exc, "standard output") from None
         fd = sys.stdout.fileno()
+
+        def put(data: bytes) -> None:
+            view = memoryview(data)
+            while view:  # os.write: a pipe takes 64 KiB at a time
+                view = view[os.write(fd, view) :]
     else:
-        fd = stream.fileno()
+
+        def put(data: bytes) -> None:
+            _write_all(stream, data)
+
+    def send(data: bytes) -> int:
+        try:
+            put(data)
+        except BrokenPipeError:
+            raise OutputError(
+                "cannot write to standard output: the reader closed the pipe before the"
+                " whole output was written (broken pipe)"
+            ) from None
+        except OSError as exc:
+            raise _output_error(exc, "standard output") from None
+        return len(data)
+
     if all(isinstance(p, bytes) for p in enc.body) and enc.deflate_level is None:
-        data = b"".join(iter_bytes(enc))
-        return _write_fd(fd, data)
-    import tempfile  # lazily: start-up
+        total = send(b"".join(iter_bytes(enc)))
+    else:
+        import tempfile  # lazily: start-up
 
-    with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
-        for chunk in iter_bytes(enc):
-            spool.write(chunk)
-        spool.seek(0)
-        total = 0
-        while data := spool.read(1 << 20):
-            total += _write_fd(fd, data)
-        return total
-
-
-def _write_fd(fd: int, data: bytes) -> int:
-    """os.write until all of ``data`` is written (a pipe takes 64 KiB at a time)."""
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except BrokenPipeError:
-        raise OutputError(
-            "cannot write to standard output: the reader closed the pipe before the whole"
-            " output was written (broken pipe)"
-        ) from None
-    except OSError as exc:
-        raise _output_error(exc, "standard output") from None
-    return len(data)
+        with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
+            for chunk in iter_bytes(enc):
+                spool.write(chunk)
+            spool.seek(0)
+            total = 0
+            while data := spool.read(1 << 20):
+                total += send(data)
+    if stream is not None:
+        try:
+            stream.flush()
+        except OSError as exc:
+            raise _output_error(exc, "standard output") from None
+    return total
 
 
 def _field_value(ds: dict[int, Element], keyword: str) -> str | None:
