@@ -8,6 +8,14 @@ of frames per call.  (Parsing here and pickling the objects to the workers cost 
 the conversion itself.)  A semaphore on datasets in flight is the backpressure: when the
 workers fall behind, the reader stops reading (the producer's pipe fills up and blocks),
 memory stays bounded.
+
+What ends a run, and what is left: a dataset that fails is rejected (``rejected/``, or the
+run's error with ``fail_fast``); an output folder that cannot be written (read-only, full,
+no inodes) is an OutputError for the run (exit 40), since every dataset after it would fail
+the same way; a worker that died is :class:`WorkerDied` (exit 70).  Outputs are renamed into
+place only when whole, so after any of these (or a kill -9) the outputs present are
+complete: a rerun removes the temporaries of dead writers (:func:`~streamconv.sinks.sweep_parts`)
+and, with ``resume``, skips the datasets whose outputs exist.
 """
 
 from __future__ import annotations
