@@ -118,3 +118,21 @@ def test_the_one_shot_parser_hands_an_open_string_to_yajl_once() -> None:
     ((tag, element),) = out[0].value.pairs
     assert tag == "0040A160" and element.pairs[1] == ("Value", [text])
     assert out[1].value.pairs == [("a", 1)]
+
+
+def test_the_one_shot_parser_holds_nothing_back_between_strings() -> None:
+    # reads that end inside a string, one after another, but inside different strings:
+    # every dataset complete in what was read comes out at once (nothing held, memory flat)
+    lines = [json.dumps({"00100020": {"vr": "LO", "Value": ["x" * (i % 97)]}}) for i in range(3000)]
+    doc = "\n".join(lines).encode() + b"\n"
+    parser = DocumentParser()
+    got = 0
+    step = 4099  # a prime: the reads end at every kind of place
+    for i in range(0, len(doc), step):
+        got += len(parser.feed(doc[i : i + step]))
+        complete = doc[: i + step].count(b"\n")
+        assert got >= complete - 1, (i, got, complete)
+        assert len(parser._held) == 0
+    got += len(parser.finish())
+    parser.close()
+    assert got == 3000

@@ -231,12 +231,15 @@ class JsonFilter:
         self.depth = 0  # JSON nesting depth after the bytes passed on
         self._carry = b""
         self._in_string = False  # the next byte fed continues an open string
+        # the last feed was all inside one string, open before it and still open after it
+        self.inside_string = False
         self._tail = b""  # the last bytes passed on, for the InlineBinary key look-behind
         self._spill: Spill | None = None
         self._started = False
         self.consumed = 0  # bytes of input accepted so far
 
     def feed(self, data: bytes) -> bytes:
+        self.inside_string = False
         self.consumed += len(data)
         if self._max_input and self.consumed > self._max_input:
             raise LimitError(f"input larger than {self._max_input} bytes (limit --max-input-bytes)")
@@ -307,6 +310,7 @@ class JsonFilter:
             end = m.end()
             if end >= len(buf) or buf[end : end + 1] != b'"':
                 self._open_string_at_end(buf, 0, out, continuing=True)
+                self.inside_string = True
                 return
             out.append(buf[: end + 1])
             self._in_string = False
@@ -555,7 +559,6 @@ class DocumentParser:
         # over several sends from its start each time (128 MB in 1 MiB reads: 2.7 s, sent
         # whole: 0.13 s), so its pieces are held here and sent when it closes (issue 10 row 1)
         self._held = bytearray()
-        self._was_open = False
 
     def _start(self, first: int) -> None:
         if first == 0x5B:  # '['
@@ -568,13 +571,11 @@ class DocumentParser:
 
     def feed(self, chunk: bytes) -> list[RawDataset]:
         data: bytes | bytearray = self.filter.feed(chunk)
-        open_now = self.filter._in_string
-        if open_now and self._was_open and self._coro is not None:
-            # a piece of a string that was open before this read and still is: datasets
-            # cannot complete inside it, so nothing is delayed by holding it
+        if self.filter.inside_string and self._coro is not None:
+            # a piece of a string that was open before this read and still is: no dataset
+            # can complete inside it, so nothing is delayed by holding it
             self._held += data
             return []
-        self._was_open = open_now
         if self._held:
             self._held += data
             data, self._held = self._held, bytearray()  # sent as it is: no copy
