@@ -43,9 +43,9 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from .core.documents import SpillStore, parse_frame
 from .core.framing import Frame, Framer
 from .core.pipeline import RunContext, convert_one, release
-from .errors import ContentError, InputError, OutputError, StreamconvError
+from .errors import ContentError, InputError, OutputError, StreamconvError, WorkerDied
 from .options import ArrayPolicy, ConvertOptions
-from .runtime import WORKER_DIED_EXIT, worker_init
+from .runtime import worker_init
 from .sinks import output_path, render_name, sweep_parts, syncfs, write_atomic, write_output
 
 __all__ = ["READ_SIZE", "StreamSummary", "WorkerDied", "WorkerPool", "convert_stream"]
@@ -86,15 +86,6 @@ class _Result:
     error: StreamconvError | None = None
     fatal: bool = False  # the output folder cannot be written: the run ends (exit 40)
     skipped: bool = False  # --resume: the output was already complete
-
-
-class WorkerDied(StreamconvError):
-    """A worker process died (killed, out of memory): the run ends, the same exit code in
-    every front end (:data:`streamconv.runtime.WORKER_DIED_EXIT`)."""
-
-    exit_code = WORKER_DIED_EXIT
-    category = "internal"
-    transient = True  # the input is not known to be at fault
 
 
 def _convert_batch(
