@@ -70,7 +70,9 @@ def _output_error(exc: OSError, path: str) -> OutputError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         reason = "no space left on device"
-    return OutputError(f"cannot write '{path}': {reason}")
+    err = OutputError(f"cannot write '{path}': {reason}")
+    err.errno = exc.errno  # the fact callers decide on (the daemon pauses on ENOSPC/EDQUOT)
+    return err
 
 
 def write_atomic(
@@ -80,18 +82,27 @@ def write_atomic(
     fsync: bool = True,
     sync_dir: bool = True,
     mode: int = 0o666,
+    tag: str = "",
+    replace: bool = True,
 ) -> int:
     """Write ``chunks`` to ``path`` atomically; returns the number of bytes written.
 
     ``fsync``: the data is on disk before the rename, so a crash leaves the old file or the
     whole new one, never an empty or torn one; ``sync_dir`` also makes the rename itself
     durable (one more fsync: ~15 ms on this machine's virtual disk).
+
+    ``tag`` marks the temporary (``.NAME.<tag>.<hex>.part``, still matched by the
+    ``.NAME.<hex>.part`` pattern every cleanup uses) so that the owner of a dead writer can
+    remove exactly its temporaries.  ``replace=False`` publishes with ``link(2)``, which never
+    replaces: an existing ``path`` raises :class:`OutputError` with ``errno`` EEXIST (the
+    daemon's collision policy); where hard links are not supported, a check and a rename.
     """
     directory, name = os.path.split(path)
     directory = directory or "."
     if os.path.isdir(path):
         raise OutputError(f"cannot write '{path}': is a directory")
-    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}{PART_SUFFIX}")
+    middle = f"{tag}." if tag else ""
+    tmp = os.path.join(directory, f".{name}.{middle}{os.urandom(6).hex()}{PART_SUFFIX}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
@@ -103,7 +114,10 @@ def write_atomic(
                 written += _write_all(f, chunk)
             if fsync:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except OSError as exc:
         _unlink(tmp)
         raise _output_error(exc, path) from None
@@ -113,6 +127,21 @@ def write_atomic(
     if fsync and sync_dir:
         fsync_dir(directory)
     return written
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Rename *tmp* to *path* unless *path* exists (EEXIST): a link, then the temp removed."""
+    try:
+        os.link(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        # no hard links here (vfat, some FUSE): check, then rename (a race may replace)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "output exists", path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _write_all(f: BinaryIO, data: bytes) -> int:

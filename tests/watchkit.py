@@ -1,0 +1,169 @@
+"""Helpers of the daemon's tests (tests/test_watch*.py): inputs, a folder tree, serve()."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pydicom
+
+from streamconv.watch.config import WatchConfig, make_inbox
+from streamconv.watch.daemon import Watcher, serve
+from streamconv.watch.jobs import Job, Mode
+
+QUIET = 0.4
+IGNORED = [".hidden.json", "x.json.part", "x.json.tmp", "x.json~", "#x.json#", ".x.json.Ab12Cd"]
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def dataset(i: int, **extra: Any) -> dict[str, Any]:
+    """A small CT-like dataset whose SOP Instance UID depends on *i*."""
+    ds: dict[str, Any] = {
+        "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+        "00080018": {"vr": "UI", "Value": [f"1.2.826.0.1.3680043.8.498.{i + 1}"]},
+        "00080060": {"vr": "CS", "Value": ["CT"]},
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]},
+        "00100020": {"vr": "LO", "Value": ["PID0001"]},
+        "00200013": {"vr": "IS", "Value": [i + 1]},
+        "00280010": {"vr": "US", "Value": [512]},
+    }
+    ds.update(extra)
+    return ds
+
+
+def text(i: int, **extra: Any) -> str:
+    return json.dumps(dataset(i, **extra))
+
+
+def drop(inbox: Path, name: str, content: str | bytes) -> None:
+    """The producer contract: write under a dot-name, rename into the inbox."""
+    data = content.encode() if isinstance(content, str) else content
+    tmp = inbox / f".{name}.part"
+    tmp.write_bytes(data)
+    os.rename(tmp, inbox / name)
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Poll the folders (what an outside observer sees) until *predicate* holds."""
+    with anyio.fail_after(seconds):
+        while not predicate():  # noqa: ASYNC110  (the file system has no event to wait for)
+            await anyio.sleep(0.05)
+
+
+def write_slowly(path: Path, pieces: list[bytes], pause: float, mode: str = "wb") -> None:
+    """A producer writing in place, in pieces (run in a thread: it blocks)."""
+    with open(path, mode) as f:
+        for piece in pieces:
+            f.write(piece)
+            f.flush()
+            time.sleep(pause)
+
+
+def files(folder: Path) -> set[str]:
+    if not folder.exists():
+        return set()
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def temps(*folders: Path) -> list[str]:
+    return [str(p) for f in folders if f.exists() for p in f.rglob("*.part")]
+
+
+class Tree:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inbox = root / "inbox"
+        self.out = root / "out"
+        self.done = root / "done"
+        self.failed = root / "failed"
+        self.processing = root / "processing"
+        self.inbox.mkdir(parents=True)
+
+    def config(self, words: str = "", **kw: Any) -> WatchConfig:
+        inbox_kw = {
+            k: kw.pop(k)
+            for k in (
+                "quiet_period",
+                "max_age",
+                "on_success",
+                "filename_template",
+                "patterns",
+                "max_input_bytes",
+            )
+            if k in kw
+        }
+        inbox_kw.setdefault("quiet_period", QUIET)
+        inbox = make_inbox(
+            path=str(self.inbox),
+            output_dir=str(self.out),
+            words=shlex.split(words),
+            where="test",
+            **inbox_kw,
+        )
+        defaults: dict[str, Any] = {
+            "jobs": 2,
+            "min_free_bytes": 0,
+            "rescan_interval": 2.0,
+            "retry_delay": 0.2,
+            "grace_period": 10.0,
+        }
+        defaults.update(kw)
+        return WatchConfig(inboxes=(inbox,), **defaults)
+
+    def claimed(self) -> set[str]:
+        """Inputs in any claim folder under processing/."""
+        return {p.name for p in self.processing.glob("*/*") if not p.name.startswith(".")}
+
+
+@asynccontextmanager
+async def running(config: WatchConfig) -> AsyncIterator[Watcher]:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        watcher: Watcher = await tg.start(lambda task_status: serve(
+            config, shutdown_trigger=stop.wait, task_status=task_status
+        ))  # fmt: skip
+        try:
+            yield watcher
+        finally:
+            stop.set()
+
+
+def read_back(path: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(path)
+
+
+def sidecars(folder: Path) -> dict[str, dict[str, Any]]:
+    """failed/*.error.json by their "input" field."""
+    out = {}
+    for name in os.listdir(folder):
+        if name.endswith(".error.json"):
+            report = json.loads((folder / name).read_text())
+            out[report["input"]] = report
+    return out
+
+
+def write_raw(path: bytes, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, content.encode())
+    os.close(fd)
+
+
+def with_bulk(i: int) -> str:
+    return text(i, **{"7FE00010": {"vr": "OW", "BulkDataURI": "bulk/pixels.raw"}})
+
+
+def job(tree: Tree, name: str, mode: Mode, directory: Path | None = None) -> Job:
+    inbox = tree.config().inboxes[0]
+    claim = tree.processing / "me.1.abc"
+    for folder in (claim, tree.done, tree.failed, tree.out):
+        folder.mkdir(parents=True, exist_ok=True)
+    src = tree.inbox if directory is None else directory
+    return Job(inbox, name, str(src), str(claim), mode, None)
