@@ -15,6 +15,7 @@ import pytest
 from watchkit import (
     IGNORED,
     QUIET,
+    Clock,
     Tree,
     dataset,
     drop,
@@ -106,15 +107,29 @@ async def test_ndjson_written_line_by_line_waits_for_the_quiet_period(tree: Tree
 
 @pytest.mark.anyio
 async def test_truncated_file_becomes_ready_when_completed(tree: Tree) -> None:
+    """The scheduler's clock stands still (injected): a truncated file found incomplete waits
+    for a change or max_age, whatever the real time; once completed it is taken."""
     data = text(3)
-    async with running(tree.config()):
+    clock = Clock()
+    async with running(tree.config(max_age=60.0), clock) as watcher:
         drop(tree.inbox, "cut.json", data[:-20])  # renamed in, but truncated
-        await anyio.sleep(1.5)
+        state = watcher.states[str(tree.inbox)]
+        key = (str(tree.inbox), "cut.json")
+        await wait_for(lambda: key in state.candidates and state.candidates[key].reason != "")
+        cand = state.candidates[key]
+        assert cand.reason == "incomplete" and cand.due == cand.first_seen + 60.0
+        clock.advance(59.0)  # not yet max_age
+        watcher.intake.wake()
+        assert watcher.intake.pop_due() is None
         assert files(tree.inbox) == {"cut.json"}  # not ready yet, not failed, not claimed
         assert files(tree.out) == files(tree.failed) == set()
         await anyio.to_thread.run_sync(
             write_slowly, tree.inbox / "cut.json", [data[-20:].encode()], 0.0, "ab"
         )
+        # the change is seen (an event): due once it has been quiet for quiet_period
+        await wait_for(lambda: cand.in_place and cand.due == cand.sig_since + QUIET)
+        clock.advance(QUIET)
+        watcher.intake.wake()
         await wait_for(lambda: (tree.done / "cut.json").exists())
     assert files(tree.out) == {"cut.dcm"}
 
@@ -136,10 +151,12 @@ async def test_truncated_file_fails_after_max_age(tree: Tree) -> None:
 async def test_temporaries_and_other_patterns_are_left_alone(tree: Tree) -> None:
     for name in [*IGNORED, "notes.txt"]:
         (tree.inbox / name).write_text(text(0))
-    async with running(tree.config()):
+    async with running(tree.config(rescan_interval=0.2)) as watcher:
         drop(tree.inbox, "real.json", text(0))
         await wait_for(lambda: (tree.done / "real.json").exists())
-        await anyio.sleep(0.5)
+        scans = watcher.scans
+        await wait_for(lambda: watcher.scans >= scans + 2)  # rescans saw them too
+        assert all(not state.candidates for state in watcher.states.values())
     assert files(tree.inbox) == {*IGNORED, "notes.txt"}
     assert files(tree.out) == {"real.dcm"}
 
@@ -509,10 +526,12 @@ async def test_a_live_daemons_claim_folder_is_left_alone(tree: Tree) -> None:
     theirs = tree.processing / os.path.basename(other.path) / "theirs.json"
     try:
         theirs.write_text(text(0))
-        async with running(tree.config(rescan_interval=0.3)):
+        async with running(tree.config(rescan_interval=0.3)) as watcher:
             drop(tree.inbox, "mine.json", text(1))
             await wait_for(lambda: (tree.done / "mine.json").exists())
-            await anyio.sleep(0.8)  # a few rescans
+            recoveries = watcher.recoveries
+            await wait_for(lambda: watcher.recoveries >= recoveries + 2)  # looked at it twice
+            assert all(not state.adopted for state in watcher.states.values())
         assert theirs.exists()
     finally:
         other.release(remove=False)
@@ -532,8 +551,7 @@ async def test_intake_pauses_when_the_output_filesystem_is_nearly_full(tree: Tre
     config = load_config(str(cfg_file))
     async with running(config) as watcher:
         drop(tree.inbox, "wait.json", text(0))
-        await wait_for(lambda: watcher.paused)
-        await anyio.sleep(0.5)
+        await wait_for(lambda: watcher.paused and watcher.deferred >= 1)  # handed back
         assert files(tree.inbox) == {"wait.json"} and files(tree.out) == set()
         write_config(0)
         await watcher.reload()  # what SIGHUP does

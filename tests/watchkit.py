@@ -124,11 +124,13 @@ class Tree:
 
 
 @asynccontextmanager
-async def running(config: WatchConfig) -> AsyncIterator[Watcher]:
+async def running(
+    config: WatchConfig, clock: Callable[[], float] | None = None
+) -> AsyncIterator[Watcher]:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         watcher: Watcher = await tg.start(lambda task_status: serve(
-            config, shutdown_trigger=stop.wait, task_status=task_status
+            config, shutdown_trigger=stop.wait, task_status=task_status, clock=clock
         ))  # fmt: skip
         try:
             yield watcher
@@ -167,3 +169,16 @@ def job(tree: Tree, name: str, mode: Mode, directory: Path | None = None) -> Job
         folder.mkdir(parents=True, exist_ok=True)
     src = tree.inbox if directory is None else directory
     return Job(inbox, name, str(src), str(claim), mode, None)
+
+
+class Clock:
+    """A clock for the intake scheduler that moves only when a test moves it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -110,6 +110,7 @@ class Watcher:
         self.events = InboxWatch(self._on_changes, self._want_rescan)
         #: scans and recoveries done so far (tests wait for these instead of sleeping)
         self.scans = 0
+        self.recoveries = 0
         self.deferred = 0  # batches put back because intake is paused
         self._limiter = anyio.CapacityLimiter(config.jobs)
         self._slot_free = anyio.Event()
@@ -354,6 +355,7 @@ class Watcher:
         )
         if rec.adopted or rec.loose:
             await self._adopt(state, rec)
+        self.recoveries += 1
 
     # -- dispatching ---------------------------------------------------------------------------
 
