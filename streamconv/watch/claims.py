@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..sinks import fsync_dir
+from .config import InboxConfig, WatchConfig
+from .events import PROBE_RE
 
 __all__ = [
     "LOCK_NAME",
@@ -29,9 +31,13 @@ __all__ = [
     "Recovery",
     "claimed_names",
     "make_claim_dir",
+    "prepare_inbox",
     "recover",
     "release_claim",
     "remove_temps",
+    "remove_temps_of",
+    "temp_pattern",
+    "temp_tag",
 ]
 
 LOCK_NAME = ".lock"
@@ -188,3 +194,40 @@ def claimed_names(directory: str) -> list[str]:
 
 def release_claim(claim: ClaimDir) -> bool:
     return claim.release(remove=True)
+
+
+def temp_tag(claim_path: str, batch: int | None = None) -> str:
+    """The tag in the names of the temporaries a daemon's workers write
+    (``.NAME.<tag>.<hex>.part``): ``w`` + its claim folder's random part, + ``-N`` for one
+    batch.  Whoever sees a worker, or the whole daemon, die removes exactly its temporaries:
+    no idle time to wait for, and never a live writer's file."""
+    token = os.path.basename(claim_path).rsplit(".", 1)[-1]
+    return f"w{token}" if batch is None else f"w{token}-{batch:x}"
+
+
+def temp_pattern(tag: str, *, batch: bool) -> re.Pattern[str]:
+    """Temporaries of one batch (*batch*) or of every batch of a daemon (tag without -N)."""
+    rest = r"" if batch else r"-[0-9a-f]+"
+    return re.compile(r"^\..+\." + re.escape(tag) + rest + r"\.[0-9a-f]{12}\.part$")
+
+
+def prepare_inbox(inbox: InboxConfig, config: WatchConfig) -> tuple[ClaimDir, Recovery, int]:
+    """Blocking start-up work for one inbox (runs in a thread)."""
+    for folder in (inbox.path, inbox.done_dir, inbox.failed_dir, inbox.output_dir):
+        os.makedirs(folder, exist_ok=True)
+    claim = make_claim_dir(inbox.processing_dir)
+    rec = recover(inbox.processing_dir, claim, ())
+    idle = 0.0 if rec.live_others == 0 else TEMP_MAX_IDLE
+    roots = [(inbox.output_dir, True), (inbox.failed_dir, False), (inbox.done_dir, False)]
+    removed = remove_temps(roots, min_idle=idle)
+    removed += remove_temps([(inbox.path, False)], min_idle=idle, pattern=PROBE_RE)
+    if config.metrics_file is not None:
+        folder, name = os.path.split(config.metrics_file)
+        removed += remove_temps([(folder, False)], min_idle=idle, prefix=name + ".")
+    return claim, rec, removed
+
+
+def remove_temps_of(inbox: InboxConfig, pattern: re.Pattern[str]) -> int:
+    """Temporaries of *pattern* (a dead writer's) in every folder a worker writes to."""
+    roots = [(inbox.output_dir, True), (inbox.failed_dir, False), (inbox.done_dir, False)]
+    return remove_temps(roots, min_idle=0.0, pattern=pattern)

@@ -52,17 +52,17 @@ from ..errors import StreamconvError
 from ..runtime import WORKER_DIED_EXIT
 from ..service import Notifier
 from .claims import (
-    TEMP_MAX_IDLE,
-    ClaimDir,
     Recovery,
     claimed_names,
-    make_claim_dir,
+    prepare_inbox,
     recover,
     release_claim,
-    remove_temps,
+    remove_temps_of,
+    temp_pattern,
+    temp_tag,
 )
 from .config import InboxConfig, WatchConfig, load_config
-from .events import PROBE_RE, InboxWatch, scan_inbox, stat_paths
+from .events import InboxWatch, scan_inbox, stat_paths
 from .intake import MAX_TRACKED, Candidate, InboxState, Intake
 from .jobs import ErrorInfo, Job, Mode, Result
 from .metrics import Metrics, write_textfile
@@ -78,6 +78,11 @@ MAX_RETRY_DELAY = 300.0
 STATUS_INTERVAL = 5.0
 METRICS_INTERVAL = 0.5
 SPACE_CHECK_INTERVAL = 1.0
+#: While a filesystem is full (ENOSPC/EDQUOT from a write), one input tries again this often.
+FULL_PROBE_INTERVAL = 2.0
+#: How often each inbox is looked at (stat) to notice that it was removed or recreated: the
+#: watch of a removed folder dies without a word (inotify's IN_IGNORED).
+INBOX_CHECK_INTERVAL = 0.5
 
 
 class StartupError(Exception):
@@ -126,6 +131,12 @@ class Watcher:
         self._jobs: TaskGroup | None = None
         self._space: dict[str, tuple[float, bool]] = {}
         self.paused = False
+        #: a filesystem that a write found full (ENOSPC/EDQUOT): the folder, and when one
+        #: input may try again (intake is paused meanwhile)
+        self.full: str | None = None
+        self._full_probe_at = 0.0
+        self._batches = 0
+        self._identity: dict[str, tuple[int, int] | None] = {}  # inbox -> (dev, ino)
         self.draining = False
         self._completed: list[float] = []
         self.ready = False
@@ -176,6 +187,7 @@ class Watcher:
                     service.start_soon(self._rescan_loop)
                     service.start_soon(self._status_loop)
                     service.start_soon(self._metrics_loop)
+                    service.start_soon(self._inbox_loop)
                     self.ready = True
                     status = self._status()
                     logger.info("ready: %s", status)
@@ -216,6 +228,15 @@ class Watcher:
             self.intake.add_claimed(state, state.claim.path, name)
             resumed += 1
         for claim in rec.adopted:
+            # its daemon is dead, and its workers with it (PR_SET_PDEATHSIG): their
+            # temporaries go now, not after TEMP_MAX_IDLE (which protects live writers)
+            pattern = temp_pattern(temp_tag(claim.path), batch=False)
+            removed = await anyio.to_thread.run_sync(remove_temps_of, state.config, pattern)
+            if removed:
+                logger.info(
+                    "removed %d temporary file(s) of the dead daemon of %s",
+                    removed, os.path.basename(claim.path),
+                )  # fmt: skip
             names = await anyio.to_thread.run_sync(claimed_names, claim.path)
             if not names:
                 await anyio.to_thread.run_sync(release_claim, claim)
@@ -283,7 +304,10 @@ class Watcher:
         """(Re)start the watch, prove it delivers events (a probe file), then scan."""
         assert self._service is not None
         self.events.stop()
-        inboxes = [s.config for s in self.states.values() if s.active]
+        present = await anyio.to_thread.run_sync(self._identities)
+        # a missing inbox is not watched (the watch would fail at once, again and again):
+        # _inbox_loop restarts the watch when it is back
+        inboxes = [s.config for s in self.states.values() if s.active and present[s.config.path]]
         if not inboxes:
             return
         self.events.start(self._service, inboxes, force_polling=self.config.force_polling)
@@ -297,6 +321,39 @@ class Watcher:
         for state in list(self.states.values()):
             if state.active:
                 await self._scan(state, initial=not self.ready)
+
+    def _identities(self) -> dict[str, tuple[int, int] | None]:
+        """Each active inbox's (device, inode), None where it is missing (runs in a thread)."""
+        for path, state in self.states.items():
+            if state.active:
+                try:
+                    st = os.stat(path)
+                    self._identity[path] = (st.st_dev, st.st_ino)
+                except OSError:
+                    self._identity[path] = None
+        return dict(self._identity)
+
+    async def _inbox_loop(self) -> None:
+        """Notice an inbox removed, or removed and made again (its watch died with it), and
+        restart the watch at once when it is back (issue 10, row 5)."""
+        while True:
+            await anyio.sleep(INBOX_CHECK_INTERVAL)
+            known = dict(self._identity)
+            now = await anyio.to_thread.run_sync(self._identities)
+            back = False
+            for path, ident in now.items():
+                if path not in known or ident == known[path]:
+                    continue
+                if ident is None:
+                    logger.warning("inbox %s was removed; watching it again once it is back", path)
+                elif known[path] is None:
+                    logger.warning("inbox %s is back; watching it again", path)
+                    back = True
+                else:
+                    logger.warning("inbox %s was replaced by a new folder; watching it", path)
+                    back = True
+            if back:
+                self._want_rescan(True)
 
     def _want_rescan(self, restart: bool) -> None:
         if restart:
@@ -366,6 +423,18 @@ class Watcher:
                 self._slot_free = anyio.Event()
                 await self._slot_free.wait()
             first = await self.intake.next_due()
+            if self.full is not None:
+                # a full filesystem: one input at a time tries again, every FULL_PROBE_INTERVAL
+                now = self.clock()
+                if now < self._full_probe_at:
+                    self.intake.schedule(first, self._full_probe_at)
+                    self.deferred += 1
+                    continue
+                self._full_probe_at = now + FULL_PROBE_INTERVAL
+                batch = self.intake.take_batch(first, 1, 1)
+                if batch:
+                    self._start(batch)
+                continue
             batch = self.intake.take_batch(
                 first, self.config.jobs - self._busy, self.config.inflight_limit - self._inflight
             )
@@ -382,6 +451,7 @@ class Watcher:
 
     def _start(self, batch: list[tuple[Candidate, Mode]]) -> None:
         assert self._jobs is not None
+        self._batches += 1
         jobs = []
         for cand, mode in batch:
             cand.inflight, cand.touched = True, False
@@ -398,6 +468,8 @@ class Watcher:
                     attempt,
                     attempt >= self.config.retry_attempts,
                     os.getpid(),
+                    temp_tag(cand.state.claim.path, self._batches),
+                    cand.owned,
                 )
             )
         self._inflight += len(batch)
@@ -412,9 +484,11 @@ class Watcher:
                     process_batch, jobs, cancellable=True, limiter=self._limiter
                 )
             except anyio.BrokenWorkerProcess as exc:
+                await self.remove_temps_of_batch(jobs)
                 results = [await self._crashed(c, j, exc) for c, j in zip(cands, jobs, strict=True)]
                 for cand in cands:
                     cand.crashed = True
+                    cand.owned = None  # what it wrote before it died is not known
             for cand, job, result in zip(cands, jobs, results, strict=True):
                 self._handle(cand, job, result)
         finally:
@@ -435,6 +509,15 @@ class Watcher:
                 self.intake.observe(cand.state, cand.name, st[0], Change.added)
             if not cand.state.active or cand.directory in cand.state.adopted:
                 await self._maybe_release(cand.state, cand.directory)
+
+    async def remove_temps_of_batch(self, jobs: list[Job]) -> None:
+        """The worker died: its temporaries (tagged with its batch) go now (issue 10, row 6)."""
+        pattern = temp_pattern(jobs[0].tag, batch=True)
+        removed = 0
+        for inbox in {job.inbox.path: job.inbox for job in jobs}.values():
+            removed += await anyio.to_thread.run_sync(remove_temps_of, inbox, pattern)
+        if removed:
+            logger.info("removed %d temporary file(s) of the worker that died", removed)
 
     async def _crashed(self, cand: Candidate, job: Job, exc: BaseException) -> Result:
         """The worker died (killed, out of memory, a crash in a C extension)."""
@@ -469,13 +552,39 @@ class Watcher:
                 state.left[cand.name] = result.sig[0]
             logger.warning("refused %s: %s; left in the inbox", cand.display, result.reason)
             return
-        if result.status == "retry":
-            assert result.error is not None
+        if self.full is not None and result.status not in ("full", "not_ready", "gone"):
+            self._resume_full()
+        if result.status in ("retry", "full", "changed", "stuck"):
+            # still claimed: where it is now, and the outputs it owns for its next attempt
             state.candidates.pop(cand.key, None)
             if result.directory:
                 cand.directory = result.directory
                 cand.claimed = result.directory != inbox.path
             state.candidates[cand.key] = cand
+            if cand.owned is not None:
+                cand.owned = cand.owned | frozenset(result.published)
+        if result.status == "full":
+            self._pause_full(cand, result)
+            return
+        if result.status == "changed":
+            logger.warning(
+                "%s changed while it was converted (%s): not moved to done/; converting it "
+                "again once it has not changed for %g s",
+                cand.display, result.reason, inbox.quiet_period,
+            )  # fmt: skip
+            cand.sig, cand.sig_since = result.sig, now
+            self.intake.schedule(cand, now + inbox.quiet_period)
+            return
+        if result.status == "stuck":
+            assert result.error is not None
+            state.candidates.pop(cand.key, None)
+            logger.error(
+                "%s cannot be moved to failed/ after %d attempt(s): %s; left in %s for the "
+                "next start", cand.display, job.attempt, describe(result.error), cand.directory,
+            )  # fmt: skip
+            return
+        if result.status == "retry":
+            assert result.error is not None
             cand.attempts += 1
             delay = min(self.config.retry_delay * 2 ** (cand.attempts - 1), MAX_RETRY_DELAY)
             logger.warning(
@@ -511,6 +620,33 @@ class Watcher:
         self._completed.append(now)
         log_outcome(cand.display, job, result, inbox)
 
+    def _pause_full(self, cand: Candidate, result: Result) -> None:
+        """A write found no space (or quota): intake pauses like it does below min_free_bytes
+        (statvfs cannot see inodes or quotas run out); the input waits, claimed, with no
+        attempt counted, and tries again every FULL_PROBE_INTERVAL (issue 10, rows 8, 9)."""
+        now = self.clock()
+        self._full_probe_at = now + FULL_PROBE_INTERVAL
+        if self.full is None:
+            self.full = result.full_dir
+            why = f"{result.reason}" if result.reason else "no space left"
+            wait = ""
+            if result.error is not None and result.full_dir != cand.state.config.output_dir:
+                wait = f"; {cand.display} failed ({describe(result.error)}) and waits for room"
+            logger.warning(
+                "intake paused: %s%s; inputs wait in the inbox and processing/, trying again "
+                "every %g s", why, wait, FULL_PROBE_INTERVAL,
+            )  # fmt: skip
+            self.paused = True
+            self.notifier.status(self._status())
+        self.intake.schedule(cand, self._full_probe_at)
+
+    def _resume_full(self) -> None:
+        logger.info("intake resumed: %s has room again", self.full)
+        self.full = None
+        self.paused = any(not ok for _, ok in self._space.values())
+        self.notifier.status(self._status())
+        self.intake.wake()
+
     async def _maybe_release(self, state: InboxState, directory: str) -> None:
         if any(c.directory == directory for c in state.candidates.values()):
             return
@@ -544,7 +680,7 @@ class Watcher:
             )  # fmt: skip
             self.paused = True
             self.notifier.status(self._status())
-        elif ok and self.paused and all(v[1] for v in self._space.values()):
+        elif ok and self.paused and self.full is None and all(v[1] for v in self._space.values()):
             logger.info("intake resumed: %s has %d bytes free", directory, free)
             self.paused = False
             self.notifier.status(self._status())
@@ -556,7 +692,11 @@ class Watcher:
         now = self.clock()
         self._completed = [t for t in self._completed if now - t < 60.0]
         rate = len(self._completed) / 60.0
-        paused = "output filesystem nearly full" if self.paused else ""
+        paused = ""
+        if self.full is not None:
+            paused = f"{self.full}: no space left"
+        elif self.paused:
+            paused = "output filesystem nearly full"
         return status_line(self.states.values(), self._inflight, self.counts(), rate, paused)
 
     async def _status_loop(self) -> None:
@@ -617,22 +757,6 @@ class Watcher:
                         del kept.candidates[key]
         await self._restart_watch()
         logger.info("configuration reloaded: %d inbox(es), %d job(s)", len(self.states), new.jobs)
-
-
-def prepare_inbox(inbox: InboxConfig, config: WatchConfig) -> tuple[ClaimDir, Recovery, int]:
-    """Blocking start-up work for one inbox (runs in a thread)."""
-    for folder in (inbox.path, inbox.done_dir, inbox.failed_dir, inbox.output_dir):
-        os.makedirs(folder, exist_ok=True)
-    claim = make_claim_dir(inbox.processing_dir)
-    rec = recover(inbox.processing_dir, claim, ())
-    idle = 0.0 if rec.live_others == 0 else TEMP_MAX_IDLE
-    roots = [(inbox.output_dir, True), (inbox.failed_dir, False), (inbox.done_dir, False)]
-    removed = remove_temps(roots, min_idle=idle)
-    removed += remove_temps([(inbox.path, False)], min_idle=idle, pattern=PROBE_RE)
-    if config.metrics_file is not None:
-        folder, name = os.path.split(config.metrics_file)
-        removed += remove_temps([(folder, False)], min_idle=idle, prefix=name + ".")
-    return claim, rec, removed
 
 
 def _loader_for(config: WatchConfig) -> Callable[[], WatchConfig]:

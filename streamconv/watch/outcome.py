@@ -1,25 +1,41 @@
-"""Where an input ends: done/ (or deleted), failed/ with its record, or claimed for a retry.
+"""Where an input ends: done/ (or deleted), failed/ with its record, or claimed for later.
 
 The input moves only after every output is durable.  ``failed/NAME.error.json`` holds the
 facts of the failure (:meth:`~streamconv.watch.jobs.ErrorInfo.as_dict`, the same fields as
 every streamconv failure record) and ``NAME.report.jsonl`` one line per dataset.
+
+Nothing in done/ or failed/ is ever replaced: a name already there gets a free one
+(``NAME.<hex>``, its record ``NAME.<hex>.error.json``), moved with ``renameat2(
+RENAME_NOREPLACE)``.  An input that changed after it was read is not moved at all (it is
+converted again), and a move or record that finds its filesystem full leaves the input
+claimed (status ``full``: the daemon pauses intake; no attempt is counted).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import json
 import os
 import secrets
 from dataclasses import dataclass
 
 from .. import __version__
-from ..errors import StreamconvError
+from ..errors import OutputError, StreamconvError
 from ..sinks import write_atomic
-from .jobs import ErrorInfo, Job, Mode, Result, printable
-from .outputs import Writer, error_fields, transient
+from .jobs import ErrorInfo, Job, Mode, Result, Sig, printable
+from .outputs import Writer, error_fields, no_space, transient
 
-__all__ = ["Pending", "fail_input", "finish_failure", "incomplete", "move"]
+__all__ = [
+    "Pending",
+    "fail_input",
+    "finish_failure",
+    "incomplete",
+    "move",
+    "rename_noreplace",
+    "sidecar_name",
+]
 
 
 def incomplete(exc: StreamconvError) -> bool:
@@ -37,6 +53,7 @@ class Pending:
     size: int
     writer: Writer
     error: StreamconvError | None
+    sig: Sig | None = None  # (inode, size, mtime_ns) of what was read
 
     def finish(self) -> Result:
         """Move the input to done/ or failed/ (or leave it claimed for a retry)."""
@@ -55,9 +72,19 @@ class Pending:
             bytes_in=self.size,
             bytes_out=writer.bytes_out,
             warnings=writer.warnings,
+            published=tuple(writer.published),
         )
+        if no_space(error):
+            assert isinstance(error, OutputError)
+            return _full(result, self.path, error, job.inbox.output_dir)
+        changed = self._changed(result)
+        if changed is not None:
+            return changed
         if error is None and writer.failed == 0:
-            result.moved_to = finish_success(job, self.path)
+            try:
+                result.moved_to = finish_success(job, self.path)
+            except OutputError as exc:
+                return _cannot_move(result, job, self.path, exc, ErrorInfo.of(exc))
             return result
         again = (error is not None and transient(error, writer.write_error)) or (
             error is None and writer.transient_failures > 0
@@ -76,8 +103,60 @@ class Pending:
             result.directory = os.path.dirname(self.path)
             return result
         result.status = "partial" if writer.converted else "failed"
-        result.moved_to = finish_failure(job, self.path, self.stem, info, writer)
+        try:
+            result.moved_to = finish_failure(job, self.path, self.stem, info, writer)
+        except OutputError as exc:
+            return _cannot_move(result, job, self.path, exc, info)
         return result
+
+    def _changed(self, result: Result) -> Result | None:
+        """The input changed (size, mtime, inode) since it was read: it is not moved to done/
+        as converted (nor to failed/): it stays claimed and is converted again."""
+        if self.sig is None:
+            return None
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return Result("gone", reason="removed while it was converted")
+        now = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if now == self.sig:
+            return None
+        result.status = "changed"
+        result.reason = f"{self.sig[1]} -> {now[1]} bytes"
+        result.sig = now
+        result.directory = os.path.dirname(self.path)
+        result.error = None
+        return result
+
+
+def _full(result: Result, path: str, exc: OutputError, folder: str) -> Result:
+    result.status = "full"
+    result.error = ErrorInfo.of(exc, transient=True)
+    result.reason = exc.message
+    result.directory = os.path.dirname(path)
+    result.full_dir = folder
+    return result
+
+
+def _cannot_move(result: Result, job: Job, path: str, exc: OutputError, info: ErrorInfo) -> Result:
+    """done/ or failed/ (or its record) cannot be written: the input stays claimed.
+
+    No space: status ``full`` (intake pauses, no attempt counted); the error stays the
+    input's own failure (its category), ``reason`` says why it waits.  Anything else (a
+    folder made read-only, ...) is retried like a transient error, and after the last attempt
+    the input is left in its claim folder (status ``stuck``), where the next start finds it.
+    """
+    result.directory = os.path.dirname(path)
+    if no_space(exc):
+        done = result.status == "done"
+        result.status = "full"
+        result.full_dir = job.inbox.done_dir if done else job.inbox.failed_dir
+        result.error = info
+        result.reason = exc.message
+        return result
+    result.error = ErrorInfo.of(exc, transient=True)
+    result.status = "stuck" if job.final else "retry"
+    return result
 
 
 def finish_success(job: Job, path: str) -> str:
@@ -87,19 +166,30 @@ def finish_success(job: Job, path: str) -> str:
     return move(path, job.inbox.done_dir, job.name)
 
 
-def finish_failure(
-    job: Job, path: str, stem: str, info: ErrorInfo, writer: Writer, *, refused: bool = False
-) -> str:
+def sidecar_name(name: str, original: str) -> str:
+    """failed/NAME's record: ``STEM.error.json``, or ``NAME.<hex>.error.json`` for an input
+    that got a free name (NAME was taken)."""
+    if name != original:
+        return name + ".error.json"
+    return (os.path.splitext(name)[0] or name) + ".error.json"
+
+
+def finish_failure(job: Job, path: str, stem: str, info: ErrorInfo, writer: Writer) -> str:
     failed_dir = job.inbox.failed_dir
     name = job.name
-    if refused:  # a directory cannot replace what is there, and nothing else should replace it
-        name = free_name(failed_dir, name)
-        stem = os.path.splitext(name)[0] or name
+    while True:
+        taken = os.path.lexists(os.path.join(failed_dir, name))
+        record = sidecar_name(name, job.name)
+        if not taken and not os.path.lexists(os.path.join(failed_dir, record)):
+            break
+        name = f"{job.name}.{secrets.token_hex(3)}"
     report = None
     if writer.count > 1:
-        report = stem + ".report.jsonl"
+        report = record.removesuffix(".error.json") + ".report.jsonl"
         lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in writer.records)
-        write_atomic(os.path.join(failed_dir, report), (line.encode() for line in lines))
+        write_atomic(
+            os.path.join(failed_dir, report), (line.encode() for line in lines), tag=job.tag
+        )
     sidecar = {
         "input": printable(job.name),
         "inbox": job.inbox.path,
@@ -112,30 +202,69 @@ def finish_failure(
         "streamconv_version": __version__,
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    if name != job.name:
+        sidecar["moved_as"] = printable(name)
     text = json.dumps(sidecar, ensure_ascii=False, indent=1) + "\n"
-    write_atomic(os.path.join(failed_dir, stem + ".error.json"), [text.encode()])
+    write_atomic(os.path.join(failed_dir, record), [text.encode()], tag=job.tag)
     return move(path, failed_dir, name)
 
 
-def free_name(directory: str, name: str) -> str:
-    """*name*, or ``NAME.<hex>`` if something already has that name in *directory*."""
-    candidate = name
-    while os.path.lexists(os.path.join(directory, candidate)):
-        candidate = f"{name}.{secrets.token_hex(3)}"
-    return candidate
-
-
 def move(path: str, directory: str, name: str) -> str:
-    """Move the input to its outcome folder (a rename).
+    """Move the input to its outcome folder (a rename that never replaces: a name already
+    there gets a free one, ``NAME.<hex>``).
 
     No fsync of either folder: the outputs (or the error sidecar) are already durable, and a
     rename lost in a power failure only leaves the input in processing/, where the next start
     converts it again under the same output names. The input is in exactly one place whatever
     happens, which is what matters; two fsyncs per input would halve the throughput.
     """
-    target = os.path.join(directory, name)
-    os.replace(path, target)
-    return target
+    candidate = name
+    while True:
+        target = os.path.join(directory, candidate)
+        try:
+            rename_noreplace(path, target)
+            return target
+        except FileExistsError:
+            candidate = f"{name}.{secrets.token_hex(3)}"
+        except OSError as exc:
+            err = OutputError(f"cannot move the input to '{target}': {exc.strerror or exc}")
+            err.errno = exc.errno
+            raise err from None
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_renameat2: object = None
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """``rename(src, dst)`` that fails with FileExistsError instead of replacing *dst*:
+    Linux ``renameat2(RENAME_NOREPLACE)``, atomic; where it is missing, a check and a rename.
+    """
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    if _renameat2:
+        import ctypes
+
+        fn = _renameat2
+        assert callable(fn)
+        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise (
+                OSError(code, os.strerror(code), dst)
+                if code != errno.EEXIST
+                else (FileExistsError(code, os.strerror(code), dst))
+            )
+    if os.path.lexists(dst):  # no renameat2 here (an old kernel, some network filesystems)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst)
 
 
 def fail_input(job: Job, info: ErrorInfo) -> Result:
@@ -153,5 +282,8 @@ def fail_input(job: Job, info: ErrorInfo) -> Result:
     stem = os.path.splitext(job.name)[0] or job.name
     writer = Writer(job, stem)
     result = Result("failed", error=info, directory=job.claim_dir)
-    result.moved_to = finish_failure(job, path, stem, info, writer)
+    try:
+        result.moved_to = finish_failure(job, path, stem, info, writer)
+    except OutputError as exc:
+        return _cannot_move(result, job, path, exc, info)
     return result

@@ -9,6 +9,7 @@ are fsynced once per batch by the worker (:func:`~streamconv.watch.worker.proces
 from __future__ import annotations
 
 import collections
+import errno
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -19,7 +20,11 @@ from ..sinks import render_name, write_atomic
 from .config import Naming
 from .jobs import ErrorInfo, Job
 
-__all__ = ["Writer", "error_fields", "submit_write", "transient"]
+__all__ = ["NO_SPACE", "Writer", "error_fields", "no_space", "submit_write", "transient"]
+
+#: A write that found no room: the disk (blocks or inodes) or the quota is full.  Never the
+#: input's fault, and no number of quick retries helps: the daemon pauses intake instead.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: Output writes (fsync waits) in flight per worker process, and queued per input.
 WRITE_THREADS = 4
@@ -55,6 +60,10 @@ class Writer:
         self.records: list[dict[str, Any]] = []
         self.write_error: StreamconvError | None = None
         self.folders: set[str] = set()  # to fsync once the writes are done
+        self.published: list[str] = []  # outputs now on disk (Result.published)
+        #: ctime of the claimed input (its claim): an input adopted from a dead daemon owns
+        #: the outputs written after it (Job.owned None)
+        self.claimed_ctime_ns: int | None = None
         self._writes: collections.deque[tuple[Future[int], dict[str, Any]]] = collections.deque()
         self._held: Any = None
         self._made: set[str] = set()
@@ -98,6 +107,14 @@ class Writer:
         future, record = self._writes.popleft()
         try:
             self.bytes_out += future.result()
+            self.published.append(os.path.join(self.inbox.output_dir, record["output"]))
+        except OutputError as exc:
+            if exc.errno == errno.EEXIST:
+                self._collision(record)
+                return
+            self.write_error = self.write_error or exc
+            record.update(result="failed", **error_fields(exc))
+            self.converted -= 1
         except StreamconvError as exc:
             self.write_error = self.write_error or exc
             record.update(result="failed", **error_fields(exc))
@@ -128,12 +145,15 @@ class Writer:
             self._parent(target)
         except OSError as exc:
             release(item)
-            self.write_error = OutputError(f"cannot create '{os.path.dirname(target)}': {exc}")
-            raise self.write_error from None
+            err = OutputError(f"cannot create '{os.path.dirname(target)}': {exc.strerror or exc}")
+            err.errno = exc.errno
+            self.write_error = err
+            raise err from None
         rel = os.path.relpath(target, self.inbox.output_dir)
         record = {"index": item.index, "result": "converted", "output": rel}
         self.records.append(record)
-        self._writes.append((submit_write(item, target, self.job.tag), record))
+        future = submit_write(item, target, self.job.tag, replace=self._may_replace(target))
+        self._writes.append((future, record))
         self.folders.add(os.path.dirname(target))
         self.converted += 1
         self.outputs += 1
@@ -153,6 +173,35 @@ class Writer:
         if self.first_failure is None:
             self.first_failure = ErrorInfo.of(exc, transient=again)
         self.records.append({"index": index, "result": "failed", **error_fields(exc)})
+
+    def _may_replace(self, target: str) -> bool:
+        """The collision policy: an output is replaced only by the input that wrote it (a
+        retry, a conversion again after a crash); any other input's output is kept."""
+        owned = self.job.owned
+        if owned is not None:
+            return target in owned
+        try:  # adopted: what it wrote before its daemon died was written after its claim
+            st = os.stat(target, follow_symlinks=False)
+        except OSError:
+            return False
+        return self.claimed_ctime_ns is not None and st.st_mtime_ns >= self.claimed_ctime_ns
+
+    def _collision(self, record: dict[str, Any]) -> None:
+        """Another input's output has this name: this dataset fails, the output stays."""
+        rel = record["output"]
+        err = OutputError(
+            f"output '{rel}' exists, written by another input; it is not replaced "
+            "(remove it to convert this input again)"
+        )
+        err.errno = errno.EEXIST
+        record.update(result="failed", **error_fields(err))
+        self.converted -= 1
+        self.outputs -= 1
+        self.failed += 1
+        if self.first_output == rel:
+            self.first_output = ""
+        if self.first_failure is None:
+            self.first_failure = ErrorInfo.of(err)
 
     def _target(self, out: Any, *, multi: bool) -> str:
         root = self.inbox.output_dir
@@ -189,7 +238,7 @@ def _write_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def submit_write(out: Any, target: str, tag: str = "") -> Future[int]:
+def submit_write(out: Any, target: str, tag: str = "", *, replace: bool = True) -> Future[int]:
     """Start writing one output. A small one is encoded to bytes here (Python work, under the
     GIL), so that the thread only waits in write/fsync/rename, which release it; one with bulk
     data or of many MiB streams in the thread."""
@@ -203,24 +252,29 @@ def submit_write(out: Any, target: str, tag: str = "") -> Future[int]:
             data = b"".join(iter_bytes(enc))
         finally:
             release(out)
-        return _write_pool().submit(_write, target, (data,), tag)
-    return _write_pool().submit(_write_output, out, target, tag)
+        return _write_pool().submit(_write, target, (data,), tag, replace)
+    return _write_pool().submit(_write_output, out, target, tag, replace)
 
 
-def _write_output(out: Any, target: str, tag: str) -> int:
+def _write_output(out: Any, target: str, tag: str, replace: bool) -> int:
     """One output, in a write thread: the encoded chunks (bulk data read here) to the file."""
     from ..core.encode import iter_bytes
     from ..core.pipeline import release
 
     try:
-        return _write(target, iter_bytes(out.encoded), tag)
+        return _write(target, iter_bytes(out.encoded), tag, replace)
     finally:
         release(out)  # spill and +ar temporaries
 
 
-def _write(target: str, chunks: Any, tag: str) -> int:
+def _write(target: str, chunks: Any, tag: str, replace: bool) -> int:
     # no folder fsync here: the batch does it once per folder
-    return write_atomic(target, chunks, fsync=True, sync_dir=False, tag=tag)
+    return write_atomic(target, chunks, fsync=True, sync_dir=False, tag=tag, replace=replace)
+
+
+def no_space(exc: BaseException | None) -> bool:
+    """A write that failed for want of space or quota (errno ENOSPC, EDQUOT)."""
+    return isinstance(exc, OutputError) and exc.errno in NO_SPACE
 
 
 def transient(exc: StreamconvError, write_error: StreamconvError | None = None) -> bool:

@@ -16,6 +16,7 @@ from .config import InboxConfig
 from .intake import InboxState
 from .jobs import ErrorInfo, Job, Result, printable
 from .metrics import Metrics
+from .outcome import sidecar_name
 
 __all__ = ["describe", "log_outcome", "render_metrics", "status_line", "summary"]
 
@@ -76,7 +77,7 @@ def log_outcome(display: str, job: Job, result: Result, inbox: InboxConfig) -> N
         return
     assert result.error is not None
     name = os.path.basename(result.moved_to) if result.moved_to else job.name
-    sidecar = printable(os.path.join(os.path.basename(inbox.failed_dir), sidecar_name(name)))
+    sidecar = printable(os.path.join(os.path.basename(inbox.failed_dir), sidecar_name(name, job.name)))
     if result.status == "partial":
         logger.warning(
             "partial %s: %d of %d dataset(s) converted, %d failed, first: %s -> %s",
@@ -85,9 +86,3 @@ def log_outcome(display: str, job: Job, result: Result, inbox: InboxConfig) -> N
         )  # fmt: skip
     else:
         logger.error("failed %s: %s -> %s", display, describe(result.error), sidecar)
-
-
-def sidecar_name(name: str) -> str:
-    """failed/NAME's record: ``STEM.error.json``."""
-    stem = os.path.splitext(name)[0] or name
-    return stem + ".error.json"

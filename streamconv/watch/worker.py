@@ -35,6 +35,7 @@ from .jobs import (
     Job,
     Mode,
     Result,
+    Sig,
     name_problem,
     printable,
 )
@@ -105,8 +106,14 @@ def _internal_error(job: Job, exc: Exception) -> Result:
     result.error = ErrorInfo(
         "internal", WORKER_DIED_EXIT, f"internal error: {exc!r}", transient=True
     )
-    if os.path.exists(os.path.join(job.claim_dir, job.name)):
+    if os.path.lexists(os.path.join(job.claim_dir, job.name)):
         result.directory = job.claim_dir
+    if job.final:  # the retry limit holds for bugs too: failed/, category "internal"
+        try:
+            return fail_input(replace(job, directory=result.directory), result.error)
+        except Exception:
+            logger.exception("cannot move %s to failed/", printable(job.name))
+            result.status = "stuck"
     return result
 
 
@@ -170,7 +177,7 @@ def _process(job: Job) -> Result | Pending:
         sig = (st.st_ino, st.st_size, st.st_mtime_ns)
         if job.mode is Mode.CLAIMED:
             data = _read_all(fd) if st.st_size <= SMALL_INPUT else None
-            return _convert_claimed(job, src, fd, data, None, st.st_size)
+            return _convert_claimed(job, src, fd, data, None, sig)
         if job.mode is Mode.SETTLED and job.sig is not None and job.sig != sig:
             return Result("not_ready", "changed", sig)
         prepared: _Prepared | None = None
@@ -211,10 +218,11 @@ def _process(job: Job) -> Result | Pending:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return Result("gone", reason="not a regular file")
             data = _read_all(fd) if claimed.st_size <= SMALL_INPUT else None
-            return _convert_claimed(job, dst, fd, data, None, claimed.st_size)
+            resig = (claimed.st_ino, claimed.st_size, claimed.st_mtime_ns)
+            return _convert_claimed(job, dst, fd, data, None, resig)
         if data is None:
             os.lseek(fd, 0, os.SEEK_SET)
-        return _convert_claimed(job, dst, fd, data, prepared, st.st_size)
+        return _convert_claimed(job, dst, fd, data, prepared, sig)
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -313,13 +321,18 @@ def _discard(prepared: _Prepared | None) -> None:
 
 
 def _convert_claimed(
-    job: Job, path: str, fd: int, data: bytes | None, prepared: _Prepared | None, size: int
+    job: Job, path: str, fd: int, data: bytes | None, prepared: _Prepared | None, sig: Sig
 ) -> Pending:
-    """The input is ours (at *path*): convert it and start writing its outputs."""
+    """The input is ours (at *path*): convert it and start writing its outputs.
+
+    *sig* is the input as it was read: :meth:`Pending.finish` compares it with the file
+    before it moves the input anywhere (a file written in place after it was taken).
+    """
     from ..core.pipeline import Converter
 
     stem = os.path.splitext(job.name)[0] or job.name
     writer = Writer(job, stem)
+    writer.claimed_ctime_ns = os.fstat(fd).st_ctime_ns  # the claim (a rename) set it
     error: StreamconvError | None = None
     try:
         if prepared is None and data is not None:
@@ -353,7 +366,7 @@ def _convert_claimed(
         error = ContentError("input too large or nested too deeply")
     if error is not None:
         writer.abort()
-    return Pending(job, path, stem, size, writer, error)
+    return Pending(job, path, stem, sig[1], writer, error, sig)
 
 
 def _refuse(job: Job, reason: str, lst: os.stat_result) -> Result | Pending:
@@ -388,5 +401,5 @@ def _refuse(job: Job, reason: str, lst: os.stat_result) -> Result | Pending:
     info = ErrorInfo("refused", InputError.exit_code, f"refused: {reason} (not opened)")
     stem = os.path.splitext(job.name)[0] or job.name
     result = Result("failed", error=info, directory=job.claim_dir)
-    result.moved_to = finish_failure(job, path, stem, info, Writer(job, stem), refused=True)
+    result.moved_to = finish_failure(job, path, stem, info, Writer(job, stem))
     return result
