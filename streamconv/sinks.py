@@ -141,7 +141,7 @@ def _publish_new(tmp: str, path: str) -> None:
             raise FileExistsError(errno.EEXIST, "output exists", path) from None
         os.replace(tmp, path)
         return
-    os.unlink(tmp)
+    _unlink(tmp)  # published: a temp that cannot be removed is not a failed write
 
 
 def _write_all(f: BinaryIO, data: bytes) -> int:

@@ -474,18 +474,6 @@ async def test_bounded_queue(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.anyio
-async def test_inbox_removed_and_recreated(tree: Tree) -> None:
-    """The daemon survives its inbox disappearing; rescans find what arrives after."""
-    async with running(tree.config(rescan_interval=0.5)) as watcher:
-        tree.inbox.rmdir()
-        await anyio.sleep(1.2)
-        tree.inbox.mkdir()
-        drop(tree.inbox, "back.json", text(0))
-        await wait_for(lambda: watcher.counts().get("done") == 1)
-    assert files(tree.out) == {"back.dcm"}
-
-
-@pytest.mark.anyio
 async def test_force_polling(tree: Tree) -> None:
     """Polling instead of inotify (network filesystems): same behaviour, a little later."""
     async with running(tree.config(force_polling=True)) as watcher:

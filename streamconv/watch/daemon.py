@@ -117,6 +117,7 @@ class Watcher:
         self.scans = 0
         self.recoveries = 0
         self.deferred = 0  # batches put back because intake is paused
+        self.probes = 0  # inputs that tried again while a filesystem was full
         self._limiter = anyio.CapacityLimiter(config.jobs)
         self._slot_free = anyio.Event()
         self._idle = anyio.Event()
@@ -433,6 +434,7 @@ class Watcher:
                 self._full_probe_at = now + FULL_PROBE_INTERVAL
                 batch = self.intake.take_batch(first, 1, 1)
                 if batch:
+                    self.probes += 1
                     self._start(batch)
                 continue
             batch = self.intake.take_batch(

@@ -81,6 +81,7 @@ class Pending:
         if changed is not None:
             return changed
         if error is None and writer.failed == 0:
+            _remove_stale(job, writer)
             try:
                 result.moved_to = finish_success(job, self.path)
             except OutputError as exc:
@@ -127,6 +128,14 @@ class Pending:
         result.directory = os.path.dirname(self.path)
         result.error = None
         return result
+
+
+def _remove_stale(job: Job, writer: Writer) -> None:
+    """Outputs an earlier attempt published that this one did not (the input changed, e.g.
+    one dataset became several): removed, so that what is left is this conversion."""
+    for path in sorted((job.owned or frozenset()) - set(writer.published)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _full(result: Result, path: str, exc: OutputError, folder: str) -> Result:

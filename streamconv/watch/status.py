@@ -77,7 +77,9 @@ def log_outcome(display: str, job: Job, result: Result, inbox: InboxConfig) -> N
         return
     assert result.error is not None
     name = os.path.basename(result.moved_to) if result.moved_to else job.name
-    sidecar = printable(os.path.join(os.path.basename(inbox.failed_dir), sidecar_name(name, job.name)))
+    sidecar = printable(
+        os.path.join(os.path.basename(inbox.failed_dir), sidecar_name(name, job.name))
+    )
     if result.status == "partial":
         logger.warning(
             "partial %s: %d of %d dataset(s) converted, %d failed, first: %s -> %s",
