@@ -311,7 +311,9 @@ def build_options(p: ParsedArgs) -> ConvertOptions:
     try:
         dirs = permitted_dirs(p.bulkdata_dirs)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        error = UsageError(str(exc))
+        error.with_usage_header = False
+        raise error from None
     template = str(v.get("filename_template", "{index:06d}.dcm"))
     return ConvertOptions(
         read_meta=bool(v.get("read_meta", True)),

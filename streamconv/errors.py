@@ -103,6 +103,9 @@ class StreamconvError(Exception):
 class UsageError(StreamconvError):
     exit_code = 1
     category = "usage"
+    # False: DCMTK reports this one as a logged error ("E: ..."), not under the usage header
+    # (a +Bd directory that does not exist, dcmtk-behavior §6)
+    with_usage_header = True
 
 
 class InputError(StreamconvError):
