@@ -13,7 +13,7 @@ import re
 import string
 import sys
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .core.encode import Encoded, gather, iter_bytes
 from .core.pipeline import Output, release
@@ -24,6 +24,7 @@ from .options import ArrayPolicy, ConvertOptions
 __all__ = [
     "PART_SUFFIX",
     "fsync_dir",
+    "rename_noreplace",
     "render_name",
     "syncfs",
     "write_atomic",
@@ -130,7 +131,13 @@ def write_atomic(
 
 
 def _publish_new(tmp: str, path: str) -> None:
-    """Rename *tmp* to *path* unless *path* exists (EEXIST): a link, then the temp removed."""
+    """Rename *tmp* to *path* unless *path* exists (EEXIST): ``renameat2(RENAME_NOREPLACE)``
+    (one call, atomic), or a hard link and the temp removed where that is missing."""
+    try:
+        rename_noreplace(tmp, path, fallback=False)
+        return
+    except NotImplementedError:
+        pass
     try:
         os.link(tmp, path)
     except OSError as exc:
@@ -142,6 +149,52 @@ def _publish_new(tmp: str, path: str) -> None:
         os.replace(tmp, path)
         return
     _unlink(tmp)  # published: a temp that cannot be removed is not a failed write
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def rename_noreplace(src: str, dst: str, *, fallback: bool = True) -> None:
+    """``rename(src, dst)`` that raises FileExistsError instead of replacing *dst*: Linux
+    ``renameat2(RENAME_NOREPLACE)``, atomic.  Where the kernel or the filesystem lacks it:
+    with *fallback* a check and a rename (a race may replace), else NotImplementedError."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+            _renameat2 = fn
+        except (OSError, AttributeError):
+            pass
+    if _renameat2:
+        import ctypes
+
+        if (
+            _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+            == 0
+        ):
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), dst)
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), dst)
+    if not fallback:
+        raise NotImplementedError("renameat2(RENAME_NOREPLACE)")
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst)
 
 
 def _write_all(f: BinaryIO, data: bytes) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import json
 import os
 import secrets
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..errors import OutputError, StreamconvError
-from ..sinks import write_atomic
+from ..sinks import rename_noreplace, write_atomic
 from .jobs import ErrorInfo, Job, Mode, Result, Sig, printable
 from .outputs import Writer, error_fields, no_space, transient
 
@@ -33,7 +32,6 @@ __all__ = [
     "finish_failure",
     "incomplete",
     "move",
-    "rename_noreplace",
     "sidecar_name",
 ]
 
@@ -239,41 +237,6 @@ def move(path: str, directory: str, name: str) -> str:
             err = OutputError(f"cannot move the input to '{target}': {exc.strerror or exc}")
             err.errno = exc.errno
             raise err from None
-
-
-_RENAME_NOREPLACE = 1
-_AT_FDCWD = -100
-_renameat2: object = None
-
-
-def rename_noreplace(src: str, dst: str) -> None:
-    """``rename(src, dst)`` that fails with FileExistsError instead of replacing *dst*:
-    Linux ``renameat2(RENAME_NOREPLACE)``, atomic; where it is missing, a check and a rename.
-    """
-    global _renameat2
-    if _renameat2 is None:
-        _renameat2 = False
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    if _renameat2:
-        import ctypes
-
-        fn = _renameat2
-        assert callable(fn)
-        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise (
-                OSError(code, os.strerror(code), dst)
-                if code != errno.EEXIST
-                else (FileExistsError(code, os.strerror(code), dst))
-            )
-    if os.path.lexists(dst):  # no renameat2 here (an old kernel, some network filesystems)
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
-    os.rename(src, dst)
 
 
 def fail_input(job: Job, info: ErrorInfo) -> Result:
