@@ -409,6 +409,45 @@ async def test_failed_on_a_full_filesystem(
             assert int(tried) <= int(limit), m
 
 
+@contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """*folder* made read-only by a bind mount over itself (root ignores mode bits)."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    for args in (["--bind", str(folder), str(folder)], ["-o", "remount,bind,ro", str(folder)]):
+        done = subprocess.run(["mount", *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+            pytest.skip(f"cannot bind-mount read-only here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.anyio
+async def test_failed_that_cannot_be_written_stops_at_the_retry_limit(
+    tree: Tree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a full disk (read-only failed/): retried retry_attempts times, counted truly, then
+    left claimed in processing/ with an error line, for the next start."""
+    caplog.set_level("INFO", logger="streamconv")
+    tree.failed.mkdir()
+    bad = text(0, **{"00200013": {"vr": "IS", "Value": ["twelve"]}})
+    with read_only(tree.failed):
+        async with running(tree.config(retry_attempts=3, retry_delay=0.05)):
+            drop(tree.inbox, "bad.json", bad)
+            await wait_for(lambda: any("cannot be moved" in m for m in logged(caplog)))
+    messages = logged(caplog)
+    tries = [m for m in messages if m.startswith("retry ")]
+    assert [re.search(r"attempt (\d+) of 3", m).group(1) for m in tries] == ["1", "2"]  # type: ignore[union-attr]
+    (stuck,) = [m for m in messages if "cannot be moved" in m]
+    assert "after 3 attempt(s)" in stuck and "output (exit 40)" in stuck
+    assert "the input failed: content (exit 65)" in stuck
+    assert not [m for m in messages if "internal" in m]
+    assert tree.claimed() == {"bad.json"} and files(tree.failed) == set()
+
+
 # -- the documented limit: a file changed after it was taken ------------------------------------
 
 

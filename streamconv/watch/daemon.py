@@ -581,8 +581,9 @@ class Watcher:
             assert result.error is not None
             state.candidates.pop(cand.key, None)
             logger.error(
-                "%s cannot be moved to failed/ after %d attempt(s): %s; left in %s for the "
-                "next start", cand.display, job.attempt, describe(result.error), cand.directory,
+                "%s cannot be moved after %d attempt(s): %s%s; left in %s for the next start",
+                cand.display, job.attempt, describe(result.error),
+                f"; {result.reason}" if result.reason else "", cand.directory,
             )  # fmt: skip
             return
         if result.status == "retry":

@@ -161,6 +161,8 @@ def _cannot_move(result: Result, job: Job, path: str, exc: OutputError, info: Er
         result.error = info
         result.reason = exc.message
         return result
+    if result.status != "done":  # what failed/ would have said
+        result.reason = f"the input failed: {info.category} (exit {info.exit_code})"
     result.error = ErrorInfo.of(exc, transient=True)
     result.status = "stuck" if job.final else "retry"
     return result
