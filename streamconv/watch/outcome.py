@@ -103,7 +103,7 @@ class Pending:
             return result
         result.status = "partial" if writer.converted else "failed"
         try:
-            result.moved_to = finish_failure(job, self.path, self.stem, info, writer)
+            result.moved_to = finish_failure(job, self.path, info, writer)
         except OutputError as exc:
             return _cannot_move(result, job, self.path, exc, info)
         return result
@@ -183,7 +183,7 @@ def sidecar_name(name: str, original: str) -> str:
     return (os.path.splitext(name)[0] or name) + ".error.json"
 
 
-def finish_failure(job: Job, path: str, stem: str, info: ErrorInfo, writer: Writer) -> str:
+def finish_failure(job: Job, path: str, info: ErrorInfo, writer: Writer) -> str:
     failed_dir = job.inbox.failed_dir
     name = job.name
     while True:
@@ -257,7 +257,7 @@ def fail_input(job: Job, info: ErrorInfo) -> Result:
     writer = Writer(job, stem)
     result = Result("failed", error=info, directory=job.claim_dir)
     try:
-        result.moved_to = finish_failure(job, path, stem, info, writer)
+        result.moved_to = finish_failure(job, path, info, writer)
     except OutputError as exc:
         return _cannot_move(result, job, path, exc, info)
     return result

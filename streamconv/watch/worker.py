@@ -401,5 +401,5 @@ def _refuse(job: Job, reason: str, lst: os.stat_result) -> Result | Pending:
     info = ErrorInfo("refused", InputError.exit_code, f"refused: {reason} (not opened)")
     stem = os.path.splitext(job.name)[0] or job.name
     result = Result("failed", error=info, directory=job.claim_dir)
-    result.moved_to = finish_failure(job, path, stem, info, Writer(job, stem))
+    result.moved_to = finish_failure(job, path, info, Writer(job, stem))
     return result
