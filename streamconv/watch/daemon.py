@@ -68,9 +68,11 @@ from .jobs import ErrorInfo, Job, Mode, Result
 from .metrics import Metrics, write_textfile
 from .outcome import fail_input
 from .status import describe, log_outcome, render_metrics, status_line, summary
-from .worker import process_batch, warm_worker
+from .worker import process_batch, process_input, warm_worker
 
-__all__ = ["StartupError", "Watcher", "serve"]
+# Job, Mode, Result and process_input are re-exported for callers written against the
+# one-module daemon (tests/dicomweb/test_dicomweb_watch.py); new code imports .jobs and .worker.
+__all__ = ["Job", "Mode", "Result", "StartupError", "Watcher", "process_input", "serve"]
 
 logger = logging.getLogger(__name__)
 
