@@ -145,6 +145,8 @@ class BulkDataFetchError(BulkDataAccessError):
 class OutputError(StreamconvError):
     exit_code = 40
     category = "output"
+    #: the failed OS call's errno (ENOSPC, EDQUOT, EEXIST...), None when no OS call failed
+    errno: int | None = None
 
 
 class ContentError(StreamconvError):

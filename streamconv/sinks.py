@@ -16,7 +16,7 @@ import re
 import string
 import sys
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .core.encode import Encoded, gather, iter_bytes
 from .core.pipeline import Output, release
@@ -31,6 +31,7 @@ __all__ = [
     "output_path",
     "part_name",
     "part_writer",
+    "rename_noreplace",
     "render_name",
     "sweep_parts",
     "syncfs",
@@ -175,7 +176,9 @@ def _output_error(exc: OSError, path: str) -> OutputError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         reason = "no space left on device"
-    return OutputError(f"cannot write '{path}': {reason}")
+    err = OutputError(f"cannot write '{path}': {reason}")
+    err.errno = exc.errno  # the fact callers decide on (the daemon pauses on ENOSPC/EDQUOT)
+    return err
 
 
 def write_atomic(
@@ -185,18 +188,29 @@ def write_atomic(
     fsync: bool = True,
     sync_dir: bool = True,
     mode: int = 0o666,
+    tag: str = "",
+    replace: bool = True,
 ) -> int:
     """Write ``chunks`` to ``path`` atomically; returns the number of bytes written.
 
     ``fsync``: the data is on disk before the rename, so a crash leaves the old file or the
     whole new one, never an empty or torn one; ``sync_dir`` also makes the rename itself
     durable (one more fsync: ~15 ms on this machine's virtual disk).
+
+    ``tag`` marks the temporary (``.NAME.<tag>.<hex>.part``, still matched by the
+    ``.NAME.<hex>.part`` pattern every cleanup uses) so that the owner of a dead writer can
+    remove exactly its temporaries.  ``replace=False`` publishes with ``link(2)``, which never
+    replaces: an existing ``path`` raises :class:`OutputError` with ``errno`` EEXIST (the
+    daemon's collision policy); where hard links are not supported, a check and a rename.
     """
     directory, name = os.path.split(path)
     directory = directory or "."
     if os.path.isdir(path):
         raise OutputError(f"cannot write '{path}': is a directory")
-    tmp = os.path.join(directory, part_name(name))
+    if tag:  # the daemon's: its owner removes a dead writer's temporaries by the tag
+        tmp = os.path.join(directory, f".{name}.{tag}.{os.urandom(6).hex()}{PART_SUFFIX}")
+    else:  # the writer's host and pid: a rerun removes a dead writer's (sweep_parts)
+        tmp = os.path.join(directory, part_name(name))
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
@@ -208,7 +222,10 @@ def write_atomic(
                 written += _write_all(f, chunk)
             if fsync:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except OSError as exc:
         _unlink(tmp)
         raise _output_error(exc, path) from None
@@ -218,6 +235,73 @@ def write_atomic(
     if fsync and sync_dir:
         fsync_dir(directory)
     return written
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Rename *tmp* to *path* unless *path* exists (EEXIST): ``renameat2(RENAME_NOREPLACE)``
+    (one call, atomic), or a hard link and the temp removed where that is missing."""
+    try:
+        rename_noreplace(tmp, path, fallback=False)
+        return
+    except NotImplementedError:
+        pass
+    try:
+        os.link(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        # no hard links here (vfat, some FUSE): check, then rename (a race may replace)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "output exists", path) from None
+        os.replace(tmp, path)
+        return
+    _unlink(tmp)  # published: a temp that cannot be removed is not a failed write
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def rename_noreplace(src: str, dst: str, *, fallback: bool = True) -> None:
+    """``rename(src, dst)`` that raises FileExistsError instead of replacing *dst*: Linux
+    ``renameat2(RENAME_NOREPLACE)``, atomic.  Where the kernel or the filesystem lacks it:
+    with *fallback* a check and a rename (a race may replace), else NotImplementedError."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+            _renameat2 = fn
+        except (OSError, AttributeError):
+            pass
+    if _renameat2:
+        import ctypes
+
+        if (
+            _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+            == 0
+        ):
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), dst)
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), dst)
+    if not fallback:
+        raise NotImplementedError("renameat2(RENAME_NOREPLACE)")
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst)
 
 
 def _write_all(f: BinaryIO, data: bytes) -> int:
