@@ -20,7 +20,7 @@ from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
-from .numbers import decimal_int, decimal_text, ds_value, is_value, json_type
+from .numbers import JsonNumber, decimal_int, decimal_text, ds_value, is_value, json_type
 from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
@@ -585,8 +585,9 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
         if is_float:
             f = float(v)
             if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
+                shown = decimal_text(v) if isinstance(v, Decimal) else str(v)
                 problems.error(
-                    ContentError(f"{vr} value {v} is not a finite {vr} number", path=path)
+                    ContentError(f"{vr} value {shown} is not a finite {vr} number", path=path)
                 )
                 return None
             nums.append(f)
@@ -594,7 +595,9 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
             if isinstance(v, Decimal):
                 if not v.is_finite() or v != v.to_integral_value():
                     problems.error(
-                        ContentError(f"{vr} value must be an integer, found {v}", path=path)
+                        ContentError(
+                            f"{vr} value must be an integer, found {decimal_text(v)}", path=path
+                        )
                     )
                     return None
                 shown = decimal_text(v)
@@ -652,7 +655,11 @@ def _binary_value(
         text = (
             v
             if isinstance(v, str)
-            else (str(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+            else str(v)
+            if isinstance(v, int) and not isinstance(v, bool)
+            else v.text
+            if type(v) is JsonNumber and v.integer_token  # -0, as before it kept its text
+            else None
         )
         try:
             n = int(text, 16) if text is not None else -1

@@ -397,5 +397,8 @@ def iter_bytes(enc: Encoded) -> Iterator[bytes]:
     out = comp.flush()
     size += len(out)
     if size & 1:
-        out += b"\x00"  # keep the file length even
+        # PS3.5 A.5: "If the deflate algorithm produces an odd number of bytes then a single
+        # trailing NULL byte shall be added after the last byte of the deflated bit stream."
+        # (DCMTK 3.7 does not add it; CONTRACT §7 allows the difference.)
+        out += b"\x00"
     yield out

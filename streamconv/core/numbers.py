@@ -1,7 +1,14 @@
 """Numbers in DICOM JSON: IS and DS values (PS3.5 6.2), JSON types in messages.
 
-A JSON number given for IS or DS (PS3.18 F.2.3.1) arrives as an int or a Decimal; a string
-arrives as text and is checked against the VR's grammar.
+A JSON number given for IS or DS (PS3.18 F.2.3.1) arrives as an int or a
+:class:`JsonNumber` (a Decimal that remembers the token's text, see core/documents.py); a
+string arrives as text and is checked against the VR's grammar.
+
+DCMTK copies a number's token text into DS, IS and the other text VRs as written
+(dcmtk-behavior §5.3, §5.5: ``1e-06`` stays ``1e-06``, ``-0`` stays ``-0``), and so does
+streamconv (CONTRACT §7).  The contract's rules then apply to that text: a DS longer than
+16 characters is rewritten to the closest 16-character form, an integral IS given as
+``4.0`` or ``1e3`` is written as an integer, both with a warning (CONTRACT §4).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 
 from ..errors import ContentError, Problems
 
-__all__ = ["decimal_int", "decimal_text", "ds_value", "is_value", "json_type"]
+__all__ = ["JsonNumber", "decimal_int", "decimal_text", "ds_value", "is_value", "json_type"]
 
 _IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
 _DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
@@ -33,8 +40,40 @@ def json_type(value: Any) -> str:
     return "an object"
 
 
+class JsonNumber(Decimal):
+    """A JSON number that is not a plain integer, with the text of its token.
+
+    ijson builds these (documents.py hands them to its C parser in place of Decimal), and
+    for ``-0``, the one integer token whose value loses its spelling, the pre-pass supplies
+    the token as :data:`NEGATIVE_ZERO`.  Pickled with its text (frames go to workers).
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        self = Decimal.__new__(cls, text)
+        self.text = "-0" if text == NEGATIVE_ZERO else text
+        return self
+
+    def __reduce__(self) -> tuple[type[JsonNumber], tuple[str]]:
+        return (type(self), (self.text,))
+
+    @property
+    def integer_token(self) -> bool:
+        """Spelled as a JSON integer (only ``-0`` arrives as a JsonNumber so)."""
+        return "." not in self.text and "e" not in self.text and "E" not in self.text
+
+
+# The pre-pass spells an integer token ``-0`` so (a number ijson hands to JsonNumber, not to
+# int(), which would lose its sign); JsonNumber gives it back its text "-0".
+NEGATIVE_ZERO = "-0e-0000000000"
+
+
 def decimal_text(d: Decimal) -> str:
-    # JSON keeps the spelling of the number; Decimal keeps its digits and exponent.
+    """The text of a JSON number: as written when known (JsonNumber), else from its digits."""
+    if type(d) is JsonNumber:
+        return d.text
     s = str(d)
     if "E" in s:
         s = s.replace("E+", "e").replace("E", "e")
@@ -50,6 +89,8 @@ def is_value(v: Any, problems: Problems, path: Any) -> str | None:
     if isinstance(v, int):
         n = v
     elif isinstance(v, Decimal):
+        if type(v) is JsonNumber and v.integer_token:
+            return v.text  # "-0": an integer token, written as given (dcmtk-behavior N11)
         if v.is_finite() and v == v.to_integral_value():
             n = decimal_int(v)
             if -(1 << 31) <= n < (1 << 31):
