@@ -139,7 +139,7 @@ MAX_JSON_DEPTH = 1000
 # the integer token -0 (JsonFilter._emit): ijson would make it int 0, losing the sign that
 # DCMTK copies into IS/DS/text VRs and FD (dcmtk-behavior N11, N12, S6); spelled as
 # NEGATIVE_ZERO it reaches the model as JsonNumber("-0")
-_NEG_ZERO_TOKEN = re.compile(rb"(?<![0-9.eE+\-])-0(?![0-9.eE])")
+_NEG_ZERO_TOKEN = re.compile(rb"-0(?![0-9.eE])")  # a literal first: searched at memchr speed
 _NEG_ZERO = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|(?<![0-9.eE+\-])-0(?![0-9.eE])')
 _NEG_ZERO_TEXT = NEGATIVE_ZERO.encode()
 _NUMBER_TAIL = re.compile(rb"[0-9.eE+\-]{1,40}\Z")  # a number that may go on in the next chunk
@@ -408,7 +408,7 @@ class JsonFilter:
             # the substitution costs a Python call per string, so look for a candidate first
             if _CANDIDATE.search(segment):
                 segment = _TRAILING.sub(rb"\1\2\3", segment)
-            if b"-0" in segment and _NEG_ZERO_TOKEN.search(segment):
+            if b"-0" in segment and _has_negative_zero(segment):
                 segment = _NEG_ZERO.sub(_negative_zero, segment)
             out.append(segment)
             if self._max_depth:
@@ -528,6 +528,16 @@ class JsonFilter:
 
 _NUMBER_END = frozenset(bytes([c]) for c in b"0123456789.eE+-")
 _NUMBER_CHARS = frozenset(b"0123456789.eE+-")
+
+
+def _has_negative_zero(segment: bytes) -> bool:
+    """Whether ``segment`` may hold the token -0 (a cheap look; strings are not told apart:
+    ``_NEG_ZERO`` does that when this says yes)."""
+    for m in _NEG_ZERO_TOKEN.finditer(segment):
+        i = m.start()
+        if i == 0 or segment[i - 1] not in _NUMBER_CHARS:
+            return True
+    return False
 
 
 def _negative_zero(m: re.Match[bytes]) -> bytes:
