@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
-from ..options import ConvertOptions
+from ..options import ConvertOptions, TransferSyntax
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
@@ -25,11 +25,13 @@ from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
     BYTE_VRS,
+    LONG_HEADER_VRS,
     MULTI_TEXT_VRS,
     SINGLE_TEXT_VRS,
     TEXT_VRS,
     WORD_SIZE,
     Element,
+    PreEncoded,
     tag_path,
 )
 
@@ -67,12 +69,30 @@ _INT_RANGE = {
 }  # fmt: skip
 
 
+# The fused path (PreEncoded): elements built with their Explicit VR Little Endian encoding,
+# for the VRs with a short header (PS3.5 7.1.2) that -u leaves alone (PN has its own path)
+_SHORT_HEADER = struct.Struct("<HH2sH").pack
+_VR_BYTES = {vr: vr.encode() for vr in ALL_VRS}
+_FUSED_TEXT = frozenset(TEXT_VRS - LONG_HEADER_VRS - {"PN"})
+_FUSED_BINARY = frozenset({"US", "SS", "UL", "SL", "FL", "FD"})
+_PAD = {vr: b"\x00" if vr == "UI" else b" " for vr in TEXT_VRS}  # PS3.5 6.2, 7.1.1
+
+
+def _fused(options: ConvertOptions) -> bool:
+    """Whether the dataset may be encoded in Explicit VR Little Endian (deflated too), so
+    that building the elements' encoding with them pays.  With +t= the JSON's (0002,0010)
+    decides later (encode.output_ts), and it is rarely given: the pieces are built, and a
+    writer for another transfer syntax ignores them."""
+    ts = options.transfer_syntax
+    return ts is not TransferSyntax.IMPLICIT and ts is not TransferSyntax.BIG
+
+
 class BuildContext:
     """What building one dataset needs besides its JSON."""
 
     __slots__ = (
-        "base_dir", "decoded_bytes", "dictionary", "elements", "max_dataset", "max_elements",
-        "max_value", "options", "problems", "source", "spills", "vr_agreed",
+        "base_dir", "decoded_bytes", "dictionary", "elements", "fuse", "max_dataset",
+        "max_elements", "max_value", "options", "problems", "source", "spills", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -96,6 +116,7 @@ class BuildContext:
         self.max_value = limits.max_value_bytes or _NEVER
         self.max_dataset = limits.max_dataset_bytes or _NEVER
         self.max_elements = limits.max_elements or _NEVER
+        self.fuse = _fused(options)
 
 
 _NEVER = 1 << 62
@@ -432,6 +453,10 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         text = "\\".join(payload)
         if len(payload) == 1 if vr in SINGLE_TEXT_VRS else text.count("\\") == len(payload) - 1:
             return _text_element(tag, vr, text, ctx, path)
+    if vr == "DS" or vr == "IS":
+        plain = _plain_numbers(vr, payload)
+        if plain is not None:
+            return _text_element(tag, vr, plain, ctx, path)
     problems = ctx.problems
     if vr in SINGLE_TEXT_VRS and len(payload) > 1:
         problems.error(
@@ -465,14 +490,53 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
     return _text_element(tag, vr, text, ctx, path)
 
 
+def _plain_numbers(vr: str, payload: list[Any]) -> str | None:
+    """The DS or IS value of JSON numbers that need no rewriting, no warning and no error
+    (DS: at most 16 characters; IS: integers in range), as written; None otherwise (then
+    numbers.ds_value / is_value decide, one value at a time)."""
+    texts: list[str] = []
+    for v in payload:
+        t = type(v)
+        if t is int:
+            if vr == "IS" and not -(1 << 31) <= v < (1 << 31):
+                return None
+            s = str(v)
+        elif t is JsonNumber and vr == "DS":
+            s = v.text
+        else:
+            return None
+        if len(s) > 16:
+            return None
+        texts.append(s)
+    return "\\".join(texts) if texts else None
+
+
 def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) -> Element:
     """The element of a text value, its values joined with backslashes."""
     # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
     text = text.rstrip(" \x00")
-    if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
+    n = len(text)
+    if n > _MAX_CHARS.get(vr, _NO_LIMIT):
         _check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
-    _count(ctx, len(text), path)
-    return Element(tag, vr, text or None)
+    _count(ctx, n, path)
+    if not n:
+        return Element(tag, vr, None)
+    if ctx.fuse and n < 0xFFFF and vr in _FUSED_TEXT and text.isascii():
+        # ASCII is the same bytes in every character set (PS3.5 6.1.2.2): final already
+        value = text.encode("ascii")
+        padded = value + _PAD[vr] if n & 1 else value
+        head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+        return PreEncoded(tag, vr, value, head + padded)
+    return Element(tag, vr, text)
+
+
+def _binary_element(tag: int, vr: str, data: bytes, ctx: BuildContext) -> Element:
+    """A binary numeric element (little endian, even length), with its encoding if fused."""
+    if ctx.fuse and vr in _FUSED_BINARY and len(data) < 0xFFFF:
+        return PreEncoded(
+            tag, vr, data, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(data)) + data
+        )
+    return Element(tag, vr, data)
 
 
 def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> None:
@@ -559,7 +623,7 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
             pass
         else:
             _count(ctx, len(data), path)
-            return Element(tag, vr, data)
+            return _binary_element(tag, vr, data, ctx)
     problems = ctx.problems
     nums: list[Any] = []
     is_float = vr in ("FL", "FD")
@@ -613,7 +677,7 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
         return Element(tag, vr, None)
     data = struct.pack(f"<{len(nums)}{code}", *nums)
     _count(ctx, len(data), path)
-    return Element(tag, vr, data)
+    return _binary_element(tag, vr, data, ctx)
 
 
 def _parse_tag(v: Any, ctx: BuildContext, path: Any) -> int | None:

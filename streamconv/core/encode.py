@@ -24,7 +24,7 @@ from .uids import (
     generate_uid,
     transfer_syntax_name,
 )
-from .vr import LONG_HEADER_VRS, NEW_VRS, WORD_SIZE, Element
+from .vr import LONG_HEADER_VRS, NEW_VRS, WORD_SIZE, Element, PreEncoded
 
 __all__ = ["Encoded", "Piece", "encode_items", "encode_part10", "iter_bytes", "output_ts"]
 
@@ -79,6 +79,7 @@ class _Writer:
     def __init__(self, ts: str, options: ConvertOptions) -> None:
         self.implicit = ts == IMPLICIT
         self.big = ts == BIG
+        self.explicit_le = not self.implicit and not self.big  # PreEncoded pieces apply
         self.explicit_length = options.explicit_length
         self.new_vr = options.enable_new_vr
         e = ">" if self.big else "<"
@@ -104,6 +105,16 @@ class _Writer:
     def dataset(self, ds: Dataset, out: list[Piece]) -> int:
         """Append the encoded elements of ``ds`` (sorted by tag) to ``out``; return the length."""
         total = 0
+        if self.explicit_le:
+            append = out.append
+            for tag in sorted(ds):
+                elem = ds[tag]
+                if type(elem) is PreEncoded:
+                    append(elem.piece)
+                    total += len(elem.piece)
+                else:
+                    total += self.element(elem, out)
+            return total
         for tag in sorted(ds):
             total += self.element(ds[tag], out)
         return total

@@ -16,6 +16,7 @@ __all__ = [
     "TEXT_VRS",
     "WORD_SIZE",
     "Element",
+    "PreEncoded",
     "tag_path",
 ]
 
@@ -76,6 +77,23 @@ class Element:
 
     def __repr__(self) -> str:
         return f"Element({tag_path(self.tag)}, {self.vr}, {self.value!r:.60})"
+
+
+class PreEncoded(Element):
+    """An element whose value is final bytes (ASCII text, binary numbers) built together with
+    its Explicit VR Little Endian encoding, ``piece`` (header and padded value, PS3.5 7.1.2):
+    the writer for that transfer syntax appends it as it is; any other writer encodes
+    ``value`` as for every element.  Nothing changes the value of an element after it is
+    built (the character set step encodes ``str`` values only), so the two stay in step.
+    """
+
+    __slots__ = ("piece",)
+
+    def __init__(self, tag: int, vr: str, value: bytes, piece: bytes) -> None:
+        self.tag = tag
+        self.vr = vr
+        self.value = value
+        self.piece = piece
 
 
 def tag_path(tag: int) -> str:
