@@ -197,3 +197,11 @@ def test_deflate_pad_byte(tmp_path: Path, parity: int) -> None:
     else:
         assert deflated == stream
     assert zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated) == plain
+
+
+def test_vr_that_is_not_a_string_is_an_error(tmp_path: Path) -> None:
+    # a list or an object as "vr" is unhashable: it crashed with a traceback (exit 1)
+    rc, data, stderr = convert(tmp_path, '{"00100020": {"vr": ["LO"], "Value": ["x"]}}')
+    assert rc == 65
+    assert "(0010,0020): unknown or malformed vr an array" in stderr
+    assert "Traceback" not in stderr and data == b""

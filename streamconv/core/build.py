@@ -176,6 +176,7 @@ def _build_items(
     ds: Dataset = {}
     problems = ctx.problems
     tags = _TAG_CACHE
+    fuse = ctx.fuse
     for key, content in obj.pairs:
         tag = tags.get(key)
         if tag is None:
@@ -188,14 +189,33 @@ def _build_items(
                 )
             )
             continue
-        path: Any = _Path(prefix, tag)
         group = tag >> 16
         if tag & 0xFFFF == 0:
             continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
         if tag in ds or (group == 2 and meta is not None and tag in meta):
-            problems.error(ContentError("duplicate tag in one dataset or item", path=path))
+            problems.error(
+                ContentError("duplicate tag in one dataset or item", path=_Path(prefix, tag))
+            )
             continue
         ctx.elements += 1
+        if fuse and group != 2 and type(content) is Pairs and ctx.elements <= ctx.max_elements:
+            pairs = content.pairs
+            if len(pairs) == 2:
+                # the commonest element, {"vr": VR, "Value": ["text"]}, in one step
+                (k1, vr), (k2, values) = pairs
+                if (
+                    type(vr) is str
+                    and vr in _FAST_TEXT
+                    and k1 == "vr"
+                    and k2 == "Value"
+                    and type(values) is list
+                    and len(values) == 1
+                ):
+                    fast = _ascii_element(tag, vr, values[0], ctx)
+                    if fast is not None:
+                        ds[tag] = fast
+                        continue
+        path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:
             limit = ctx.options.limits.max_elements
             raise LimitError(
@@ -221,6 +241,38 @@ def _build_items(
     return ds
 
 
+# text VRs with a short header whose single value _ascii_element takes as it is (IS and DS are
+# checked value by value; PN is an object; UC, UR and UT have long headers)
+_FAST_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UI"})
+
+
+def _ascii_element(tag: int, vr: str, text: Any, ctx: BuildContext) -> Element | None:
+    """``{"vr": VR, "Value": [text]}`` fused (see PreEncoded) for a VR of _FAST_TEXT whose
+    dictionary VR agreed before, ASCII text without a backslash, within the VR's length.
+    None for anything else: the general path (_build_element) then builds it, with every
+    check and message."""
+    if (
+        type(text) is not str
+        or ctx.vr_agreed.get(tag) != vr
+        or (tag == SPECIFIC_CHARACTER_SET and vr != "CS")
+    ):
+        return None
+    if not text.isascii() or "\\" in text:
+        return None
+    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
+    text = text.rstrip(" \x00")
+    n = len(text)
+    if not 0 < n <= _MAX_CHARS[vr] or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    if vr == "UI" and (text[0] == "=" or _SPACE.search(text)):
+        return None  # a UID keyword, or whitespace to remove with a warning
+    ctx.decoded_bytes += n
+    value = text.encode("ascii")
+    padded = value + _PAD[vr] if n & 1 else value
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+    return PreEncoded(tag, vr, value, head + padded)
+
+
 def _build_element(
     tag: int, content: Any, ctx: BuildContext, path: Any, depth: int, siblings: Pairs | None = None
 ) -> Element | None:
@@ -233,6 +285,7 @@ def _build_element(
         if (
             k1 == "vr"
             and k2 == "Value"
+            and type(vr) is str  # a list or an object is not hashable (found by review)
             and vr in ALL_VRS
             and (vr == "CS" or tag != SPECIFIC_CHARACTER_SET)
         ):

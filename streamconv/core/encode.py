@@ -49,7 +49,7 @@ class Encoded:
     meta header (empty with -F), ``body`` the dataset's pieces, ``temporaries`` files to
     remove once written.  (A plain class: see streamconv/options.py on start-up.)"""
 
-    __slots__ = ("body", "bulk_dirs", "deflate_level", "head", "temporaries", "ts")
+    __slots__ = ("_body", "_size", "bulk_dirs", "deflate_level", "head", "temporaries", "ts")
 
     def __init__(
         self,
@@ -60,14 +60,26 @@ class Encoded:
         ts: str = EXPLICIT,
     ) -> None:
         self.head = head
-        self.body = body
+        self._body = body
         self.deflate_level = deflate_level
         self.bulk_dirs = bulk_dirs
         self.ts = ts
         self.temporaries: list[str] = []
+        self._size = -1  # the body's length, when the encoder knows it
+
+    @property
+    def body(self) -> list[Piece]:
+        return self._body
+
+    @body.setter
+    def body(self, pieces: list[Piece]) -> None:
+        self._body = pieces
+        self._size = -1  # new pieces (+ar adds its spool): no longer known
 
     @property
     def size_hint(self) -> int:
+        if self._size >= 0:
+            return len(self.head) + self._size
         return len(self.head) + sum(
             len(p) if isinstance(p, bytes) else p[0].length for p in self.body
         )
@@ -80,6 +92,7 @@ class _Writer:
         self.implicit = ts == IMPLICIT
         self.big = ts == BIG
         self.explicit_le = not self.implicit and not self.big  # PreEncoded pieces apply
+        self.bulk = False  # a BulkRef piece was written (read from its file at write time)
         self.explicit_length = options.explicit_length
         self.new_vr = options.enable_new_vr
         e = ">" if self.big else "<"
@@ -129,6 +142,7 @@ class _Writer:
             out.append(self.header(tag, vr, 0))
             return len(out[-1])
         if isinstance(value, BulkRef):
+            self.bulk = True
             n = value.length
             pad = n & 1
             h = self.header(tag, vr, n + pad)
@@ -316,9 +330,12 @@ def encode_part10(
         head = _encode_meta(build_meta(source, meta, meta_ts, update), options)
     body: list[Piece] = []
     w = _Writer(data_ts, options)
-    w.dataset(ds, body)
+    size = w.dataset(ds, body)
     level = options.compression_level if data_ts == DEFLATED else None
-    return Encoded(head, body, level, options.bulkdata_dirs, meta_ts)
+    enc = Encoded(head, body, level, options.bulkdata_dirs, meta_ts)
+    if not w.bulk:
+        enc._size = size  # bytes only: iter_bytes may join them at once
+    return enc
 
 
 def encode_items(items: list[Dataset], options: ConvertOptions, ts: str) -> tuple[list[Piece], int]:
@@ -392,6 +409,11 @@ def gather(chunks: Iterable[bytes], size: int = WRITE_SIZE) -> Iterator[bytes]:
 
 def iter_bytes(enc: Encoded) -> Iterator[bytes]:
     """The output file as a stream of byte chunks (bulk values read here)."""
+    if enc.deflate_level is None and 0 <= enc._size <= WRITE_SIZE:
+        # a small file of bytes only (_size is set when there is no BulkRef piece): one
+        # chunk, joined at C speed (every header goes this way)
+        yield enc.head + b"".join(enc.body)  # type: ignore[arg-type]
+        return
     if enc.head:
         yield enc.head
     if enc.deflate_level is None:
