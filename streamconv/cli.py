@@ -102,7 +102,7 @@ def main(
     try:
         options = build_options(parsed)
     except UsageError as exc:
-        if exc.message.startswith("Failed to normalize"):
+        if not exc.with_usage_header:
             log.error("%s", exc.message)
         else:
             _print_error(err, exc.message)

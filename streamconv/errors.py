@@ -4,6 +4,8 @@
     ├── UsageError                  1   command-line syntax, option conflicts
     ├── InputError                  20  the JSON input cannot be read
     │   └── BulkDataAccessError     20  bulk data file missing, unreadable, not permitted
+    │       └── BulkDataFetchError  20  a permitted http(s) value cannot be fetched (``transient``
+    │                                   when retrying later may help: timeouts, 429, 5xx)
     ├── OutputError                 40  the output cannot be written (also impossible TS)
     ├── ContentError                65  invalid JSON or invalid DICOM JSON content
     │   ├── JSONSyntaxError         65  RFC 8259 violation; carries the byte offset
@@ -28,6 +30,7 @@ import logging
 
 __all__ = [
     "BulkDataAccessError",
+    "BulkDataFetchError",
     "CharsetError",
     "ContentError",
     "InputError",
@@ -103,6 +106,9 @@ class StreamconvError(Exception):
 class UsageError(StreamconvError):
     exit_code = 1
     category = "usage"
+    # False: DCMTK reports this one as a logged error ("E: ..."), not under the usage header
+    # (a +Bd directory that does not exist, dcmtk-behavior §6)
+    with_usage_header = True
 
 
 class InputError(StreamconvError):
@@ -113,6 +119,25 @@ class InputError(StreamconvError):
 
 class BulkDataAccessError(InputError):
     category = "bulkdata"
+
+
+class BulkDataFetchError(BulkDataAccessError):
+    """A permitted http(s) input or bulk value could not be fetched (CONTRACT §2: 20).
+
+    ``transient`` is the daemon's retry decision: true after connection errors, timeouts,
+    408/429/5xx that outlasted the bounded retries; false for the other 4xx answers.
+    ``status`` is the last HTTP status (0 when none arrived), ``url`` the URL without
+    credentials.
+    """
+
+    category = "bulkdata-fetch"
+
+    def __init__(
+        self, message: str, *, url: str, status: int = 0, transient: bool, path: object = ""
+    ) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(message, path=path, transient=transient)
 
 
 class OutputError(StreamconvError):

@@ -182,6 +182,7 @@ async def convert_stream(
     jobs: int = 0,
     source: str = "stdin",
     base_dir: str | None = None,
+    base_url: str | None = None,
     fail_fast: bool = False,
     progress: Any = None,
     stop: anyio.Event | None = None,
@@ -195,6 +196,7 @@ async def convert_stream(
     jobs = jobs or os.cpu_count() or 1
     options = _split_options(options)
     run = RunContext(options, source, base_dir)
+    run.base_url = base_url  # an http(s) input: relative BulkDataURIs resolve against it
     summary = StreamSummary()
     started = time.monotonic()
     # Frames are not checked here: the worker's ijson parse finds invalid JSON inside a

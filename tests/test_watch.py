@@ -398,7 +398,7 @@ def test_a_refused_entry_that_cannot_be_moved_is_left_alone(
     def rename(src: str, dst: str) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(watch.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
     result = watch.process_input(j)
     assert (result.status, result.reason) == (
         "left",
