@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import binascii
 import logging
-import math
 import re
 import struct
 from decimal import Decimal
 from typing import Any
 
 from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
-from ..options import ConvertOptions, TransferSyntax
+from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
-from .numbers import JsonNumber, decimal_int, decimal_text, ds_value, is_value, json_type
+from .numbers import (
+    _SHORT_HEADER,
+    _VR_BYTES,
+    JsonNumber,
+    binary_numbers,
+    count_bytes,
+    decimal_text,
+    ds_value,
+    is_value,
+    json_type,
+    plain_numbers,
+)
 from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
@@ -32,6 +42,7 @@ from .vr import (
     WORD_SIZE,
     Element,
     PreEncoded,
+    pre_encoding_pays,
     tag_path,
 )
 
@@ -63,28 +74,10 @@ _MAX_CHARS = {
 _NO_LIMIT = 1 << 62
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
-_INT_RANGE = {
-    "US": (0, 0xFFFF), "SS": (-0x8000, 0x7FFF), "UL": (0, 0xFFFFFFFF),
-    "SL": (-0x80000000, 0x7FFFFFFF), "UV": (0, (1 << 64) - 1), "SV": (-(1 << 63), (1 << 63) - 1),
-}  # fmt: skip
-
-
 # The fused path (PreEncoded): elements built with their Explicit VR Little Endian encoding,
 # for the VRs with a short header (PS3.5 7.1.2) that -u leaves alone (PN has its own path)
-_SHORT_HEADER = struct.Struct("<HH2sH").pack
-_VR_BYTES = {vr: vr.encode() for vr in ALL_VRS}
 _FUSED_TEXT = frozenset(TEXT_VRS - LONG_HEADER_VRS - {"PN"})
-_FUSED_BINARY = frozenset({"US", "SS", "UL", "SL", "FL", "FD"})
 _PAD = {vr: b"\x00" if vr == "UI" else b" " for vr in TEXT_VRS}  # PS3.5 6.2, 7.1.1
-
-
-def _fused(options: ConvertOptions) -> bool:
-    """Whether the dataset may be encoded in Explicit VR Little Endian (deflated too), so
-    that building the elements' encoding with them pays.  With +t= the JSON's (0002,0010)
-    decides later (encode.output_ts), and it is rarely given: the pieces are built, and a
-    writer for another transfer syntax ignores them."""
-    ts = options.transfer_syntax
-    return ts is not TransferSyntax.IMPLICIT and ts is not TransferSyntax.BIG
 
 
 class BuildContext:
@@ -120,7 +113,7 @@ class BuildContext:
         self.max_value = limits.max_value_bytes or _NEVER
         self.max_dataset = limits.max_dataset_bytes or _NEVER
         self.max_elements = limits.max_elements or _NEVER
-        self.fuse = _fused(options)
+        self.fuse = pre_encoding_pays(options)
 
 
 _NEVER = 1 << 62
@@ -448,7 +441,7 @@ def _value(
     if vr in TEXT_VRS:
         return _text(tag, vr, payload, ctx, path)
     if vr in BINARY_NUMERIC:
-        return _numbers(tag, vr, payload, ctx, path)
+        return binary_numbers(tag, vr, payload, ctx, path)
     if vr == "AT":
         return _tags(tag, payload, ctx, path)
     # OB/OW/UN/OF/OD/OL/OV with Value: DCMTK reads hex bytes/words or numbers (§5.10)
@@ -511,7 +504,7 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         if len(payload) == 1 if vr in SINGLE_TEXT_VRS else text.count("\\") == len(payload) - 1:
             return _text_element(tag, vr, text, ctx, path)
     if vr == "DS" or vr == "IS":
-        plain = _plain_numbers(vr, payload)
+        plain = plain_numbers(vr, payload)
         if plain is not None:
             return _text_element(tag, vr, plain, ctx, path)
     problems = ctx.problems
@@ -547,27 +540,6 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
     return _text_element(tag, vr, text, ctx, path)
 
 
-def _plain_numbers(vr: str, payload: list[Any]) -> str | None:
-    """The DS or IS value of JSON numbers that need no rewriting, no warning and no error
-    (DS: at most 16 characters; IS: integers in range), as written; None otherwise (then
-    numbers.ds_value / is_value decide, one value at a time)."""
-    texts: list[str] = []
-    for v in payload:
-        t = type(v)
-        if t is int:
-            if vr == "IS" and not -(1 << 31) <= v < (1 << 31):
-                return None
-            s = str(v)
-        elif t is JsonNumber and vr == "DS":
-            s = v.text
-        else:
-            return None
-        if len(s) > 16:
-            return None
-        texts.append(s)
-    return "\\".join(texts) if texts else None
-
-
 def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) -> Element:
     """The element of a text value, its values joined with backslashes."""
     # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
@@ -575,7 +547,7 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
     n = len(text)
     if n > _MAX_CHARS.get(vr, _NO_LIMIT):
         _check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
-    _count(ctx, n, path)
+    count_bytes(ctx, n, path)
     if not n:
         return Element(tag, vr, None)
     if ctx.fuse and n < 0xFFFF and vr in _FUSED_TEXT and text.isascii():
@@ -585,15 +557,6 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
         head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
         return PreEncoded(tag, vr, value, head + padded)
     return Element(tag, vr, text)
-
-
-def _binary_element(tag: int, vr: str, data: bytes, ctx: BuildContext) -> Element:
-    """A binary numeric element (little endian, even length), with its encoding if fused."""
-    if ctx.fuse and vr in _FUSED_BINARY and len(data) < 0xFFFF:
-        return PreEncoded(
-            tag, vr, data, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(data)) + data
-        )
-    return Element(tag, vr, data)
 
 
 def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> None:
@@ -667,74 +630,8 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
             s += "=" + p
         values.append(s)
     text = "\\".join(values).rstrip(" \x00")
-    _count(ctx, len(text), path)
+    count_bytes(ctx, len(text), path)
     return text or None
-
-
-def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
-    code = BINARY_NUMERIC[vr]
-    if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
-        try:  # fast path: struct checks the range; the slow path below explains errors
-            data = struct.pack(f"<{len(payload)}{code}", *payload)
-        except struct.error:
-            pass
-        else:
-            _count(ctx, len(data), path)
-            return _binary_element(tag, vr, data, ctx)
-    problems = ctx.problems
-    nums: list[Any] = []
-    is_float = vr in ("FL", "FD")
-    for v in payload:
-        if v is None:
-            if len(payload) == 1:
-                return Element(tag, vr, None)  # [null] is an empty value (DCMTK)
-            problems.error(ContentError(f"null inside a {vr} value list", path=path))
-            return None  # +E: DCMTK fails the whole element
-        if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
-            problems.error(
-                ContentError(f"{vr} value must be a number, found {json_type(v)}", path=path)
-            )
-            return None
-        if isinstance(v, str):
-            problems.error(
-                ContentError(f"{vr} value must be a JSON number, found the string '{v}'", path=path)
-            )
-            try:
-                v = Decimal(v.strip())
-            except ArithmeticError:
-                return None
-        if is_float:
-            f = float(v)
-            if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
-                shown = decimal_text(v) if isinstance(v, Decimal) else str(v)
-                problems.error(
-                    ContentError(f"{vr} value {shown} is not a finite {vr} number", path=path)
-                )
-                return None
-            nums.append(f)
-        else:
-            if isinstance(v, Decimal):
-                if not v.is_finite() or v != v.to_integral_value():
-                    problems.error(
-                        ContentError(
-                            f"{vr} value must be an integer, found {decimal_text(v)}", path=path
-                        )
-                    )
-                    return None
-                shown = decimal_text(v)
-                v = decimal_int(v)
-            else:
-                shown = v
-            lo, hi = _INT_RANGE[vr]
-            if not lo <= v <= hi:
-                problems.error(ContentError(f"{vr} value {shown} outside [{lo}, {hi}]", path=path))
-                return None
-            nums.append(v)
-    if not nums:
-        return Element(tag, vr, None)
-    data = struct.pack(f"<{len(nums)}{code}", *nums)
-    _count(ctx, len(data), path)
-    return _binary_element(tag, vr, data, ctx)
 
 
 def _parse_tag(v: Any, ctx: BuildContext, path: Any) -> int | None:
@@ -758,7 +655,7 @@ def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: Any) -> Element
         if t is None:
             return Element(tag, "AT", None)  # +E: AT zero length (DCMTK N27)
         vals += (t >> 16, t & 0xFFFF)
-    _count(ctx, 2 * len(vals), path)
+    count_bytes(ctx, 2 * len(vals), path)
     return Element(tag, "AT", struct.pack(f"<{len(vals)}H", *vals) if vals else None)
 
 
@@ -767,7 +664,7 @@ def _binary_value(
 ) -> Element | None:
     if vr in ("OF", "OD", "OL", "OV"):
         alias = {"OF": "FL", "OD": "FD", "OL": "UL", "OV": "UV"}[vr]
-        elem = _numbers(tag, alias, payload, ctx, path)
+        elem = binary_numbers(tag, alias, payload, ctx, path)
         return None if elem is None else Element(tag, vr, elem.value)
     # OB/UN: hex bytes; OW: hex words (DCMTK §5.10)
     size = 2 if vr == "OW" else 1
@@ -794,13 +691,13 @@ def _binary_value(
             )
             return None
         out += (n & (0xFFFF if size == 2 else 0xFF)).to_bytes(size, "little")
-    _count(ctx, len(out), path)
+    count_bytes(ctx, len(out), path)
     return Element(tag, vr, bytes(out) or None)
 
 
 _VALUE_HANDLERS: dict[str, Any] = {
     **{vr: _text for vr in TEXT_VRS if vr != "PN"},
-    **{vr: _numbers for vr in BINARY_NUMERIC},
+    **{vr: binary_numbers for vr in BINARY_NUMERIC},
 }
 
 
@@ -828,7 +725,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
             problems.error(ContentError(spill.error, path=path))
             return None
         _check_words(vr, spill.length, ctx, path)
-        _count(ctx, spill.length, path)
+        count_bytes(ctx, spill.length, path)
         if spill.path:
             ref = bulkdata.temporary_ref(
                 spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1)
@@ -843,7 +740,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
         problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
         return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
     _check_words(vr, len(data), ctx, path)
-    _count(ctx, len(data), path)
+    count_bytes(ctx, len(data), path)
     return Element(tag, vr, _trim(vr, data) or None)
 
 
@@ -858,25 +755,6 @@ def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
     if length % w:
         ctx.problems.error(
             ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
-        )
-
-
-def _count(ctx: BuildContext, n: int, path: str) -> None:
-    ctx.decoded_bytes += n
-    if n <= ctx.max_value and ctx.decoded_bytes <= ctx.max_dataset:
-        return
-    ctx.decoded_bytes -= n
-    limits = ctx.options.limits
-    if limits.max_value_bytes and n > limits.max_value_bytes:
-        raise LimitError(
-            f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)",
-            path=path,
-        )
-    ctx.decoded_bytes += n
-    if limits.max_dataset_bytes and ctx.decoded_bytes > limits.max_dataset_bytes:
-        raise LimitError(
-            f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes (--max-dataset-bytes)",
-            path=path,
         )
 
 
@@ -898,7 +776,7 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
     if http.prefixes and bulkdata.is_http(payload, ctx.base_url is not None):
         from .webbulk import http_element  # urllib3 and multipart: only for an http(s) URI
 
-        return http_element(tag, vr, payload, ctx, path, _count, text=vr in _BULK_TEXT_VRS)
+        return http_element(tag, vr, payload, ctx, path, count_bytes, text=vr in _BULK_TEXT_VRS)
     try:
         ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
     except BulkDataAccessError:
@@ -911,7 +789,7 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
             )
         )
         ref = bulkdata.BulkRef(ref.path, ref.offset, ref.length - ref.length % w, ref.dev, ref.ino)
-    _count(ctx, ref.length, path)
+    count_bytes(ctx, ref.length, path)
     if vr in _BULK_TEXT_VRS:
         raw = bulkdata.read_all(ref, opts.bulkdata_dirs).rstrip(b" \x00")
         return Element(tag, vr, raw or None)

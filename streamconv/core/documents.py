@@ -28,7 +28,15 @@ import ijson
 
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
-from .numbers import NEGATIVE_ZERO, JsonNumber
+from .spelling import (
+    NEG_ZERO,
+    NUMBER_CHARS,
+    NUMBER_END,
+    NUMBER_TAIL,
+    has_negative_zero,
+    load_spelling_parser,
+    negative_zero,
+)
 
 __all__ = [
     "DocumentParser",
@@ -44,62 +52,7 @@ __all__ = [
 _BACKEND = ijson.get_backend("yajl2_c") if "yajl2_c" in ijson.ALL_BACKENDS else ijson
 
 
-def _load_spelling_parser() -> Any:
-    """ijson's C extension loaded a second time, as ``streamconv.core._yajl2``, with
-    :class:`JsonNumber` where it calls ``decimal.Decimal``: every JSON number that is not a
-    plain integer then reaches the model with its token text (CONTRACT §7: a number given
-    for DS, IS or a text VR keeps its spelling, as DCMTK copies the token).
-
-    yajl hands ijson each number's text; ijson (3.4 and later) builds non-integers with the
-    ``Decimal`` it looked up in ``decimal`` when the module was executed, kept in that
-    module's state.  The coroutine types find their state by importing ``_yajl2``
-    relative to the calling code's package, so :func:`_items_coro`, in this package, gets
-    this copy; ijson's own module, and every other user of it, are untouched.  A second
-    parse of each number (re-reading the bytes in Python) would cost ~8x more.  None if
-    this ijson does not work so (then numbers are spelled from their value, as before).
-    """
-    try:
-        from ijson.backends import _yajl2
-    except ImportError:
-        return None
-    import importlib.util
-    import sys
-    import types
-
-    name = f"{__package__}._yajl2"
-    spec = importlib.util.spec_from_file_location(name, _yajl2.__file__)
-    if spec is None or spec.loader is None:
-        return None
-    shim = types.ModuleType("decimal")
-    shim.Decimal = JsonNumber  # type: ignore[attr-defined]
-    saved = sys.modules.get("decimal")
-    sys.modules["decimal"] = shim  # only while the extension executes (microseconds)
-    try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    except Exception:  # pragma: no cover - another ijson layout
-        return None
-    finally:
-        if saved is not None:
-            sys.modules["decimal"] = saved
-    sys.modules[name] = module
-    # the proof, once: a number reaches the target as a JsonNumber with its text
-    got: list[Any] = []
-    try:
-        coro = module.basic_parse_basecoro(
-            module.parse_basecoro(module.items_basecoro(got.append, "item", None))
-        )
-        coro.send(b"[1.50]")
-        coro.close()
-    except Exception:  # pragma: no cover - another ijson layout
-        got = []
-    if got != [1.5] or getattr(got[0], "text", "") != "1.50":  # pragma: no cover
-        del sys.modules[name]
-        return None
-    return module
-
-
-_C = _load_spelling_parser() if getattr(_BACKEND, "backend_name", "") == "yajl2_c" else None
+_C = load_spelling_parser() if getattr(_BACKEND, "backend_name", "") == "yajl2_c" else None
 
 SPILL_PREFIX = "\x00streamconv-spill:"
 _SPILL_START = 1 << 20  # an InlineBinary string longer than this is spliced out
@@ -136,13 +89,6 @@ _DIGITS = b"0123456789"
 # JSON nesting allowed whatever --max-depth says (0 included): the model would run out of
 # Python recursion first (RecursionError, 65) and ijson's cost grows with depth squared
 MAX_JSON_DEPTH = 1000
-# the integer token -0 (JsonFilter._emit): ijson would make it int 0, losing the sign that
-# DCMTK copies into IS/DS/text VRs and FD (dcmtk-behavior N11, N12, S6); spelled as
-# NEGATIVE_ZERO it reaches the model as JsonNumber("-0")
-_NEG_ZERO_TOKEN = re.compile(rb"-0(?![0-9.eE])")  # a literal first: searched at memchr speed
-_NEG_ZERO = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|(?<![0-9.eE+\-])-0(?![0-9.eE])')
-_NEG_ZERO_TEXT = NEGATIVE_ZERO.encode()
-_NUMBER_TAIL = re.compile(rb"[0-9.eE+\-]{1,40}\Z")  # a number that may go on in the next chunk
 _INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
 
 
@@ -393,11 +339,11 @@ class JsonFilter:
                 cut = len(stripped) - 1
                 self._carry = buf[cut:]
                 buf = buf[:cut]
-            elif buf[-1:] in _NUMBER_END:
+            elif buf[-1:] in NUMBER_END:
                 # a number token may continue in the next chunk: keep it whole, for -0
-                tail = _NUMBER_TAIL.search(buf)
+                tail = NUMBER_TAIL.search(buf)
                 if tail is not None and (
-                    tail.start() == 0 or buf[tail.start() - 1] not in _NUMBER_CHARS
+                    tail.start() == 0 or buf[tail.start() - 1] not in NUMBER_CHARS
                 ):
                     self._carry = buf[tail.start() :]
                     buf = buf[: tail.start()]
@@ -408,8 +354,8 @@ class JsonFilter:
             # the substitution costs a Python call per string, so look for a candidate first
             if _CANDIDATE.search(segment):
                 segment = _TRAILING.sub(rb"\1\2\3", segment)
-            if b"-0" in segment and _has_negative_zero(segment):
-                segment = _NEG_ZERO.sub(_negative_zero, segment)
+            if b"-0" in segment and has_negative_zero(segment):
+                segment = NEG_ZERO.sub(negative_zero, segment)
             out.append(segment)
             if self._max_depth:
                 self._track_depth(segment)
@@ -524,24 +470,6 @@ class JsonFilter:
                 f"InlineBinary value larger than {self._max_value} bytes (limit --max-value-bytes)"
                 f" (at or before byte offset {self.consumed})"
             )
-
-
-_NUMBER_END = frozenset(bytes([c]) for c in b"0123456789.eE+-")
-_NUMBER_CHARS = frozenset(b"0123456789.eE+-")
-
-
-def _has_negative_zero(segment: bytes) -> bool:
-    """Whether ``segment`` may hold the token -0 (a cheap look; strings are not told apart:
-    ``_NEG_ZERO`` does that when this says yes)."""
-    for m in _NEG_ZERO_TOKEN.finditer(segment):
-        i = m.start()
-        if i == 0 or segment[i - 1] not in _NUMBER_CHARS:
-            return True
-    return False
-
-
-def _negative_zero(m: re.Match[bytes]) -> bytes:
-    return m.group(1) or _NEG_ZERO_TEXT  # strings unchanged, the token -0 respelled
 
 
 def _escape_holdback(tail: bytes) -> int:

@@ -15,12 +15,25 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ContentError, Problems
+from ..errors import ContentError, LimitError, Problems
+from .vr import ALL_VRS, BINARY_NUMERIC, Element, PreEncoded
 
-__all__ = ["JsonNumber", "decimal_int", "decimal_text", "ds_value", "is_value", "json_type"]
+__all__ = [
+    "JsonNumber",
+    "binary_element",
+    "binary_numbers",
+    "count_bytes",
+    "decimal_int",
+    "decimal_text",
+    "ds_value",
+    "is_value",
+    "json_type",
+    "plain_numbers",
+]
 
 _IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
 _DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
@@ -202,3 +215,131 @@ def _ds16_decimal(d: Decimal) -> str:
         if len(s) <= 16:
             return s
     raise ContentError(f"DS value {decimal_text(d)} cannot be written in 16 characters")
+
+
+# -- building elements from numbers (core/build.py's value handlers) -----------------------
+
+_INT_RANGE = {
+    "US": (0, 0xFFFF), "SS": (-0x8000, 0x7FFF), "UL": (0, 0xFFFFFFFF),
+    "SL": (-0x80000000, 0x7FFFFFFF), "UV": (0, (1 << 64) - 1), "SV": (-(1 << 63), (1 << 63) - 1),
+}  # fmt: skip
+
+
+_SHORT_HEADER = struct.Struct("<HH2sH").pack
+_VR_BYTES = {vr: vr.encode() for vr in ALL_VRS}
+_FUSED_BINARY = frozenset({"US", "SS", "UL", "SL", "FL", "FD"})
+
+
+def count_bytes(ctx: Any, n: int, path: str) -> None:
+    ctx.decoded_bytes += n
+    if n <= ctx.max_value and ctx.decoded_bytes <= ctx.max_dataset:
+        return
+    ctx.decoded_bytes -= n
+    limits = ctx.options.limits
+    if limits.max_value_bytes and n > limits.max_value_bytes:
+        raise LimitError(
+            f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)",
+            path=path,
+        )
+    ctx.decoded_bytes += n
+    if limits.max_dataset_bytes and ctx.decoded_bytes > limits.max_dataset_bytes:
+        raise LimitError(
+            f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes (--max-dataset-bytes)",
+            path=path,
+        )
+
+
+def binary_element(tag: int, vr: str, data: bytes, ctx: Any) -> Element:
+    """A binary numeric element (little endian, even length), with its encoding if fused."""
+    if ctx.fuse and vr in _FUSED_BINARY and len(data) < 0xFFFF:
+        return PreEncoded(
+            tag, vr, data, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(data)) + data
+        )
+    return Element(tag, vr, data)
+
+
+def plain_numbers(vr: str, payload: list[Any]) -> str | None:
+    """The DS or IS value of JSON numbers that need no rewriting, no warning and no error
+    (DS: at most 16 characters; IS: integers in range), as written; None otherwise (then
+    numbers.ds_value / is_value decide, one value at a time)."""
+    texts: list[str] = []
+    for v in payload:
+        t = type(v)
+        if t is int:
+            if vr == "IS" and not -(1 << 31) <= v < (1 << 31):
+                return None
+            s = str(v)
+        elif t is JsonNumber and vr == "DS":
+            s = v.text
+        else:
+            return None
+        if len(s) > 16:
+            return None
+        texts.append(s)
+    return "\\".join(texts) if texts else None
+
+
+def binary_numbers(tag: int, vr: str, payload: list[Any], ctx: Any, path: Any) -> Element | None:
+    code = BINARY_NUMERIC[vr]
+    if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
+        try:  # fast path: struct checks the range; the slow path below explains errors
+            data = struct.pack(f"<{len(payload)}{code}", *payload)
+        except struct.error:
+            pass
+        else:
+            count_bytes(ctx, len(data), path)
+            return binary_element(tag, vr, data, ctx)
+    problems = ctx.problems
+    nums: list[Any] = []
+    is_float = vr in ("FL", "FD")
+    for v in payload:
+        if v is None:
+            if len(payload) == 1:
+                return Element(tag, vr, None)  # [null] is an empty value (DCMTK)
+            problems.error(ContentError(f"null inside a {vr} value list", path=path))
+            return None  # +E: DCMTK fails the whole element
+        if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
+            problems.error(
+                ContentError(f"{vr} value must be a number, found {json_type(v)}", path=path)
+            )
+            return None
+        if isinstance(v, str):
+            problems.error(
+                ContentError(f"{vr} value must be a JSON number, found the string '{v}'", path=path)
+            )
+            try:
+                v = Decimal(v.strip())
+            except ArithmeticError:
+                return None
+        if is_float:
+            f = float(v)
+            if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
+                shown = decimal_text(v) if isinstance(v, Decimal) else str(v)
+                problems.error(
+                    ContentError(f"{vr} value {shown} is not a finite {vr} number", path=path)
+                )
+                return None
+            nums.append(f)
+        else:
+            if isinstance(v, Decimal):
+                if not v.is_finite() or v != v.to_integral_value():
+                    problems.error(
+                        ContentError(
+                            f"{vr} value must be an integer, found {decimal_text(v)}", path=path
+                        )
+                    )
+                    return None
+                shown = decimal_text(v)
+                v = decimal_int(v)
+            else:
+                shown = v
+            lo, hi = _INT_RANGE[vr]
+            if not lo <= v <= hi:
+                problems.error(ContentError(f"{vr} value {shown} outside [{lo}, {hi}]", path=path))
+                return None
+            nums.append(v)
+    if not nums:
+        return Element(tag, vr, None)
+    data = struct.pack(f"<{len(nums)}{code}", *nums)
+    count_bytes(ctx, len(data), path)
+    return binary_element(tag, vr, data, ctx)

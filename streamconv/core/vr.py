@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..options import ConvertOptions, TransferSyntax
+
 __all__ = [
     "ALL_VRS",
     "BINARY_NUMERIC",
@@ -17,6 +19,7 @@ __all__ = [
     "WORD_SIZE",
     "Element",
     "PreEncoded",
+    "pre_encoding_pays",
     "tag_path",
 ]
 
@@ -94,6 +97,15 @@ class PreEncoded(Element):
         self.vr = vr
         self.value = value
         self.piece = piece
+
+
+def pre_encoding_pays(options: ConvertOptions) -> bool:
+    """Whether the dataset may be encoded in Explicit VR Little Endian (deflated too), so
+    that building the elements' encoding with them pays.  With +t= the JSON's (0002,0010)
+    decides later (encode.output_ts), and it is rarely given: the pieces are built, and a
+    writer for another transfer syntax ignores them."""
+    ts = options.transfer_syntax
+    return ts is not TransferSyntax.IMPLICIT and ts is not TransferSyntax.BIG
 
 
 def tag_path(tag: int) -> str:
