@@ -279,11 +279,20 @@ def plain_numbers(vr: str, payload: list[Any]) -> str | None:
     return "\\".join(texts) if texts else None
 
 
+_PACKERS: dict[tuple[int, str], Any] = {}  # (count, struct code) -> Struct.pack
+
+
 def binary_numbers(tag: int, vr: str, payload: list[Any], ctx: Any, path: Any) -> Element | None:
     code = BINARY_NUMERIC[vr]
     if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
+        key = (len(payload), code)
+        pack = _PACKERS.get(key)
+        if pack is None:
+            pack = struct.Struct(f"<{len(payload)}{code}").pack
+            if len(_PACKERS) < 256:
+                _PACKERS[key] = pack
         try:  # fast path: struct checks the range; the slow path below explains errors
-            data = struct.pack(f"<{len(payload)}{code}", *payload)
+            data = pack(*payload)
         except struct.error:
             pass
         else:
