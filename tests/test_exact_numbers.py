@@ -205,3 +205,19 @@ def test_vr_that_is_not_a_string_is_an_error(tmp_path: Path) -> None:
     assert rc == 65
     assert "(0010,0020): unknown or malformed vr an array" in stderr
     assert "Traceback" not in stderr and data == b""
+
+
+def test_ijson_and_decimal_untouched_for_everyone_else() -> None:
+    # the spelling parser is a private copy of ijson's C module: the decimal module and
+    # ijson's own parser (other code in the process) still give plain Decimals
+    import decimal
+    import sys
+
+    import ijson
+
+    from streamconv.core import documents
+
+    assert documents._C is not None and documents._C is not sys.modules["ijson.backends._yajl2"]
+    assert sys.modules["decimal"] is decimal and decimal.Decimal is not JsonNumber
+    (value,) = ijson.items(b"[1e-06]", "item")
+    assert type(value) is decimal.Decimal
