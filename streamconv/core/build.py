@@ -267,7 +267,7 @@ def _ascii_element(tag: int, vr: str, text: Any, ctx: BuildContext) -> Element |
     value = text.encode("ascii")
     padded = value + _PAD[vr] if n & 1 else value
     head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
-    return PreEncoded(tag, vr, value, head + padded)
+    return PreEncoded(tag, vr, text, head + padded)
 
 
 def _build_element(
@@ -555,7 +555,7 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
         value = text.encode("ascii")
         padded = value + _PAD[vr] if n & 1 else value
         head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
-        return PreEncoded(tag, vr, value, head + padded)
+        return PreEncoded(tag, vr, text, head + padded)
     return Element(tag, vr, text)
 
 

@@ -83,16 +83,17 @@ class Element:
 
 
 class PreEncoded(Element):
-    """An element whose value is final bytes (ASCII text, binary numbers) built together with
-    its Explicit VR Little Endian encoding, ``piece`` (header and padded value, PS3.5 7.1.2):
-    the writer for that transfer syntax appends it as it is; any other writer encodes
-    ``value`` as for every element.  Nothing changes the value of an element after it is
-    built (the character set step encodes ``str`` values only), so the two stay in step.
+    """An element built together with its Explicit VR Little Endian encoding, ``piece``
+    (header and padded value, PS3.5 7.1.2): ASCII text or binary numbers.  ``value`` is as
+    for any element (ASCII text stays ``str`` until the character set step encodes it, to
+    the same bytes in every character set, PS3.5 6.1.2.2); the writer for that transfer
+    syntax appends ``piece`` as it is, any other writer encodes ``value``.  Nothing changes
+    an element's value after it is built except that step, so the two stay in step.
     """
 
     __slots__ = ("piece",)
 
-    def __init__(self, tag: int, vr: str, value: bytes, piece: bytes) -> None:
+    def __init__(self, tag: int, vr: str, value: str | bytes, piece: bytes) -> None:
         self.tag = tag
         self.vr = vr
         self.value = value
