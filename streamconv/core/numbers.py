@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -191,8 +192,10 @@ def _ds16(d: Decimal) -> str:
     if not d.is_finite():
         return str(d)
     f = float(d)
-    if math.isinf(f) or (f == 0 and d != 0):
-        return _ds16_decimal(d)  # beyond the range of a double: 'inf' or '0' would be wrong
+    if math.isinf(f) or (abs(f) < sys.float_info.min and d != 0):
+        # beyond a double's range, or subnormal (few significant bits left): 'inf', '0' or
+        # 1.234670049e-320 for 1.2345678901234567e-320 would be wrong
+        return _ds16_decimal(d)
     for prec in range(17, 0, -1):
         for fmt in (f"{{:.{prec}g}}",):
             s = fmt.format(f)
@@ -282,6 +285,11 @@ def plain_numbers(vr: str, payload: list[Any]) -> str | None:
 _PACKERS: dict[tuple[int, str], Any] = {}  # (count, struct code) -> Struct.pack
 
 
+# IEEE 754 binary32 round to nearest: below (2 - 2^-24) * 2^127 a double becomes at most
+# FLT_MAX (0x7F7FFFFF), as DCMTK's cast gives; 3.4028235e38, FLT_MAX's shortest decimal, too
+_FL_LIMIT = math.ldexp(2 - 2**-24, 127) * (1 - 2**-53)
+
+
 def binary_numbers(tag: int, vr: str, payload: list[Any], ctx: Any, path: Any) -> Element | None:
     code = BINARY_NUMERIC[vr]
     if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
@@ -322,7 +330,7 @@ def binary_numbers(tag: int, vr: str, payload: list[Any], ctx: Any, path: Any) -
                 return None
         if is_float:
             f = float(v)
-            if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
+            if not math.isfinite(f) or (vr == "FL" and abs(f) > _FL_LIMIT):
                 shown = decimal_text(v) if isinstance(v, Decimal) else str(v)
                 problems.error(
                     ContentError(f"{vr} value {shown} is not a finite {vr} number", path=path)
