@@ -41,21 +41,22 @@ def load_spelling_parser() -> Any:
         from ijson.backends import _yajl2
     except ImportError:
         return None
-    import importlib.util
     import sys
-    import types
+    from importlib.machinery import ExtensionFileLoader, ModuleSpec  # not .util: start-up
 
     name = f"{__package__}._yajl2"
-    spec = importlib.util.spec_from_file_location(name, _yajl2.__file__)
-    if spec is None or spec.loader is None:
+    path = _yajl2.__file__
+    if not path:
         return None
-    shim = types.ModuleType("decimal")
+    loader = ExtensionFileLoader(name, path)
+    spec = ModuleSpec(name, loader, origin=path)
+    shim = type(sys)("decimal")  # a module object
     shim.Decimal = JsonNumber  # type: ignore[attr-defined]
     saved = sys.modules.get("decimal")
     sys.modules["decimal"] = shim  # only while the extension executes (microseconds)
     try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = loader.create_module(spec)
+        loader.exec_module(module)
     except Exception:  # pragma: no cover - another ijson layout
         return None
     finally:
