@@ -11,7 +11,8 @@
     │   ├── JSONSyntaxError         65  RFC 8259 violation; carries the byte offset
     │   ├── LimitError              65  a configured resource limit was exceeded
     │   └── CharsetError            65  text not representable in the declared character set
-    └── UnsupportedURIError         66  BulkDataURI scheme not supported
+    ├── UnsupportedURIError         66  BulkDataURI scheme not supported
+    └── WorkerDied                  70  a worker process died (killed, out of memory)
 
 Messages name the input, the element path (``(0010,1002)[2].(0010,0020)``, items from 1)
 and what was expected.  The one -E/+E decision lives in :class:`Problems`.
@@ -41,6 +42,7 @@ __all__ = [
     "StreamconvError",
     "UnsupportedURIError",
     "UsageError",
+    "WorkerDied",
 ]
 
 log = logging.getLogger("streamconv")
@@ -143,6 +145,8 @@ class BulkDataFetchError(BulkDataAccessError):
 class OutputError(StreamconvError):
     exit_code = 40
     category = "output"
+    #: the failed OS call's errno (ENOSPC, EDQUOT, EEXIST...), None when no OS call failed
+    errno: int | None = None
 
 
 class ContentError(StreamconvError):
@@ -172,6 +176,16 @@ class LimitError(ContentError):
 
 class CharsetError(ContentError):
     category = "charset"
+
+
+class WorkerDied(StreamconvError):
+    """A worker process died (killed, out of memory): the run ends with the same exit code in
+    every front end (EX_SOFTWARE, sysexits.h: the conversion did not finish and the input is
+    not known to be at fault, so a daemon may try it again)."""
+
+    exit_code = 70
+    category = "internal"
+    transient = True
 
 
 class UnsupportedURIError(StreamconvError):

@@ -93,8 +93,14 @@ class _Input:
             os.close(self.fd)
 
 
-async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
-    """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
+async def convert_file(
+    input_path: str, output_path: str, options: ConvertOptions, *, resume: bool = False
+) -> list[str]:
+    """The one-shot pipeline: one input, one output (or a directory with --array-split).
+
+    Returns the paths of the outputs, in input order.  ``resume`` (--array-split only): a
+    dataset whose output file exists is not converted again; its path is returned too.
+    """
     import anyio
     import anyio.to_thread
 
@@ -102,7 +108,7 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
         await anyio.to_thread.run_sync(_make_output_dir, output_path)
     inp = _Input(input_path, options)
     try:
-        written = await _convert_file(inp, output_path, options)
+        written = await _convert_file(inp, output_path, options, resume=resume)
     except StreamconvError as exc:
         inp.close(exc)
         raise
@@ -113,7 +119,9 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
     return written
 
 
-async def _convert_file(inp: _Input, output_path: str, options: ConvertOptions) -> list[str]:
+async def _convert_file(
+    inp: _Input, output_path: str, options: ConvertOptions, *, resume: bool = False
+) -> list[str]:
     import anyio
     import anyio.to_thread
 
@@ -132,11 +140,13 @@ async def _convert_file(inp: _Input, output_path: str, options: ConvertOptions) 
                 base_dir=base_dir,
                 base_url=inp.base_url,
                 fail_fast=True,
+                resume=resume,
+                collect_paths=True,
             )
         except StreamconvError as exc:
             exc.with_source(source)
             raise
-        return [str(summary.converted)]
+        return summary.paths
     conv = Converter(run)
     written: list[str] = []
     limiter = anyio.CapacityLimiter(1)
