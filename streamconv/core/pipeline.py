@@ -339,12 +339,15 @@ class _SequenceSpool:
 
 def release(out: Output) -> None:
     """Remove the temporary files (spills, +ar spool) an output still holds."""
-    for path in out.encoded.temporaries:
+    enc = out.encoded
+    for path in enc.temporaries:
         try:
             os.unlink(path)
         except OSError:
             pass
-    for piece in out.encoded.body:
+    if enc._size >= 0:
+        return  # bytes only (the encoder found no bulk reference): no spill to remove
+    for piece in enc.body:
         if not isinstance(piece, bytes) and piece[0].temporary:
             try:
                 os.unlink(piece[0].path)
