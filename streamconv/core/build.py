@@ -20,6 +20,7 @@ from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
 from .numbers import (
+    _FUSED_NUMBER,
     _SHORT_HEADER,
     _VR_BYTES,
     JsonNumber,
@@ -27,6 +28,7 @@ from .numbers import (
     count_bytes,
     decimal_text,
     ds_value,
+    fused_number,
     is_value,
     json_type,
     plain_numbers,
@@ -209,6 +211,20 @@ def _build_items(
                     and len(values) == 1
                 ):
                     fast = _ascii_element(tag, vr, values[0], ctx)
+                    if fast is not None:
+                        ds[tag] = fast
+                        continue
+                elif (
+                    type(vr) is str
+                    and vr in _FUSED_NUMBER
+                    and k1 == "vr"
+                    and k2 == "Value"
+                    and type(values) is list
+                    and len(values) == 1
+                    and ctx.vr_agreed.get(tag) == vr
+                ):
+                    # one number (DS, IS, US, SS, ...): a third of a CT header's elements
+                    fast = fused_number(tag, vr, values[0], ctx)
                     if fast is not None:
                         ds[tag] = fast
                         continue
