@@ -28,17 +28,11 @@ import signal
 import stat
 import string
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
-
-import anyio
-import anyio.to_thread
-from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .core.documents import SpillStore, parse_frame
 from .core.framing import Frame, Framer
@@ -47,6 +41,14 @@ from .errors import ContentError, InputError, OutputError, StreamconvError, Work
 from .options import ArrayPolicy, ConvertOptions
 from .runtime import worker_init
 from .sinks import output_path, render_name, sweep_parts, syncfs, write_atomic, write_output
+
+if TYPE_CHECKING:
+    import anyio
+    from anyio.abc import Process
+
+# anyio (and subprocess) are imported where the parent uses them, not here: a worker process
+# imports this module to run _convert_batch, and anyio's import cost ~70 ms of CPU in each
+# worker of every json2dcm --array-split run
 
 __all__ = ["READ_SIZE", "StreamSummary", "WorkerDied", "WorkerPool", "convert_stream"]
 
@@ -197,6 +199,8 @@ class _Worker:
     __slots__ = ("proc", "receive")
 
     def __init__(self, proc: Process) -> None:
+        from anyio.streams.buffered import BufferedByteReceiveStream
+
         self.proc = proc
         assert proc.stdout is not None
         self.receive = BufferedByteReceiveStream(proc.stdout)
@@ -219,6 +223,8 @@ class WorkerPool:
     the worker died; :meth:`aclose` stops them all and waits for them."""
 
     def __init__(self, size: int) -> None:
+        import anyio
+
         self.size = size
         self.limiter = anyio.CapacityLimiter(size)
         self.dead: list[int] = []  # pids of workers that died or were killed
@@ -226,6 +232,8 @@ class WorkerPool:
         self._all: set[_Worker] = set()
 
     async def run(self, func: Callable[..., T], *args: object) -> T:
+        import anyio
+
         payload = pickle.dumps((func, args), pickle.HIGHEST_PROTOCOL)
         async with self.limiter:
             worker = self._idle.pop() if self._idle else await self._start()
@@ -250,6 +258,10 @@ class WorkerPool:
         return cast(T, result)
 
     async def _start(self) -> _Worker:
+        import subprocess
+
+        import anyio
+
         try:
             proc = await anyio.open_process(
                 [sys.executable, "-c", _WORKER_CODE, str(os.getpid())],
@@ -279,6 +291,8 @@ class WorkerPool:
     async def aclose(self) -> None:
         """Stop every worker: idle ones at EOF on their stdin, busy ones (cancelled) by
         SIGKILL; returns once all have been waited for."""
+        import anyio
+
         with anyio.CancelScope(shield=True):
             workers, self._idle = list(self._all), []
             for worker in workers:
@@ -324,6 +338,9 @@ class _Reader:
 
     async def read(self) -> bytes:
         """The next chunk; b"" at EOF or once stopped."""
+        import anyio
+        import anyio.to_thread
+
         if self.fd < 0 or self.stopped:
             return b""
         with anyio.CancelScope() as self._scope:
@@ -370,6 +387,9 @@ async def convert_stream(
     ``collect_paths``: ``summary.paths`` lists the outputs in input order (not for an
     endless stream: it grows with every dataset).
     """
+    import anyio
+    import anyio.to_thread
+
     jobs = jobs or os.cpu_count() or 1
     options = _split_options(options)
     run = RunContext(options, source, base_dir)
@@ -545,6 +565,8 @@ class _Syncer:
     """syncfs(2) of the output filesystem, at most every SYNC_INTERVAL, one at a time."""
 
     def __init__(self, out_dir: str) -> None:
+        import anyio
+
         self.out_dir = out_dir
         self.pending = False
         self.last = time.monotonic()
@@ -559,6 +581,8 @@ class _Syncer:
             await self.now()
 
     async def now(self) -> None:
+        import anyio.to_thread
+
         async with self.lock:
             if self.pending:
                 self.pending = False

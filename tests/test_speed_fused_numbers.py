@@ -1,4 +1,4 @@
-"""One-number elements fused in one step (build._build_items -> numbers.fused_number) write
+"""One-number elements fused in one step (build._build_items -> fused.fused_number) write
 the same bytes, warnings and errors as the element-by-element path, at every edge where the
 general path rewrites, warns or fails (issue 11 §3; numbers keep their spelling, CONTRACT §7).
 

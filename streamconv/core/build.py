@@ -19,8 +19,18 @@ from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
-from .numbers import (
+from .fused import (
+    _FAST_TEXT,
     _FUSED_NUMBER,
+    _FUSED_TEXT,
+    _MAX_CHARS,
+    _PAD,
+    _SPACE,
+    SPECIFIC_CHARACTER_SET,
+    ascii_element,
+    fused_number,
+)
+from .numbers import (
     _SHORT_HEADER,
     _VR_BYTES,
     JsonNumber,
@@ -28,7 +38,6 @@ from .numbers import (
     count_bytes,
     decimal_text,
     ds_value,
-    fused_number,
     is_value,
     json_type,
     plain_numbers,
@@ -37,7 +46,6 @@ from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
     BYTE_VRS,
-    LONG_HEADER_VRS,
     MULTI_TEXT_VRS,
     SINGLE_TEXT_VRS,
     TEXT_VRS,
@@ -55,9 +63,7 @@ log = logging.getLogger(__name__)
 Dataset = dict[int, Element]
 
 PIXEL_DATA = 0x7FE00010
-SPECIFIC_CHARACTER_SET = 0x00080005
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
-_SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _ATTRS = {
     "vr": "vr",
@@ -68,18 +74,9 @@ _ATTRS = {
 # DCMTK's internal pseudo-VRs, accepted under +E only (dcmtk-behavior §5.1)
 _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
 _CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
-# PS3.5 6.2 Table 6.2-1: maximum value lengths (characters; PN per component group)
-_MAX_CHARS = {
-    "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
-    "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
-}  # fmt: skip
 _NO_LIMIT = 1 << 62
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
-# The fused path (PreEncoded): elements built with their Explicit VR Little Endian encoding,
-# for the VRs with a short header (PS3.5 7.1.2) that -u leaves alone (PN has its own path)
-_FUSED_TEXT = frozenset(TEXT_VRS - LONG_HEADER_VRS - {"PN"})
-_PAD = {vr: b"\x00" if vr == "UI" else b" " for vr in TEXT_VRS}  # PS3.5 6.2, 7.1.1
 
 
 class BuildContext:
@@ -210,7 +207,7 @@ def _build_items(
                     and type(values) is list
                     and len(values) == 1
                 ):
-                    fast = _ascii_element(tag, vr, values[0], ctx)
+                    fast = ascii_element(tag, vr, values[0], ctx)
                     if fast is not None:
                         ds[tag] = fast
                         continue
@@ -252,38 +249,6 @@ def _build_items(
             continue
         ds[tag] = elem
     return ds
-
-
-# text VRs with a short header whose single value _ascii_element takes as it is (IS and DS are
-# checked value by value; PN is an object; UC, UR and UT have long headers)
-_FAST_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UI"})
-
-
-def _ascii_element(tag: int, vr: str, text: Any, ctx: BuildContext) -> Element | None:
-    """``{"vr": VR, "Value": [text]}`` fused (see PreEncoded) for a VR of _FAST_TEXT whose
-    dictionary VR agreed before, ASCII text without a backslash, within the VR's length.
-    None for anything else: the general path (_build_element) then builds it, with every
-    check and message."""
-    if (
-        type(text) is not str
-        or ctx.vr_agreed.get(tag) != vr
-        or (tag == SPECIFIC_CHARACTER_SET and vr != "CS")
-    ):
-        return None
-    if not text.isascii() or "\\" in text:
-        return None
-    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
-    text = text.rstrip(" \x00")
-    n = len(text)
-    if not 0 < n <= _MAX_CHARS[vr] or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
-        return None
-    if vr == "UI" and (text[0] == "=" or _SPACE.search(text)):
-        return None  # a UID keyword, or whitespace to remove with a warning
-    ctx.decoded_bytes += n
-    value = text.encode("ascii")
-    padded = value + _PAD[vr] if n & 1 else value
-    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
-    return PreEncoded(tag, vr, text, head + padded)
 
 
 def _build_element(

@@ -31,7 +31,6 @@ __all__ = [
     "decimal_int",
     "decimal_text",
     "ds_value",
-    "fused_number",
     "is_value",
     "json_type",
     "plain_numbers",
@@ -232,60 +231,6 @@ _INT_RANGE = {
 _SHORT_HEADER = struct.Struct("<HH2sH").pack
 _VR_BYTES = {vr: vr.encode() for vr in ALL_VRS}
 _FUSED_BINARY = frozenset({"US", "SS", "UL", "SL", "FL", "FD"})
-
-
-_ONE_BINARY = {vr: struct.Struct("<" + code).pack for vr, code in BINARY_NUMERIC.items()}
-_FUSED_NUMBER = frozenset({"DS", "IS"} | _FUSED_BINARY)
-
-
-def fused_number(tag: int, vr: str, v: Any, ctx: Any) -> Element | None:
-    """``{"vr": VR, "Value": [number]}`` for DS, IS and the short binary VRs, fused in one
-    step (build._build_items, whose caller knows the dictionary agrees with ``vr``); the
-    same bytes as the general path (binary_numbers, plain_numbers and the text element).
-    None for anything else (a value that needs rewriting, a warning or an error, a limit
-    reached): the general path then builds it, with every check and message."""
-    t = type(v)
-    if vr == "DS" or vr == "IS":
-        if t is JsonNumber and vr == "DS":
-            text = v.text
-        elif t is int and (vr == "DS" or -(1 << 31) <= v < (1 << 31)):
-            text = str(v)
-        else:
-            return None
-        n = len(text)
-        # DS/IS at most 16 characters (PS3.5 6.2); longer ones are rewritten or warned about
-        if n > 16 or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
-            return None
-        ctx.decoded_bytes += n
-        value = text.encode("ascii")
-        padded = value + b" " if n & 1 else value  # PS3.5 6.2: DS and IS pad with a space
-        return PreEncoded(
-            tag,
-            vr,
-            text,
-            _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded)) + padded,
-        )
-    if vr == "FD" or vr == "FL":
-        if t is not JsonNumber and not (t is int and -(1 << 53) <= v <= (1 << 53)):
-            return None
-        f = float(v)
-        if not math.isfinite(f) or (vr == "FL" and abs(f) > _FL_LIMIT):
-            return None
-        data = _ONE_BINARY[vr](f)
-    elif t is int:
-        try:  # struct checks the range; the general path explains the error
-            data = _ONE_BINARY[vr](v)
-        except struct.error:
-            return None
-    else:
-        return None
-    n = len(data)
-    if n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
-        return None
-    ctx.decoded_bytes += n
-    return PreEncoded(
-        tag, vr, data, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], n) + data
-    )
 
 
 def count_bytes(ctx: Any, n: int, path: str) -> None:

@@ -1,0 +1,118 @@
+"""The fused build+encode steps (PreEncoded) for the commonest elements of a header.
+
+``{"vr": VR, "Value": [one value]}`` for a text VR with a short header, and for DS, IS and
+the short binary numeric VRs, is built with its Explicit VR Little Endian encoding in one
+step (build._build_items), when the dictionary's VR is known to agree.  Each step gives
+the same bytes as the general path (build._build_element with its handlers) or None, and
+the general path then builds the element with every check, warning and message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from typing import Any
+
+from .numbers import _FL_LIMIT, _FUSED_BINARY, _SHORT_HEADER, _VR_BYTES, JsonNumber
+from .vr import BINARY_NUMERIC, LONG_HEADER_VRS, TEXT_VRS, Element, PreEncoded
+
+__all__ = ["ascii_element", "fused_number"]
+
+SPECIFIC_CHARACTER_SET = 0x00080005
+_SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
+# PS3.5 6.2 Table 6.2-1: maximum value lengths (characters; PN per component group)
+_MAX_CHARS = {
+    "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
+    "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
+}  # fmt: skip
+# The fused path (PreEncoded): elements built with their Explicit VR Little Endian encoding,
+# for the VRs with a short header (PS3.5 7.1.2) that -u leaves alone (PN has its own path)
+_FUSED_TEXT = frozenset(TEXT_VRS - LONG_HEADER_VRS - {"PN"})
+_PAD = {vr: b"\x00" if vr == "UI" else b" " for vr in TEXT_VRS}  # PS3.5 6.2, 7.1.1
+
+
+# text VRs with a short header whose single value ascii_element takes as it is (IS and DS are
+# checked value by value; PN is an object; UC, UR and UT have long headers)
+_FAST_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UI"})
+
+
+def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
+    """``{"vr": VR, "Value": [text]}`` fused (see PreEncoded) for a VR of _FAST_TEXT whose
+    dictionary VR agreed before, ASCII text without a backslash, within the VR's length.
+    None for anything else: the general path (_build_element) then builds it, with every
+    check and message."""
+    if (
+        type(text) is not str
+        or ctx.vr_agreed.get(tag) != vr
+        or (tag == SPECIFIC_CHARACTER_SET and vr != "CS")
+    ):
+        return None
+    if not text.isascii() or "\\" in text:
+        return None
+    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
+    text = text.rstrip(" \x00")
+    n = len(text)
+    if not 0 < n <= _MAX_CHARS[vr] or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    if vr == "UI" and (text[0] == "=" or _SPACE.search(text)):
+        return None  # a UID keyword, or whitespace to remove with a warning
+    ctx.decoded_bytes += n
+    value = text.encode("ascii")
+    padded = value + _PAD[vr] if n & 1 else value
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+    return PreEncoded(tag, vr, text, head + padded)
+
+
+_ONE_BINARY = {vr: struct.Struct("<" + code).pack for vr, code in BINARY_NUMERIC.items()}
+_FUSED_NUMBER = frozenset({"DS", "IS"} | _FUSED_BINARY)
+
+
+def fused_number(tag: int, vr: str, v: Any, ctx: Any) -> Element | None:
+    """``{"vr": VR, "Value": [number]}`` for DS, IS and the short binary VRs, fused in one
+    step (build._build_items, whose caller knows the dictionary agrees with ``vr``); the
+    same bytes as the general path (binary_numbers, plain_numbers and the text element).
+    None for anything else (a value that needs rewriting, a warning or an error, a limit
+    reached): the general path then builds it, with every check and message."""
+    t = type(v)
+    if vr == "DS" or vr == "IS":
+        if t is JsonNumber and vr == "DS":
+            text = v.text
+        elif t is int and (vr == "DS" or -(1 << 31) <= v < (1 << 31)):
+            text = str(v)
+        else:
+            return None
+        n = len(text)
+        # DS/IS at most 16 characters (PS3.5 6.2); longer ones are rewritten or warned about
+        if n > 16 or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+            return None
+        ctx.decoded_bytes += n
+        value = text.encode("ascii")
+        padded = value + b" " if n & 1 else value  # PS3.5 6.2: DS and IS pad with a space
+        return PreEncoded(
+            tag,
+            vr,
+            text,
+            _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded)) + padded,
+        )
+    if vr == "FD" or vr == "FL":
+        if t is not JsonNumber and not (t is int and -(1 << 53) <= v <= (1 << 53)):
+            return None
+        f = float(v)
+        if not math.isfinite(f) or (vr == "FL" and abs(f) > _FL_LIMIT):
+            return None
+        data = _ONE_BINARY[vr](f)
+    elif t is int:
+        try:  # struct checks the range; the general path explains the error
+            data = _ONE_BINARY[vr](v)
+        except struct.error:
+            return None
+    else:
+        return None
+    n = len(data)
+    if n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    ctx.decoded_bytes += n
+    return PreEncoded(
+        tag, vr, data, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], n) + data
+    )
