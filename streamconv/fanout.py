@@ -31,7 +31,6 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .core.documents import SpillStore, parse_frame
@@ -69,29 +68,64 @@ SYNC_INTERVAL = 1.0
 _STOP_GRACE = 30.0  # seconds an idle worker has to exit at EOF before it is killed
 
 
-@dataclass(slots=True)
 class StreamSummary:
-    datasets: int = 0
-    converted: int = 0
-    rejected: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    seconds: float = 0.0
-    skipped: int = 0  # --resume: outputs complete already
-    stopped_by: int = 0  # signal number, if a signal stopped the stream
-    first_error: StreamconvError | None = None
-    failures: list[tuple[int, str]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)  # collect_paths: the outputs, in order
+    """What a stream run did.  (A plain class, not a dataclass: a worker process imports
+    this module, and ``dataclasses`` costs ~40 ms of start-up with ``inspect``.)"""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "converted",
+        "datasets",
+        "failures",
+        "first_error",
+        "paths",
+        "rejected",
+        "seconds",
+        "skipped",
+        "stopped_by",
+    )
+
+    def __init__(self) -> None:
+        self.datasets = 0
+        self.converted = 0
+        self.rejected = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.seconds = 0.0
+        self.skipped = 0  # --resume: outputs complete already
+        self.stopped_by = 0  # signal number, if a signal stopped the stream
+        self.first_error: StreamconvError | None = None
+        self.failures: list[tuple[int, str]] = []
+        self.paths: list[str] = []  # collect_paths: the outputs, in order
+
+    def __repr__(self) -> str:
+        return f"StreamSummary({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
 
 
-@dataclass(slots=True)
 class _Result:
-    index: int
-    path: str = ""
-    size: int = 0
-    error: StreamconvError | None = None
-    fatal: bool = False  # the output folder cannot be written: the run ends (exit 40)
-    skipped: bool = False  # --resume: the output was already complete
+    """One dataset's outcome, sent back from a worker (pickled as a plain tuple)."""
+
+    __slots__ = ("error", "fatal", "index", "path", "size", "skipped")
+
+    def __init__(
+        self,
+        index: int,
+        path: str = "",
+        size: int = 0,
+        error: StreamconvError | None = None,
+        fatal: bool = False,  # the output folder cannot be written: the run ends (exit 40)
+        skipped: bool = False,  # --resume: the output was already complete
+    ) -> None:
+        self.index = index
+        self.path = path
+        self.size = size
+        self.error = error
+        self.fatal = fatal
+        self.skipped = skipped
+
+    def __reduce__(self) -> tuple[type[_Result], tuple[Any, ...]]:
+        return (_Result, (self.index, self.path, self.size, self.error, self.fatal, self.skipped))
 
 
 def _convert_batch(
