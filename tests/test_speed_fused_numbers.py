@@ -9,10 +9,12 @@ PS3.5 7.1.2 and 6.2 directly.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
 from streamconv.args import build_options, parse_args
+from streamconv.core import build, fused
 from streamconv.core.build import BuildContext, build_dataset
 from streamconv.core.documents import DocumentParser
 from streamconv.core.encode import encode_part10, iter_bytes
@@ -65,6 +67,18 @@ CASES = [
     ("00080000", "UL", "5"),  # a group length: dropped on both paths
     ("00186018", "UL", "4294967295"),
     ("00186018", "UL", "4294967296"),
+    # several values: DS and IS joined with backslashes (PS3.5 6.4), each as written
+    ("00200032", "DS", "-125.0, 1e-06, -0"),
+    ("00200037", "DS", "1, 0, 0, 0, 1, 0"),
+    ("00280030", "DS", "1.23456789012e-6, 1.234567890123e-6"),  # the second is rewritten
+    ("00280030", "DS", '0.5, "0.5"'),  # a string among the numbers
+    ("00280030", "DS", "0.5, null"),
+    ("00280030", "DS", "0.5, true"),
+    ("00280034", "IS", "1, 2"),
+    ("00280034", "IS", "1, 2147483648"),
+    ("00201041", "IS", "1, 2"),  # the dictionary says DS: a warning, never fused
+    ("00280106", "SS", "-1000, 3"),  # binary VRs with several values: the general path
+    ("00189089", "FD", "0.5, 0.25"),
 ]
 
 
@@ -130,12 +144,25 @@ def test_fused_number_equals_the_general_path(
         ("00280106", "SS", "-2", b"\x28\x00\x06\x01SS\x02\x00\xfe\xff"),
         ("00189089", "FD", "0.5", b"\x18\x00\x89\x90FD\x08\x00" + b"\x00" * 6 + b"\xe0\x3f"),
         ("00209241", "FL", "1.5", b"\x20\x00\x41\x92FL\x04\x00\x00\x00\xc0\x3f"),
+        ("00280030", "DS", "1.5, -0", b"\x28\x00\x30\x00DS\x06\x001.5\\-0"),
+        ("00280034", "IS", "10, 2", b"\x28\x00\x34\x00IS\x04\x0010\\2"),
     ],
 )
-def test_fused_number_bytes_follow_ps3_5(tag: str, vr: str, number: str, piece: bytes) -> None:
+def test_fused_number_bytes_follow_ps3_5(
+    tag: str, vr: str, number: str, piece: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     doc = _doc(tag, vr, number)
     convert(doc, True, True)
-    data, warnings, fused = convert(doc, True, True)
-    assert fused, "the fused step took the element"
+    taken: list[int] = []
+
+    def spy(tag: int, vr: str, values: list[Any], ctx: Any) -> Any:
+        elem = fused.fused_number(tag, vr, values, ctx)
+        if elem is not None:
+            taken.append(tag)
+        return elem
+
+    monkeypatch.setattr(build, "fused_number", spy)
+    data, warnings, _ = convert(doc, True, True)
+    assert int(tag, 16) in taken, "the fused step took the element"
     assert isinstance(data, bytes) and piece in data
     assert warnings == []

@@ -217,11 +217,11 @@ def _build_items(
                     and k1 == "vr"
                     and k2 == "Value"
                     and type(values) is list
-                    and len(values) == 1
+                    and values
                     and ctx.vr_agreed.get(tag) == vr
                 ):
-                    # one number (DS, IS, US, SS, ...): a third of a CT header's elements
-                    fast = fused_number(tag, vr, values[0], ctx)
+                    # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
+                    fast = fused_number(tag, vr, values, ctx)
                     if fast is not None:
                         ds[tag] = fast
                         continue

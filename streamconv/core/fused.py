@@ -68,23 +68,31 @@ _ONE_BINARY = {vr: struct.Struct("<" + code).pack for vr, code in BINARY_NUMERIC
 _FUSED_NUMBER = frozenset({"DS", "IS"} | _FUSED_BINARY)
 
 
-def fused_number(tag: int, vr: str, v: Any, ctx: Any) -> Element | None:
-    """``{"vr": VR, "Value": [number]}`` for DS, IS and the short binary VRs, fused in one
-    step (build._build_items, whose caller knows the dictionary agrees with ``vr``); the
-    same bytes as the general path (binary_numbers, plain_numbers and the text element).
-    None for anything else (a value that needs rewriting, a warning or an error, a limit
-    reached): the general path then builds it, with every check and message."""
-    t = type(v)
+def fused_number(tag: int, vr: str, values: list[Any], ctx: Any) -> Element | None:
+    """``{"vr": VR, "Value": [numbers]}`` for DS and IS (any count), and one number of a
+    short binary VR, fused in one step (build._build_items, whose caller knows the
+    dictionary agrees with ``vr``): the same bytes as the general path (binary_numbers,
+    plain_numbers and the text element).  None for anything else (a value that needs
+    rewriting, a warning or an error, a limit reached): the general path then builds it,
+    with every check and message."""
     if vr == "DS" or vr == "IS":
-        if t is JsonNumber and vr == "DS":
-            text = v.text
-        elif t is int and (vr == "DS" or -(1 << 31) <= v < (1 << 31)):
-            text = str(v)
-        else:
-            return None
+        texts: list[str] = []
+        for v in values:
+            t = type(v)
+            if t is JsonNumber and vr == "DS":
+                text = v.text  # the token as written (CONTRACT §7)
+            elif t is int and (vr == "DS" or -(1 << 31) <= v < (1 << 31)):
+                text = str(v)
+            else:
+                return None
+            # DS/IS values of at most 16 characters (PS3.5 6.2); longer ones are rewritten
+            # or warned about by the general path
+            if len(text) > 16:
+                return None
+            texts.append(text)
+        text = texts[0] if len(texts) == 1 else "\\".join(texts)
         n = len(text)
-        # DS/IS at most 16 characters (PS3.5 6.2); longer ones are rewritten or warned about
-        if n > 16 or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        if n >= 0xFFFF or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
             return None
         ctx.decoded_bytes += n
         value = text.encode("ascii")
@@ -95,6 +103,10 @@ def fused_number(tag: int, vr: str, v: Any, ctx: Any) -> Element | None:
             text,
             _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded)) + padded,
         )
+    if len(values) != 1:
+        return None
+    v = values[0]
+    t = type(v)
     if vr == "FD" or vr == "FL":
         if t is not JsonNumber and not (t is int and -(1 << 53) <= v <= (1 << 53)):
             return None
