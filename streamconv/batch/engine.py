@@ -1,0 +1,130 @@
+"""Run the tasks: in this process (``--jobs 1``, no Dask imported) or on Dask distributed.
+
+With Dask, tasks are submitted in a window of a few per worker (millions of inputs never
+become millions of futures at once) and collected as they complete.  A worker that dies is
+Dask's business: the scheduler gives its tasks to another worker (a task writes the same
+bytes under the same names when run twice).  A cluster given with ``--cluster`` is only
+connected to, never shut down; an embedded LocalCluster is closed before we return.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .plan import Piece
+from .task import Job, TaskResult, run_task
+
+__all__ = ["DaskEngine", "Engine", "InProcessEngine"]
+
+log = logging.getLogger(__name__)
+
+OnResult = Callable[[list[Piece], TaskResult | None, BaseException | None], None]
+
+
+class Engine:
+    workers = 1
+
+    def run(self, tasks: list[list[Piece]], job: Job, on_result: OnResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessEngine(Engine):
+    def run(self, tasks: list[list[Piece]], job: Job, on_result: OnResult) -> None:
+        for pieces in tasks:
+            on_result(pieces, run_task(pieces, job), None)
+
+
+class DaskEngine(Engine):
+    """A Dask client, to a LocalCluster of ``jobs`` processes or a running scheduler.
+
+    The cluster starts in a thread at once, so that it comes up while the driver plans.
+    """
+
+    def __init__(self, jobs: int, address: str | None, dashboard: bool) -> None:
+        self.jobs = jobs
+        self.address = address
+        self.dashboard = dashboard
+        self.client: Any = None
+        self.cluster: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="dask-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            import distributed
+
+            dd: Any = distributed  # untyped calls
+
+            # Dask logs its life cycle at INFO through the root handler ours set up: only
+            # its errors belong among our messages (unless -d asks for everything)
+            if not log.isEnabledFor(logging.DEBUG):
+                for name in ("distributed", "bokeh", "tornado"):
+                    logging.getLogger(name).setLevel(logging.ERROR)
+            if self.address:
+                self.client = dd.Client(self.address, timeout="30s")
+            else:
+                self.cluster = dd.LocalCluster(
+                    n_workers=self.jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":8787" if self.dashboard else None,
+                    silence_logs=logging.ERROR,
+                )
+                self.client = dd.Client(self.cluster)
+            if self.dashboard and self.client.dashboard_link:
+                log.warning("Dask dashboard: %s", self.client.dashboard_link)
+        except BaseException as exc:  # reported by run()
+            self.error = exc
+
+    def wait_ready(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def run(self, tasks: list[list[Piece]], job: Job, on_result: OnResult) -> None:
+        import distributed
+
+        as_completed: Any = distributed.as_completed
+        self.wait_ready()
+        client = self.client
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        self.workers = workers
+        window = 4 * workers + 4
+        pending = list(reversed(tasks))
+        by_key: dict[str, list[Piece]] = {}
+
+        def submit() -> Any:
+            pieces = pending.pop()
+            fut = client.submit(run_task, pieces, job, pure=False)
+            by_key[fut.key] = pieces
+            return fut
+
+        first = [submit() for _ in range(min(window, len(pending)))]
+        done = as_completed(first, with_results=False)
+        for fut in done:
+            pieces = by_key.pop(fut.key)
+            try:
+                result = fut.result()
+            except Exception as exc:  # KilledWorker after repeated deaths, a bug of ours
+                on_result(pieces, None, exc)
+            else:
+                on_result(pieces, result, None)
+            fut.release()
+            if pending:
+                done.add(submit())
+
+    def close(self) -> None:
+        self._thread.join()
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
