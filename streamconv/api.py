@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from .errors import ContentError, StreamconvError, UsageError
+from .errors import ContentError, JSONSyntaxError, StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
 
 if TYPE_CHECKING:
@@ -222,10 +222,10 @@ def _iter_split(
                     yield _convert_frame(
                         frame, run, first_index, parse_frame, convert_one, SpillStore
                     )
-                yield (
-                    (first_index + framer.count if framer.count else -1),
-                    exc.with_source(run.source),
-                )
+                # broken JSON costs the dataset it is in (index 0 for a one-dataset file);
+                # an input with no value at all fails as a whole
+                located = framer.count or isinstance(exc, JSONSyntaxError)
+                yield (first_index + framer.count if located else -1), exc.with_source(run.source)
                 return
             for frame in frames:
                 yield _convert_frame(frame, run, first_index, parse_frame, convert_one, SpillStore)

@@ -262,6 +262,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         log.error("%s", exc)
         return OutputError.exit_code
     counts = {"converted": 0, "failed": 0, "failed_inputs": 0, "tasks": 0}
+    workers_used: set[str] = set()
     # inputs that could not be found are failures of their own (exit code 20, as json2dcm)
     from ..errors import InputError
 
@@ -292,6 +293,8 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
             err.category = "worker"
             res = TaskResult([], [failure_line(p.source, None, err) for p in pieces], 0.0, "")
         report.add(res.successes, res.failures)
+        if res.worker:
+            workers_used.add(res.worker)
         counts["converted"] += len(res.successes)
         counts["failed"] += len(res.failures)
         counts["failed_inputs"] += sum(1 for f in res.failures if f["index"] is None)
@@ -328,6 +331,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         "tasks": counts["tasks"],
         "engine": "in-process" if engine.workers == 1 and not hasattr(engine, "client") else "dask",
         "workers": engine.workers,
+        "workers_used": len(workers_used),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(seconds, 3),
         "datasets_per_second": round(counts["converted"] / seconds, 1) if seconds else 0.0,
