@@ -52,7 +52,7 @@ def json2dcm(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
             "-c",
             "from streamconv.cli import main_entry; main_entry()",
             *map(str, args),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=DEADLINE * 2,

@@ -43,9 +43,10 @@ class Cluster:
         return proc
 
     def info(self) -> dict[str, Any]:
-        from distributed import Client
+        import distributed
 
-        with Client(self.address, timeout="10s") as client:
+        dd: Any = distributed  # untyped
+        with dd.Client(self.address, timeout="10s") as client:
             info: dict[str, Any] = client.scheduler_info()
             return info
 

@@ -345,6 +345,10 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     return 65 if counts["failed"] else 0
 
 
+def _input_message(url: str, error: str) -> str:
+    return error if error.startswith("cannot") else f"cannot read JSON input '{url}': {error}"
+
+
 def _skip_done(
     tasks: list[list[Piece]], previous: Previous, out_store: Store, dest: str
 ) -> tuple[list[list[Piece]], list[dict[str, Any]]]:

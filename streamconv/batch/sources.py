@@ -92,7 +92,11 @@ def expand_sources(
             base = path
             while any(c in _MAGIC for c in base):
                 base = base.rsplit("/", 1)[0] if "/" in base else ""
-            matches = store.glob(path)
+            try:
+                matches = store.glob(path)
+            except InputError as exc:
+                add(source, stem(source), -1, exc.message)
+                return
             if not matches:
                 add(source, stem(source), -1, "no file matches the pattern")
             for p, size in matches.items():
@@ -102,7 +106,11 @@ def expand_sources(
             if local:
                 path = os.path.normpath(path)
             base = path.rstrip("/")
-            sizes = store.find(path)
+            try:
+                sizes = store.find(path)
+            except InputError as exc:
+                add(source, stem(source), -1, exc.message)
+                return
             files = sorted(p for p in sizes if _wanted(p))
             for p in files:
                 add(p, _rel_name(p, _norm_base(base, store)), sizes[p])
@@ -111,8 +119,8 @@ def expand_sources(
             return
         try:
             size = store.size(path)
-        except InputError:
-            add(source, stem(source), -1, "no such file")
+        except InputError as exc:
+            add(source, stem(source), -1, exc.message)
             return
         add(source if not local else path, stem(path), size)
 

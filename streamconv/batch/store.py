@@ -36,6 +36,11 @@ _ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl",
 TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.part$")
 
 
+# fsspec backends raise their own exception types (botocore's, aiohttp's, ...) besides
+# OSError: every one of them is a failed input or output, never a traceback
+_ERRORS = (Exception,)
+
+
 def is_url(text: str) -> bool:
     head, sep, _ = text.partition("://")
     return bool(sep) and head.isascii() and head.replace("+", "").isalnum() and len(head) > 1
@@ -87,7 +92,9 @@ class Store:
             if self.local:
                 return os.stat(self.local_path(url)).st_size
             return int(self.fs.size(url))
-        except (OSError, ValueError) as exc:
+        except StreamconvError:
+            raise
+        except _ERRORS as exc:
             raise InputError(f"cannot read JSON input '{url}': {_reason(exc)}") from None
 
     def read_range(self, url: str, start: int, end: int) -> bytes:
@@ -98,7 +105,9 @@ class Store:
                     f.seek(start)
                     return f.read(end - start)
             return bytes(self.fs.cat_file(url, start=start, end=end))
-        except (OSError, ValueError) as exc:
+        except StreamconvError:
+            raise
+        except _ERRORS as exc:
             raise InputError(f"cannot read JSON input '{url}': {_reason(exc)}") from None
 
     def chunks(self, url: str, size: int = READ_SIZE) -> Iterator[bytes]:
@@ -113,7 +122,9 @@ class Store:
             with f:
                 while data := f.read(size):
                     yield data
-        except (OSError, ValueError) as exc:
+        except StreamconvError:
+            raise
+        except _ERRORS as exc:
             raise InputError(f"cannot read JSON input '{url}': {_reason(exc)}") from None
 
     def find(self, prefix: str) -> dict[str, int]:
@@ -136,6 +147,10 @@ class Store:
                     found[self.full(path)] = int(info.get("size") or 0)
         except FileNotFoundError:
             return {}
+        except StreamconvError:
+            raise
+        except _ERRORS as exc:
+            raise InputError(f"cannot list '{prefix}': {_reason(exc)}") from None
         return found
 
     def glob(self, pattern: str) -> dict[str, int]:
@@ -148,7 +163,13 @@ class Store:
                 if os.path.isfile(p)
             }
         found: dict[str, int] = {}
-        for path, info in self.fs.glob(pattern, detail=True).items():
+        try:
+            matches = self.fs.glob(pattern, detail=True)
+        except StreamconvError:
+            raise
+        except _ERRORS as exc:
+            raise InputError(f"cannot list '{pattern}': {_reason(exc)}") from None
+        for path, info in matches.items():
             if info.get("type", "file") == "file":
                 found[self.full(path)] = int(info.get("size") or 0)
         return found
@@ -158,13 +179,16 @@ class Store:
             return os.path.isdir(self.local_path(url))
         try:
             return bool(self.fs.isdir(url))
-        except (OSError, ValueError):
+        except _ERRORS:
             return False
 
     def exists(self, url: str) -> bool:
         if self.local:
             return os.path.exists(self.local_path(url))
-        return bool(self.fs.exists(url))
+        try:
+            return bool(self.fs.exists(url))
+        except _ERRORS:
+            return False
 
     # -- writing -------------------------------------------------------------------------
     def makedirs(self, url: str) -> None:
@@ -220,13 +244,13 @@ class Store:
             except BaseException:
                 try:
                     self.fs.rm(tmp)
-                except (OSError, ValueError):
+                except _ERRORS:
                     pass
                 raise
             return n
         except StreamconvError:
             raise
-        except (OSError, ValueError) as exc:
+        except _ERRORS as exc:
             raise OutputError(f"cannot write '{target}': {_reason(exc)}") from None
 
     def _stream(self, target: str, chunks: Iterator[bytes]) -> int:
@@ -260,7 +284,7 @@ class Store:
                     else:
                         self.fs.rm(path)
                     removed += 1
-                except (OSError, ValueError):
+                except _ERRORS:
                     pass
         return removed
 
