@@ -287,9 +287,9 @@ def failed(what: str, r: Run) -> Row:
 
 
 def streamconv_converter() -> Callable[[bytes], bytes]:
-    from streamconv.encode import iter_bytes
+    from streamconv.core.encode import iter_bytes
+    from streamconv.core.pipeline import Converter, Output, RunContext
     from streamconv.options import ConvertOptions
-    from streamconv.pipeline import Converter, Output, RunContext
 
     run_ctx = RunContext(ConvertOptions(), "bench", None)
 

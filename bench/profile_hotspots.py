@@ -55,13 +55,13 @@ def top(prof: cProfile.Profile, n: int, title: str, path: Path) -> str:
 
 def header_stages(n: int) -> str:
     """Per-stage cost of one 150-element header (no profiler: plain perf_counter sums)."""
-    from streamconv.documents import DocumentParser
-    from streamconv.encode import encode_part10, iter_bytes
+    from streamconv.core.build import BuildContext, build_dataset
+    from streamconv.core.documents import DocumentParser
+    from streamconv.core.encode import encode_part10, iter_bytes
+    from streamconv.core.pipeline import RunContext
+    from streamconv.core.transform import apply_charset, apply_uids
     from streamconv.errors import Problems
-    from streamconv.model import BuildContext, build_dataset
     from streamconv.options import ConvertOptions
-    from streamconv.pipeline import RunContext
-    from streamconv.transform import apply_charset, apply_uids
 
     factory = corpus.HeaderFactory()
     inputs = [factory.render(i).encode() for i in range(n)]
@@ -123,8 +123,10 @@ def profile_header(n: int, ntop: int) -> str:
 
 
 def profile_inline(workdir: Path, mib: int, ntop: int) -> str:
+    from streamconv.core.pipeline import Converter, Output, RunContext
+    from streamconv.oneshot import READ_SIZE
     from streamconv.options import ConvertOptions
-    from streamconv.pipeline import READ_SIZE, Converter, Output, RunContext, write_output
+    from streamconv.sinks import write_output
 
     src = corpus.ensure_pixel_inline(workdir, mib=mib)
     target = workdir / "profile-inline.dcm"
@@ -164,8 +166,9 @@ def profile_inline(workdir: Path, mib: int, ntop: int) -> str:
 
 def profile_select(workdir: Path, n: int, ntop: int) -> str:
     """``+as n`` (the last of n) in-process: what each skipped dataset costs."""
+    from streamconv.core.pipeline import Converter, RunContext
+    from streamconv.oneshot import READ_SIZE
     from streamconv.options import ArrayPolicy, ConvertOptions
-    from streamconv.pipeline import READ_SIZE, Converter, RunContext
 
     src = corpus.ensure_array(workdir, n)
     options = ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=n)
@@ -256,7 +259,7 @@ def ijson_paths(rounds: int = 3) -> str:
     """
     from ijson.backends import yajl2_c
 
-    from streamconv.documents import Pairs
+    from streamconv.core.documents import Pairs
 
     class Via:  # the public *_basecoro wrappers take ``target.send``: make that the object
         __slots__ = ("send",)

@@ -10,7 +10,7 @@ An input is two header bytes and the JSON text:
 * byte 0 picks the json2dcm options (:data:`OPTION_SETS`, built by the real command-line
   parser, so that only valid combinations are fuzzed);
 * byte 1 picks where the JSON is cut into two chunks (the filter's state across chunks);
-* the rest is fed to :class:`streamconv.pipeline.Converter`.
+* the rest is fed to :class:`streamconv.core.pipeline.Converter`.
 
 Bulk data: ``+Bd`` names a sandbox directory holding a few small files, a FIFO, a
 directory and symlinks to a secret file outside it.  Relative BulkDataURIs resolve there.
@@ -113,7 +113,7 @@ class Sandbox:
         os.mkfifo(os.path.join(box.bulk, "fifo"))
         # spill and +ar spool files go here: what is left after an input is a finding
         tempfile.tempdir = box.tmp
-        from streamconv.cli import build_options, parse_args
+        from streamconv.args import build_options, parse_args
 
         box.options = [
             build_options(parse_args([*extra, "+Bd", box.bulk, "in", "out"]))
@@ -127,9 +127,10 @@ class Sandbox:
 
 def run_convert(data: bytes, box: Sandbox) -> str:
     """Run one input through the Converter; return "ok" or "exit N"; raise on a finding."""
+    from streamconv.core.pipeline import Converter, Output, RunContext, release
     from streamconv.errors import StreamconvError
     from streamconv.options import ArrayPolicy, WriteMode
-    from streamconv.pipeline import Converter, Output, RunContext, release, write_output
+    from streamconv.sinks import write_output
 
     flags = data[0] if data else 0
     cut_byte = data[1] if len(data) > 1 else 0
@@ -239,7 +240,7 @@ def _empty(directory: str) -> None:
 
 def check_options(data: bytes, cwd: str) -> str:
     """The option parser: any argv ends in options or a UsageError (exit 1)."""
-    from streamconv.cli import build_options, log_level, parse_args
+    from streamconv.args import build_options, log_level, parse_args
     from streamconv.errors import UsageError
 
     words = [w.decode("utf-8", "surrogateescape") for w in data.split(b"\x00")]

@@ -1,11 +1,13 @@
 """streamconv: DICOM JSON (PS3.18 Annex F) in, DICOM Part 10 out, at any scale.
 
-Public API (imported lazily so that the command-line tools start fast):
+Public API (imported lazily so that the command-line tools start fast; typed for checkers
+through the ``TYPE_CHECKING`` imports below and ``py.typed``):
 
-- :func:`convert_file` (async): one input path (or "-") to one output path.
 - :func:`convert_bytes`, :func:`convert_url`, :func:`options_from_args`, :func:`make_options`
   and the result records :class:`Converted` / :class:`Failed` (:mod:`streamconv.api`): the
   plain API any engine calls (no event loop, everything picklable).
+- :func:`convert_file` (async) and :func:`convert_file_sync`: one input path (or "-") to
+  its outputs; both return the paths written.
 - :class:`ConvertOptions`, :class:`Limits` and the enums in :mod:`streamconv.options`.
 - :class:`Converter`: the synchronous push pipeline (bytes in, encoded outputs out).
 - The exception tree in :mod:`streamconv.errors`, each class with its json2dcm exit code.
@@ -16,6 +18,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api import (
+        Converted,
+        Failed,
+        convert_bytes,
+        convert_url,
+        make_options,
+        options_from_args,
+    )
+    from .core.pipeline import Converter
+    from .errors import (
+        ContentError,
+        InputError,
+        OutputError,
+        StreamconvError,
+        UnsupportedURIError,
+        UsageError,
+    )
+    from .oneshot import convert_file, convert_file_sync
+    from .options import ConvertOptions, Limits
 
 __all__ = [
     "ContentError",
@@ -32,6 +55,7 @@ __all__ = [
     "__version__",
     "convert_bytes",
     "convert_file",
+    "convert_file_sync",
     "convert_url",
     "make_options",
     "options_from_args",
@@ -40,8 +64,9 @@ __all__ = [
 _LAZY = {
     "ConvertOptions": "options",
     "Limits": "options",
-    "Converter": "pipeline",
-    "convert_file": "pipeline",
+    "Converter": "core.pipeline",
+    "convert_file": "oneshot",
+    "convert_file_sync": "oneshot",
     "StreamconvError": "errors",
     "UsageError": "errors",
     "InputError": "errors",
@@ -56,25 +81,6 @@ _LAZY = {
     "Failed": "api",
 }
 
-if TYPE_CHECKING:  # the facade's types for checkers; nothing imported at run time
-    from .api import (
-        Converted,
-        Failed,
-        convert_bytes,
-        convert_url,
-        make_options,
-        options_from_args,
-    )
-    from .errors import (
-        ContentError,
-        InputError,
-        OutputError,
-        StreamconvError,
-        UnsupportedURIError,
-        UsageError,
-    )
-    from .options import ConvertOptions, Limits
-    from .pipeline import Converter, convert_file
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,13 @@
 
 Messages name the input, the element path (``(0010,1002)[2].(0010,0020)``, items from 1)
 and what was expected.  The one -E/+E decision lives in :class:`Problems`.
+
+Facts are attributes, never read back from the message text: ``exit_code``, ``category``,
+``path`` (element path), ``offset`` (byte offset), ``source`` (the input), ``transient``
+(worth trying again later: the input itself is not the problem) and ``truncated`` (the input
+ended before its JSON did, as a writer that has not finished leaves it).  :meth:`as_dict` is
+the one serialisation of every failure record (``NAME.error.json``,
+``rejected/NNNNNN.error.json``, ``report.jsonl``, batch ``failure.ndjson``).
 """
 
 from __future__ import annotations
@@ -41,12 +48,41 @@ class StreamconvError(Exception):
 
     exit_code = 65
     category = "content"
+    transient = False  # class default; an instance may say otherwise
 
-    def __init__(self, message: str, *, path: object = "", source: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: object = "",
+        source: str = "",
+        transient: bool | None = None,
+        truncated: bool = False,
+        offset: int | None = None,
+    ) -> None:
         self.message = message
         self.path = str(path)
         self.source = source
+        self.offset = offset
+        self.truncated = truncated
+        if transient is not None:
+            self.transient = transient
         super().__init__(message)
+
+    def as_dict(self) -> dict[str, object]:
+        """The failure record's fields, the same in every record streamconv writes."""
+        record: dict[str, object] = {
+            "category": self.category,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "path": self.path,
+            "transient": self.transient,
+        }
+        if self.offset is not None:
+            record["offset"] = self.offset
+        if self.source:
+            record["source"] = self.source
+        return record
 
     def __str__(self) -> str:
         parts = []
@@ -67,11 +103,15 @@ class StreamconvError(Exception):
 class UsageError(StreamconvError):
     exit_code = 1
     category = "usage"
+    # False: DCMTK reports this one as a logged error ("E: ..."), not under the usage header
+    # (a +Bd directory that does not exist, dcmtk-behavior §6)
+    with_usage_header = True
 
 
 class InputError(StreamconvError):
     exit_code = 20
     category = "input"
+    transient = True  # not there yet, unreadable for now: the daemon tries again
 
 
 class BulkDataAccessError(InputError):
@@ -91,11 +131,17 @@ class ContentError(StreamconvError):
 class JSONSyntaxError(ContentError):
     category = "json-syntax"
 
-    def __init__(self, message: str, *, offset: int | None = None, source: str = "") -> None:
-        self.offset = offset
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        source: str = "",
+        truncated: bool = False,
+    ) -> None:
         if offset is not None:
             message = f"{message} (at byte offset {offset})"
-        super().__init__(message, source=source)
+        super().__init__(message, source=source, offset=offset, truncated=truncated)
 
 
 class LimitError(ContentError):

@@ -1,6 +1,6 @@
 """Any split of the input bytes into chunks gives the same output bytes (STYLE.md habit 9).
 
-The core is fed with :class:`streamconv.pipeline.Converter` directly, one chunk per
+The core is fed with :class:`streamconv.core.pipeline.Converter` directly, one chunk per
 ``feed``; the output of the undivided input is the reference.  Every document carries SOP
 Class/Instance UIDs, so no UID is generated and outputs of two runs can be compared.
 
@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamconv.documents import DocumentParser, Pairs
-from streamconv.encode import iter_bytes
+from streamconv.core.documents import DocumentParser, Pairs
+from streamconv.core.encode import iter_bytes
+from streamconv.core.pipeline import Converter, Output, RunContext, release
 from streamconv.errors import StreamconvError
 from streamconv.options import ArrayPolicy, ConvertOptions, TransferSyntax
-from streamconv.pipeline import Converter, Output, RunContext, release
 
 SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
 # STREAMCONV_FUZZ=N: N random examples per property instead of the fixed, quick default

@@ -31,8 +31,8 @@ from typing import Any
 import pydicom
 import pytest
 
-from streamconv import bulkdata
 from streamconv.cli import main
+from streamconv.core import bulkdata
 from streamconv.logsetup import reset_logging
 
 JSON2DCM = shutil.which("json2dcm", path=os.path.dirname(sys.executable)) or "json2dcm"

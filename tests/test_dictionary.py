@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streamconv.dictionary import DictEntry, Dictionary, get_dictionary, load_dictionary
+from streamconv.core.dictionary import DictEntry, Dictionary, get_dictionary, load_dictionary
 
 PUBLIC = load_dictionary(None)
 
@@ -190,7 +190,7 @@ def test_missing_file_warns_and_is_skipped(
 ) -> None:
     good = write_dic(tmp_path / "good.dic", '(0029,"ACME",10)\tDS\tAcme\t1\tPrivateTag')
     missing = str(tmp_path / "missing.dic")
-    with caplog.at_level(logging.WARNING, logger="streamconv.dictionary"):
+    with caplog.at_level(logging.WARNING, logger="streamconv.core.dictionary"):
         d = load_dictionary(f"{missing}{os.pathsep}{tmp_path}{os.pathsep}{good}")
     assert d.sources == (good,)
     assert d.vr(0x00291010, "ACME") == "DS"
@@ -217,7 +217,7 @@ def test_malformed_lines_warn_with_file_and_line(
         "(6000-x-60FF,3000)\tOW\tBadRestrictor\t1\tDICOM",
         "(0029,1014)\tDS\tGood\t1-n\tDICOM",
     )
-    with caplog.at_level(logging.WARNING, logger="streamconv.dictionary"):
+    with caplog.at_level(logging.WARNING, logger="streamconv.core.dictionary"):
         d = load_dictionary(dic)
     lines = sorted(
         int(r.getMessage().split(":")[1]) for r in caplog.records if r.getMessage().startswith(dic)
@@ -266,7 +266,7 @@ def run_python(code: str, env: dict[str, str]) -> str:
 def test_startup_does_not_import_pydicom() -> None:
     code = (
         "import sys\n"
-        "from streamconv.dictionary import get_dictionary\n"
+        "from streamconv.core.dictionary import get_dictionary\n"
         "d = get_dictionary()\n"
         "assert d.vr(0x00100010) == 'PN'\n"
         "assert d.vr(0x00291010, 'SIEMENS CSA HEADER') == 'OB'\n"
@@ -278,7 +278,7 @@ def test_startup_does_not_import_pydicom() -> None:
 def test_get_dictionary_reads_dcmdictpath(tmp_path: Path) -> None:
     dic = write_dic(tmp_path / "env.dic", '(0029,"ENV CREATOR",10)\tFD\tEnvTag\t1\tPrivateTag')
     code = (
-        "from streamconv.dictionary import get_dictionary\n"
+        "from streamconv.core.dictionary import get_dictionary\n"
         "print(get_dictionary().vr(0x00291010, 'ENV CREATOR'))\n"
     )
     assert run_python(code, {"DCMDICTPATH": dic}) == "FD"

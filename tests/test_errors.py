@@ -628,12 +628,13 @@ def test_bulkdata_error_keeps_existing_output(bulk: Path) -> None:
 def test_bulkdata_fails_while_writing(bulk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a large bulk value is read while the output is written; if that read fails the
     # temporary file is removed and the existing output stays (in-process, failure injected)
-    import streamconv.encode
+    import streamconv.core.bulkdata
+    import streamconv.core.encode
 
     (bulk / "bulk" / "big.bin").write_bytes(b"\x01" * (3 << 20))
     src = write(bulk / "in.json", _bulk_doc(f"file://{bulk}/bulk/big.bin"))
     out = write(bulk / "out" / "out.dcm", OLD)
-    real = streamconv.encode.iter_chunks
+    real = streamconv.core.bulkdata.iter_chunks
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         chunks = real(*args, **kwargs)
@@ -642,7 +643,7 @@ def test_bulkdata_fails_while_writing(bulk: Path, monkeypatch: pytest.MonkeyPatc
 
         raise BulkDataAccessError("bulk data file shrank while reading (injected)")
 
-    monkeypatch.setattr(streamconv.encode, "iter_chunks", failing)
+    monkeypatch.setattr(streamconv.core.encode, "iter_chunks", failing)
     stderr = io.StringIO()
     rc = main(["+Bd", str(bulk / "bulk"), str(src), str(out)], stdout=io.StringIO(), stderr=stderr)
     reset_logging()

@@ -1,4 +1,4 @@
-"""The framer: top-level values as byte frames, whatever the chunking (streamconv.framing).
+"""The framer: top-level values as byte frames, whatever the chunking (streamconv.core.framing).
 
 The oracle is Python's ``json`` module (no code shared with the framer): the frames, parsed
 with ``json.loads``, must be the values of the array or stream, in order, for any split of
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamconv.documents import parse_frame
+from streamconv.core.documents import parse_frame
+from streamconv.core.framing import Frame, Framer, check_json
 from streamconv.errors import ContentError, JSONSyntaxError, LimitError
-from streamconv.framing import Frame, Framer, check_json
 from streamconv.options import Limits
 
 SETTINGS = settings(
@@ -120,7 +120,7 @@ def test_frames_parse_to_the_same_values_as_ijson() -> None:
 def _plain(v: Any) -> Any:
     from decimal import Decimal
 
-    from streamconv.documents import Pairs
+    from streamconv.core.documents import Pairs
 
     if isinstance(v, Pairs):
         return {k: _plain(x) for k, x in v.pairs}
@@ -244,8 +244,8 @@ def test_check_json_agrees_with_the_json_module_on_random_mutations() -> None:
 
 
 def _select(data: bytes, n: int) -> list[Any]:
+    from streamconv.core.pipeline import Converter, RunContext, release
     from streamconv.options import ArrayPolicy, ConvertOptions
-    from streamconv.pipeline import Converter, RunContext, release
 
     conv = Converter(
         RunContext(ConvertOptions(array_policy=ArrayPolicy.SELECT, array_select=n), "in.json")

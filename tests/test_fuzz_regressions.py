@@ -9,66 +9,21 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
 import pytest
+from support import JSON2DCM, Run, j2d, j2d_process
 
 from streamconv.cli import main
-from streamconv.logsetup import reset_logging
 
-JSON2DCM = shutil.which("json2dcm", path=os.path.dirname(sys.executable)) or "json2dcm"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 
-
-@dataclass
-class Run:
-    rc: int
-    stderr: str
-    out: Path
-    seconds: float
-
-
-@pytest.fixture(autouse=True)
-def _private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    yield
-    reset_logging()
-    assert not any(tmp.iterdir()), "temporary files left behind"
-
-
-def j2d(tmp_path: Path, text: bytes, *opts: str) -> Run:
-    src = tmp_path / "in.json"
-    src.write_bytes(text)
-    out = tmp_path / "out.dcm"
-    stderr = io.StringIO()
-    started = time.monotonic()
-    rc = main([*opts, str(src), str(out)], stdout=io.StringIO(), stderr=stderr)
-    reset_logging()
-    return Run(rc, stderr.getvalue(), out, time.monotonic() - started)
-
-
-def j2d_process(tmp_path: Path, text: bytes, *opts: str) -> Run:
-    src = tmp_path / "in.json"
-    src.write_bytes(text)
-    out = tmp_path / "out.dcm"
-    started = time.monotonic()
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
-    proc = subprocess.run(
-        [JSON2DCM, *opts, str(src), str(out)], capture_output=True, timeout=60, env=env, check=False
-    )
-    return Run(
-        proc.returncode, proc.stderr.decode("utf-8", "replace"), out, time.monotonic() - started
-    )
+pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 
 def failed(run: Run, code: int, message: str) -> None:

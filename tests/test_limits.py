@@ -13,67 +13,21 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
+from support import JSON2DCM, Run, j2d, j2d_process
 
 from streamconv.cli import main
-from streamconv.documents import MAX_JSON_DEPTH
-from streamconv.logsetup import reset_logging
+from streamconv.core.documents import MAX_JSON_DEPTH
 from streamconv.options import Limits
 
-JSON2DCM = shutil.which("json2dcm", path=os.path.dirname(sys.executable)) or "json2dcm"
-
-
-@dataclass
-class Run:
-    rc: int
-    stderr: str
-    out: Path
-    seconds: float
-
-
-@pytest.fixture(autouse=True)
-def _private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    yield tmp
-    reset_logging()
-
-
-def j2d(tmp_path: Path, text: str | bytes, *opts: str) -> Run:
-    src = tmp_path / "in.json"
-    src.write_bytes(text.encode() if isinstance(text, str) else text)
-    out = tmp_path / "out.dcm"
-    stderr = io.StringIO()
-    started = time.monotonic()
-    rc = main([*opts, str(src), str(out)], stdout=io.StringIO(), stderr=stderr)
-    reset_logging()
-    return Run(rc, stderr.getvalue(), out, time.monotonic() - started)
-
-
-def j2d_process(tmp_path: Path, text: str | bytes, *opts: str, timeout: float = 60) -> Run:
-    src = tmp_path / "in.json"
-    src.write_bytes(text.encode() if isinstance(text, str) else text)
-    out = tmp_path / "out.dcm"
-    started = time.monotonic()
-    proc = subprocess.run(
-        [JSON2DCM, *opts, str(src), str(out)], capture_output=True, timeout=timeout, check=False
-    )
-    return Run(
-        proc.returncode, proc.stderr.decode("utf-8", "replace"), out, time.monotonic() - started
-    )
+pytestmark = pytest.mark.usefixtures("private_tmp")
 
 
 def refused(run: Run, *words: str) -> None:

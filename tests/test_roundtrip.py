@@ -369,9 +369,9 @@ class Comparer:
         elif vr in ("OB", "OW", "UN", "OF", "OD", "OL", "OV"):
             ok = _bytes_le(va, vr, self.orig_little) == _bytes_le(vb, vr, self.out_little)
         elif vr in ("FL", "FD"):
-            la, lb = _as_list(va), _as_list(vb)
-            ok = len(la) == len(lb) and all(
-                x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(la, lb, strict=True)
+            fa, fb = _as_list(va), _as_list(vb)
+            ok = len(fa) == len(fb) and all(
+                x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(fa, fb, strict=True)
             )
         else:  # US SS UL SL UV SV AT
             ok = _as_list(va) == _as_list(vb)
@@ -518,8 +518,8 @@ def test_skip_table() -> None:
         ds, _ = _read(path)
         assert UID(ds.file_meta.TransferSyntaxUID).is_encapsulated, name
         assert ds["PixelData"].is_undefined_length, name  # fragments (PS3.5 A.4)
-    for file, path in ELEMENT_SKIPS:
-        assert file in ROUND_TRIP and len(path) == 11, (file, path)
+    for file, element in ELEMENT_SKIPS:
+        assert file in ROUND_TRIP and len(element) == 11, (file, element)
     assert set(EXTRA_OPTIONS) <= set(ROUND_TRIP)
 
 

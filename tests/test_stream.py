@@ -30,12 +30,13 @@ import pydicom.config
 import pytest
 from pydicom.filereader import dcmread
 
-from streamconv import stream as stream_module
+from streamconv import fanout as stream_module
 from streamconv.cli import main as json2dcm
+from streamconv.core.pipeline import Converter, RunContext
+from streamconv.fanout import convert_stream
 from streamconv.logsetup import reset_logging
 from streamconv.options import ArrayPolicy, ConvertOptions
-from streamconv.pipeline import Converter, RunContext, write_output
-from streamconv.stream import convert_stream
+from streamconv.sinks import write_output
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -482,12 +483,12 @@ def test_rejected_datasets(tmp_path: Path, jobs: int) -> None:
     reason = json.loads((rejected / "000001.error.json").read_text())
     assert reason["index"] == 1 and reason["exit_code"] == 65
     assert "0010002" in reason["message"] and "8 hexadecimal digits" in reason["message"]
-    assert reason["element"] == "dataset 2"
+    assert reason["path"] == "dataset 2"
     reason = json.loads((rejected / "000003.error.json").read_text())
     assert reason["index"] == 3 and reason["exit_code"] == 65
     assert "XX" in reason["message"]
     # the element path names the item (PS3.18 F.2; items numbered from 1, CONTRACT §2)
-    assert reason["element"] == "dataset 4 (0008,1115)[1].(0008,1150)"
+    assert reason["path"] == "dataset 4 (0008,1115)[1].(0008,1150)"
     # reported on stderr, DCMTK style
     assert re.search(r"^E: stdin: dataset 2: .*8 hexadecimal digits", run.stderr, re.M)
     assert re.search(r"^E: stdin: dataset 4 \(0008,1115\)\[1\]\.\(0008,1150\): ", run.stderr, re.M)

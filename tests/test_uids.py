@@ -6,7 +6,7 @@ import os
 import re
 import uuid
 
-from streamconv import uids
+from streamconv.core import uids
 
 # PS3.5 9.1: a UID is digits and dots, components without leading zeros, at most 64 chars
 UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")

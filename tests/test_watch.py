@@ -18,10 +18,9 @@ import anyio
 import pydicom
 import pytest
 
-from streamconv import watch
 from streamconv.errors import UsageError
-from streamconv.watch import Watcher, make_claim_dir, serve
-from streamconv.watchconfig import (
+from streamconv.watch import daemon as watch
+from streamconv.watch.config import (
     ConfigError,
     Naming,
     WatchConfig,
@@ -31,6 +30,7 @@ from streamconv.watchconfig import (
     make_inbox,
     parse_command_line,
 )
+from streamconv.watch.daemon import Watcher, make_claim_dir, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = 0.4
@@ -398,7 +398,7 @@ def test_a_refused_entry_that_cannot_be_moved_is_left_alone(
     def rename(src: str, dst: str) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(watch.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
     result = watch.process_input(j)
     assert (result.status, result.reason) == (
         "left",

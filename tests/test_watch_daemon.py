@@ -99,9 +99,9 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited ({self.proc.returncode}): {self.log()}")
-            fields = self.receive(max(0.01, min(0.5, deadline - time.monotonic())))
-            if fields is not None and field in fields:
-                return fields
+            received = self.receive(max(0.01, min(0.5, deadline - time.monotonic())))
+            if received is not None and field in received:
+                return received
         raise AssertionError(f"no {field} within {timeout} s: {self.messages} {self.log()}")
 
     def send(self, sig: int) -> None:

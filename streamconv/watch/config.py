@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cli import ParsedArgs, build_options, expand_command_files, log_level, parse_args
-from .errors import UsageError
-from .options import ConvertOptions
+from ..args import ParsedArgs, build_options, expand_command_files, log_level, parse_args
+from ..errors import UsageError
+from ..options import ConvertOptions
 
 __all__ = [
     "DAEMON_OPTIONS",
@@ -347,7 +347,7 @@ def make_inbox(
 
 
 def _check_template(template: str, where: str) -> None:
-    from .dictionary import get_dictionary
+    from ..core.dictionary import get_dictionary
 
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]

@@ -15,11 +15,12 @@ import struct
 from decimal import Decimal
 from typing import Any
 
+from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
+from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
-from .errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
-from .options import ConvertOptions
+from .numbers import decimal_int, decimal_text, ds_value, is_value, json_type
 from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
@@ -42,8 +43,6 @@ PIXEL_DATA = 0x7FE00010
 SPECIFIC_CHARACTER_SET = 0x00080005
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
 _SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
-_IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
-_DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _ATTRS = {
     "vr": "vr",
@@ -143,25 +142,11 @@ def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> B
     """Build the top-level dataset; ``in_array`` marks a +ar item (group 0002 dropped)."""
     if not isinstance(value, Pairs):
         raise ContentError(
-            f"datasets must be encapsulated in a JSON object, found {_json_type(value)}"
+            f"datasets must be encapsulated in a JSON object, found {json_type(value)}"
         )
     meta: Dataset = {}
     ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
     return Built(ds, meta)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _build_items(
@@ -219,7 +204,7 @@ def _build_element(
     tag: int, content: Any, ctx: BuildContext, path: Any, depth: int, siblings: Pairs | None = None
 ) -> Element | None:
     if not isinstance(content, Pairs):
-        raise ContentError(f"element content must be a JSON object, found {_json_type(content)}")
+        raise ContentError(f"element content must be a JSON object, found {json_type(content)}")
     pairs = content.pairs
     if len(pairs) == 2 and tag != PIXEL_DATA:
         # fast path: the usual {"vr": "XX", "Value": [...]}
@@ -367,7 +352,7 @@ def _resolve_vr(
 
 
 def _show(value: Any) -> str:
-    return f"'{value}'" if isinstance(value, str) else _json_type(value)
+    return f"'{value}'" if isinstance(value, str) else json_type(value)
 
 
 # -- Value ---------------------------------------------------------------------------------
@@ -377,7 +362,7 @@ def _value(
     tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth: int
 ) -> Element | None:
     if not isinstance(payload, list):
-        raise ContentError(f"attribute Value must be a JSON array, found {_json_type(payload)}")
+        raise ContentError(f"attribute Value must be a JSON array, found {json_type(payload)}")
     if vr == "SQ":
         return Element(tag, vr, _sequence(payload, ctx, path, depth))
     if vr == "PN":
@@ -404,7 +389,7 @@ def _sequence(items: list[Any], ctx: BuildContext, path: Any, depth: int) -> lis
         if not isinstance(item, Pairs):
             ctx.problems.error(
                 ContentError(
-                    f"sequence item must be a JSON object, found {_json_type(item)}", path=ipath
+                    f"sequence item must be a JSON object, found {json_type(item)}", path=ipath
                 )
             )
             break  # +E: the sequence keeps the items before (DCMTK)
@@ -426,19 +411,11 @@ def _entry_text(v: Any, vr: str, ctx: BuildContext, path: Any) -> str | None:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, Decimal):
-        return _decimal_text(v)
+        return decimal_text(v)
     ctx.problems.error(
-        ContentError(f"expected number, string or null, found {_json_type(v)}", path=path)
+        ContentError(f"expected number, string or null, found {json_type(v)}", path=path)
     )
     return None
-
-
-def _decimal_text(d: Decimal) -> str:
-    # JSON keeps the spelling of the number; Decimal keeps its digits and exponent.
-    s = str(d)
-    if "E" in s:
-        s = s.replace("E+", "e").replace("E", "e")
-    return s
 
 
 def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
@@ -463,9 +440,9 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
     values: list[str] = []
     for v in payload:
         if vr == "IS":
-            s = _is_value(v, ctx, path)
+            s = is_value(v, ctx.problems, path)
         elif vr == "DS":
-            s = _ds_value(v, ctx, path)
+            s = ds_value(v, ctx.problems, path)
         else:
             s = _entry_text(v, vr, ctx, path)
         if s is None:
@@ -521,130 +498,6 @@ def _uid_keyword(keyword: str, path: Any) -> str:
     return uid
 
 
-def _is_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
-    problems = ctx.problems
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        problems.error(ContentError("IS value must be an integer, found a boolean", path=path))
-        return None
-    if isinstance(v, int):
-        n = v
-    elif isinstance(v, Decimal):
-        if v.is_finite() and v == v.to_integral_value():
-            n = _decimal_int(v)
-            if -(1 << 31) <= n < (1 << 31):
-                problems.warn(f"IS value {_decimal_text(v)} written as {n}", path)
-        else:
-            problems.error(
-                ContentError(f"IS value must be an integer, found {_decimal_text(v)}", path=path)
-            )
-            return _decimal_text(v)
-    elif isinstance(v, str):
-        if not _IS_TEXT.match(v) or not v.strip():
-            if v.strip() == "":
-                return v
-            problems.error(ContentError(f"IS value must be an integer, found '{v}'", path=path))
-            return v
-        n = _text_int(v)
-        if -(1 << 31) <= n < (1 << 31):
-            return v
-    else:
-        problems.error(
-            ContentError(f"IS value must be a number or string, found {_json_type(v)}", path=path)
-        )
-        return None
-    if not -(1 << 31) <= n < (1 << 31):
-        shown = (
-            v.strip() if isinstance(v, str) else _decimal_text(v) if isinstance(v, Decimal) else n
-        )
-        problems.error(
-            ContentError(f"IS value {shown} outside [-2^31, 2^31-1] (PS3.5 6.2)", path=path)
-        )
-        if abs(n) == _HUGE:
-            return str(shown)
-    return str(n) if not isinstance(v, str) else v
-
-
-_HUGE = 1 << 80  # beyond every integer VR's range (UV, SV: 64 bits)
-
-
-def _decimal_int(d: Decimal) -> int:
-    """An integral Decimal as an int; one far out of every VR's range (1E+999999999 would
-    need a billion digits) becomes +-2^80, which the range checks then refuse."""
-    if d.adjusted() > 24:
-        return -_HUGE if d < 0 else _HUGE
-    return int(d)
-
-
-def _text_int(text: str) -> int:
-    """int() of a checked integer string, bounded like :func:`_decimal_int` (int() refuses
-    more than 4300 digits with ValueError, and takes quadratic time below that)."""
-    digits = text.strip().lstrip("+-").lstrip("0")
-    if len(digits) > 24:
-        return -_HUGE if text.strip().startswith("-") else _HUGE
-    return int(text)
-
-
-def _ds_value(v: Any, ctx: BuildContext, path: Any) -> str | None:
-    problems = ctx.problems
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        problems.error(
-            ContentError("DS value must be a decimal number, found a boolean", path=path)
-        )
-        return None
-    if isinstance(v, (int, Decimal)):
-        s = str(v) if isinstance(v, int) else _decimal_text(v)
-        if len(s) > 16:
-            # PS3.5 6.2: DS is at most 16 bytes; keep the closest value that fits
-            short = _ds16(Decimal(v))
-            problems.warn(f"DS value {s} longer than 16 characters, written as {short}", path)
-            s = short
-        return s
-    if isinstance(v, str):
-        if v.strip() and not _DS_TEXT.match(v):
-            problems.error(
-                ContentError(f"DS value must be a decimal number, found '{v}'", path=path)
-            )
-        return v
-    problems.error(
-        ContentError(f"DS value must be a number or string, found {_json_type(v)}", path=path)
-    )
-    return None
-
-
-def _ds16(d: Decimal) -> str:
-    if not d.is_finite():
-        return str(d)
-    f = float(d)
-    if math.isinf(f) or (f == 0 and d != 0):
-        return _ds16_decimal(d)  # beyond the range of a double: 'inf' or '0' would be wrong
-    for prec in range(17, 0, -1):
-        for fmt in (f"{{:.{prec}g}}",):
-            s = fmt.format(f)
-            if "e" in s:
-                mant, _, exp = s.partition("e")
-                s = f"{mant}e{int(exp)}"
-            if len(s) <= 16:
-                return s
-    return "0"
-
-
-def _ds16_decimal(d: Decimal) -> str:
-    """The closest DS text of at most 16 characters for a value outside a double's range
-    (PS3.5 6.2: DS is a decimal string; its exponent is not bounded)."""
-    for prec in range(15, -1, -1):
-        mant, _, exp = f"{d:.{prec}e}".partition("e")
-        if "." in mant:
-            mant = mant.rstrip("0").rstrip(".")
-        s = f"{mant}e{int(exp)}"
-        if len(s) <= 16:
-            return s
-    raise ContentError(f"DS value {_decimal_text(d)} cannot be written in 16 characters")
-
-
 def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | None:
     problems = ctx.problems
     values: list[str] = []
@@ -655,7 +508,7 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
         if not isinstance(v, Pairs):
             problems.error(
                 ContentError(
-                    f"PN value must be an object with Alphabetic/Ideographic/Phonetic, found {_json_type(v)}",
+                    f"PN value must be an object with Alphabetic/Ideographic/Phonetic, found {json_type(v)}",
                     path=path,
                 )
             )
@@ -671,7 +524,7 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
             if not isinstance(text, str):
                 problems.error(
                     ContentError(
-                        f"PN component group {k} must be a string, found {_json_type(text)}",
+                        f"PN component group {k} must be a string, found {json_type(text)}",
                         path=path,
                     )
                 )
@@ -718,7 +571,7 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
             return None  # +E: DCMTK fails the whole element
         if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
             problems.error(
-                ContentError(f"{vr} value must be a number, found {_json_type(v)}", path=path)
+                ContentError(f"{vr} value must be a number, found {json_type(v)}", path=path)
             )
             return None
         if isinstance(v, str):
@@ -744,8 +597,8 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
                         ContentError(f"{vr} value must be an integer, found {v}", path=path)
                     )
                     return None
-                shown = _decimal_text(v)
-                v = _decimal_int(v)
+                shown = decimal_text(v)
+                v = decimal_int(v)
             else:
                 shown = v
             lo, hi = _INT_RANGE[vr]
@@ -763,7 +616,7 @@ def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any
 def _parse_tag(v: Any, ctx: BuildContext, path: Any) -> int | None:
     if not isinstance(v, str):
         ctx.problems.error(
-            ContentError(f"AT values must be JSON strings, found {_json_type(v)}", path=path)
+            ContentError(f"AT values must be JSON strings, found {json_type(v)}", path=path)
         )
         return None
     t = _key_tag(v)
@@ -829,7 +682,7 @@ _VALUE_HANDLERS: dict[str, Any] = {
 def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
     problems = ctx.problems
     if not isinstance(payload, str):
-        raise ContentError(f"InlineBinary value must be a JSON string, found {_json_type(payload)}")
+        raise ContentError(f"InlineBinary value must be a JSON string, found {json_type(payload)}")
     if vr not in BYTE_VRS:
         problems.error(
             ContentError(
@@ -905,7 +758,7 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
         log.info("%s: ignoring BulkDataURI, leaving element empty", path)
         return Element(tag, vr, [] if vr == "SQ" else None)
     if not isinstance(payload, str):
-        raise ContentError(f"BulkDataURI value must be a JSON string, found {_json_type(payload)}")
+        raise ContentError(f"BulkDataURI value must be a JSON string, found {json_type(payload)}")
     if vr not in BYTE_VRS and vr not in BINARY_NUMERIC and vr not in _BULK_TEXT_VRS:
         # check the VR first: a BulkDataURI on AE, SQ etc. can never be converted (§6.4)
         raise ContentError(f"BulkDataURI is not allowed for VR {vr}")

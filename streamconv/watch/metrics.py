@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .sinks import write_atomic
+from ..sinks import write_atomic
 
 __all__ = ["LATENCY_BUCKETS", "Histogram", "Metrics", "write_textfile"]
 

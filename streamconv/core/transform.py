@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .errors import CharsetError, StreamconvError
-from .options import ConvertOptions
+from ..errors import CharsetError, StreamconvError
+from ..options import ConvertOptions
 from .uids import generate_uid, mapped_uid
 from .vr import CHARSET_VRS, Element, tag_path
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import ijson
 
-from .errors import ContentError, JSONSyntaxError, LimitError
-from .options import Limits
+from ..errors import ContentError, JSONSyntaxError, LimitError
+from ..options import Limits
 
 __all__ = [
     "DocumentParser",
@@ -569,7 +569,9 @@ class DocumentParser:
         if self._coro is None:
             stripped = self._head.strip(_WS)
             if not stripped:
-                raise ContentError("no JSON value found in the input (empty document)")
+                raise ContentError(
+                    "no JSON value found in the input (empty document)", truncated=True
+                )
             self._start(stripped[0])
             out += self._push(b"")
         try:
@@ -646,11 +648,10 @@ class DocumentParser:
             # yajl shows the text around the error; find it in what was fed (approximate
             # only where the pre-pass removed a trailing comma or spliced out InlineBinary)
             offset = max(0, self.filter.consumed - len(self.filter._carry) - len(data) + located)
-        if truncated or "premature EOF" in text or "Incomplete" in text:
-            text = f"truncated JSON input ({text})"
-        else:
-            text = f"invalid JSON: {text}"
-        return JSONSyntaxError(text, offset=offset, source=self.source)
+        # yajl says which in its text only (ijson raises IncompleteJSONError for both)
+        truncated = truncated or "premature EOF" in text or "Incomplete" in text
+        text = f"truncated JSON input ({text})" if truncated else f"invalid JSON: {text}"
+        return JSONSyntaxError(text, offset=offset, source=self.source, truncated=truncated)
 
     def close(self) -> None:
         """Release spill files of datasets that were never converted."""

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import ijson
 
+from ..errors import ContentError, JSONSyntaxError
+from ..options import Limits
 from .documents import _BACKEND, Spill, SpillStore, _Via, make_filter, yajl_message
-from .errors import ContentError, JSONSyntaxError
-from .options import Limits
 
 __all__ = ["Frame", "Framer"]
 
@@ -132,6 +132,7 @@ class Framer:
                 "truncated JSON input (premature EOF)",
                 offset=self.filter.consumed,
                 source=self.source,
+                truncated=True,
             )
         if self.count == 0:
             if self.arrays:
@@ -229,6 +230,7 @@ class Framer:
                     "truncated JSON input (premature EOF)",
                     offset=self.filter.consumed,
                     source=self.source,
+                    truncated=True,
                 )
             self._pos = s.end()
             self._emit(i, s.end())

@@ -14,7 +14,7 @@ import re
 import stat
 from collections.abc import Iterator
 
-from .errors import BulkDataAccessError, ContentError, UnsupportedURIError
+from ..errors import BulkDataAccessError, ContentError, UnsupportedURIError
 
 __all__ = [
     "BulkRef",
@@ -145,7 +145,8 @@ def resolve_uri(
     if not _inside(real, dirs):
         raise BulkDataAccessError(
             f"BulkDataURI refers to a file outside the permitted bulk data directories "
-            f"(add one with +Bd): '{path}'"
+            f"(add one with +Bd): '{path}'",
+            transient=False,
         )
     fd = open_verified(real, dirs)
     try:
@@ -199,7 +200,9 @@ def open_verified(real: str, dirs: tuple[str, ...], ref: BulkRef | None = None) 
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise BulkDataAccessError(f"bulk data path is not a regular file: '{real}'")
+            raise BulkDataAccessError(
+                f"bulk data path is not a regular file: '{real}'", transient=False
+            )
         if ref is not None and (st.st_dev, st.st_ino) != (ref.dev, ref.ino):
             raise BulkDataAccessError(f"bulk data file was replaced while converting: '{real}'")
         if ref is None or not ref.temporary:
@@ -209,7 +212,8 @@ def open_verified(real: str, dirs: tuple[str, ...], ref: BulkRef | None = None) 
                 opened = real
             if not _inside(opened, dirs):
                 raise BulkDataAccessError(
-                    f"BulkDataURI refers to a file outside the permitted bulk data directories: '{real}'"
+                    f"BulkDataURI refers to a file outside the permitted bulk data directories: '{real}'",
+                    transient=False,
                 )
         os.set_blocking(fd, True)
         return fd

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
+from ..errors import ContentError, Problems, StreamconvError
+from ..options import ArrayPolicy, ConvertOptions, TransferSyntax
+from .build import BuildContext, Built, build_dataset
 from .bulkdata import temporary_ref
 from .documents import DocumentParser, RawDataset, SpillStore, parse_frame
 from .encode import (
@@ -23,15 +25,12 @@ from .encode import (
     Piece,
     encode_items,
     encode_part10,
+    gather,
     iter_bytes,
     output_ts,
     sequence_end,
     sequence_header,
 )
-from .errors import ContentError, InputError, OutputError, Problems, StreamconvError
-from .model import BuildContext, Built, build_dataset
-from .options import ArrayPolicy, ConvertOptions, TransferSyntax
-from .sinks import render_name, write_atomic, write_stdout
 from .transform import apply_charset, apply_uids
 from .uids import new_salt
 from .vr import Element
@@ -41,13 +40,8 @@ __all__ = [
     "Failure",
     "Output",
     "RunContext",
-    "convert_file",
-    "convert_file_sync",
     "convert_one",
-    "open_input",
-    "read_chunks",
     "release",
-    "write_output",
 ]
 
 if TYPE_CHECKING:
@@ -56,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-READ_SIZE = 1 << 20
 PRIVATE_CREATOR = 0x00090010
 PRIVATE_SEQUENCE = 0x00091000
 CREATOR_NAME = "JSON2DCM_LIST_OF_DATASETS"
@@ -294,16 +287,8 @@ class _SequenceSpool:
                 self.uids[tag] = ds[tag]
         pieces, n = encode_items([ds], self.conv.options, self.ts)
         tmp = Encoded(b"", pieces, None, self.conv.options.bulkdata_dirs)
-        # gathered into ~1 MiB writes: an item is hundreds of small pieces
-        pending: list[bytes] = []
-        size = 0
-        for chunk in iter_bytes(tmp):
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= READ_SIZE:
-                self.file.write(b"".join(pending))
-                pending, size = [], 0
-        self.file.write(b"".join(pending))
+        for chunk in gather(iter_bytes(tmp)):
+            self.file.write(chunk)
         self.length += n
 
     def finish(self) -> Output:
@@ -342,40 +327,6 @@ class _SequenceSpool:
             pass
 
 
-# -- the async one-shot pipeline -----------------------------------------------------------
-
-
-def open_input(path: str) -> int:
-    """Open the JSON input (exit 20 when it cannot be read)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise InputError(f"cannot read JSON input '{path}': no such file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read JSON input '{path}': {exc.strerror}") from None
-    st = os.fstat(fd)
-    if stat.S_ISDIR(st.st_mode):
-        os.close(fd)
-        raise InputError(f"cannot read JSON input '{path}': is a directory")
-    return fd
-
-
-async def read_chunks(fd: int, size: int = READ_SIZE) -> AsyncIterator[bytes]:
-    import anyio.to_thread
-
-    while True:
-        try:
-            data = await anyio.to_thread.run_sync(os.read, fd, size)
-        except OSError as exc:
-            raise InputError(f"cannot read JSON input: {exc.strerror}") from None
-        if not data:
-            return
-        yield data
-
-
-Sink = Callable[[Output], Any]
-
-
 def release(out: Output) -> None:
     """Remove the temporary files (spills, +ar spool) an output still holds."""
     for path in out.encoded.temporaries:
@@ -389,134 +340,6 @@ def release(out: Output) -> None:
                 os.unlink(piece[0].path)
             except OSError:
                 pass
-
-
-def write_output(out: Output, target: str, options: ConvertOptions, *, fsync: bool = True) -> str:
-    """Write one output (blocking): ``target`` is a file, "-", or the --array-split directory.
-
-    ``fsync=False`` leaves durability to the caller (the stream engine syncs the
-    filesystem once per batch instead of twice per file).
-    """
-    return _write_output(out, target, options, fsync)
-
-
-def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool = True) -> str:
-    try:
-        if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
-            rel = render_name(options.filename_template, out.index, out.dataset)
-            path = os.path.join(target, rel)
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                try:
-                    os.makedirs(parent, exist_ok=True)
-                except OSError as exc:
-                    raise OutputError(
-                        f"cannot create directory '{parent}': {exc.strerror}"
-                    ) from None
-            write_atomic(path, iter_bytes(out.encoded), fsync=fsync, sync_dir=False)
-            return path
-        if target == "-":
-            write_stdout(out.encoded)
-            return "-"
-        # json2dcm: the file is fsynced before its rename (never torn); the rename is not
-        # made durable with a directory fsync, which would add ~10% to a one-shot run
-        # (DCMTK syncs nothing).  The daemon syncs its folders before it reports success.
-        write_atomic(target, iter_bytes(out.encoded), fsync=fsync, sync_dir=False)
-        return target
-    finally:
-        release(out)
-
-
-def _make_output_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create output directory '{path}': {exc.strerror}") from None
-
-
-async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
-    """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
-    import anyio
-    import anyio.to_thread
-
-    source = "stdin" if input_path == "-" else input_path
-    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))  # noqa: ASYNC240 (string work, no I/O)
-    run = RunContext(options, source, base_dir)
-    if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
-        await anyio.to_thread.run_sync(_make_output_dir, output_path)
-    fd = 0 if input_path == "-" else open_input(input_path)
-    if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
-        # one file per dataset: the stream engine, with conversion in worker processes
-        from .stream import convert_stream
-
-        try:
-            summary = await convert_stream(
-                fd, output_path, options, source=source, base_dir=base_dir, fail_fast=True
-            )
-        except StreamconvError as exc:
-            exc.with_source(source)
-            raise
-        finally:
-            if fd != 0:
-                os.close(fd)
-        return [str(summary.converted)]
-    conv = Converter(run)
-    written: list[str] = []
-    limiter = anyio.CapacityLimiter(1)
-    try:
-        async for chunk in read_chunks(fd):
-            outs = await anyio.to_thread.run_sync(conv.feed, chunk, limiter=limiter)
-            for out in outs:
-                assert isinstance(out, Output)
-                written.append(
-                    await anyio.to_thread.run_sync(_write_output, out, output_path, options)
-                )
-        outs = await anyio.to_thread.run_sync(conv.finish, limiter=limiter)
-        for out in outs:
-            assert isinstance(out, Output)
-            written.append(await anyio.to_thread.run_sync(_write_output, out, output_path, options))
-    except StreamconvError as exc:
-        exc.with_source(source)
-        raise
-    finally:
-        conv.close()
-        if fd != 0:
-            os.close(fd)
-    return written
-
-
-def convert_file_sync(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
-    """:func:`convert_file` without an event loop, for the json2dcm command (not --array-split).
-
-    The same stages (Converter, atomic writer) driven by a plain loop: a one-shot conversion
-    of a header takes a few milliseconds, importing asyncio and anyio's backend ~60 ms.
-    """
-    if options.array_policy is ArrayPolicy.SPLIT:
-        raise ValueError("--array-split needs convert_file (worker processes)")
-    source = "stdin" if input_path == "-" else input_path
-    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))
-    conv = Converter(RunContext(options, source, base_dir))
-    fd = 0 if input_path == "-" else open_input(input_path)
-    written: list[str] = []
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, READ_SIZE)
-            except OSError as exc:
-                raise InputError(f"cannot read JSON input: {exc.strerror}") from None
-            outs = conv.feed(chunk) if chunk else conv.finish()
-            for out in outs:
-                assert isinstance(out, Output)
-                written.append(_write_output(out, output_path, options))
-            if not chunk:
-                return written
-    except StreamconvError as exc:
-        exc.with_source(source)
-        raise
-    finally:
-        conv.close()
-        if fd != 0:
-            os.close(fd)
 
 
 def ts_for(options: ConvertOptions) -> str:

@@ -77,9 +77,8 @@ import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 from watchfiles import Change, awatch
 
-from . import __version__
-from .errors import (
-    BulkDataAccessError,
+from .. import __version__
+from ..errors import (
     ContentError,
     InputError,
     JSONSyntaxError,
@@ -88,11 +87,10 @@ from .errors import (
     StreamconvError,
     UsageError,
 )
-from .metrics import Metrics, write_textfile
-from .options import ArrayPolicy
-from .service import JournalFormatter, Notifier, ServiceSignals, stderr_is_journal
-from .sinks import fsync_dir, render_name
-from .watchconfig import (
+from ..options import ArrayPolicy
+from ..service import JournalFormatter, Notifier, ServiceSignals, stderr_is_journal
+from ..sinks import fsync_dir, render_name
+from .config import (
     ConfigError,
     InboxConfig,
     LogSettings,
@@ -104,6 +102,7 @@ from .watchconfig import (
     parse_command_line,
     usage,
 )
+from .metrics import Metrics, write_textfile
 
 __all__ = ["Job", "Mode", "Result", "Watcher", "main", "process_batch", "process_input", "serve"]
 
@@ -233,7 +232,7 @@ def _worker_init(parent_pid: int) -> None:
     if _worker_ready or not parent_pid:  # not sent by a daemon (tests call it in-process)
         return
     _worker_ready = True
-    from .runtime import tune_gc
+    from ..runtime import tune_gc
 
     tune_gc()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -251,7 +250,7 @@ def _worker_init(parent_pid: int) -> None:
 
 def _warm_worker(parent_pid: int) -> None:
     _worker_init(parent_pid)
-    from . import pipeline  # noqa: F401  (the conversion modules, imported once per worker)
+    from ..core import pipeline  # noqa: F401  (the conversion modules, imported once per worker)
 
 
 def process_input(job: Job) -> Result:
@@ -459,9 +458,7 @@ def _readiness(
 
 def _incomplete(exc: StreamconvError) -> bool:
     """Truncated JSON or an empty file: what a writer that has not finished leaves."""
-    if isinstance(exc, JSONSyntaxError):
-        return exc.message.startswith("truncated JSON input")
-    return isinstance(exc, ContentError) and exc.message.startswith("no JSON value found")
+    return exc.truncated
 
 
 def _read_all(fd: int) -> bytes:
@@ -472,14 +469,14 @@ def _read_all(fd: int) -> bytes:
 
 
 def _run_context(job: Job) -> Any:
-    from .pipeline import RunContext
+    from ..core.pipeline import RunContext
 
     # Relative BulkDataURIs resolve against the inbox, where the producer put the file.
     return RunContext(job.inbox.options, os.path.join(job.inbox.path, job.name), job.inbox.path)
 
 
 def _prepare(job: Job, data: bytes) -> _Prepared:
-    from .pipeline import Converter
+    from ..core.pipeline import Converter
 
     conv = Converter(_run_context(job), collect_errors=True)
     items: list[Any] = []
@@ -506,7 +503,7 @@ def _prepare(job: Job, data: bytes) -> _Prepared:
 
 def _check_stream(job: Job, fd: int) -> tuple[StreamconvError | None, bool, str, int]:
     """A parse-only pass over a large input: (error, parsed to the end, shape, values)."""
-    from .documents import DocumentParser
+    from ..core.documents import DocumentParser
 
     parser = DocumentParser(
         source=os.path.join(job.inbox.path, job.name), limits=job.inbox.options.limits
@@ -526,7 +523,7 @@ def _check_stream(job: Job, fd: int) -> tuple[StreamconvError | None, bool, str,
 def _discard(prepared: _Prepared | None) -> None:
     if prepared is None:
         return
-    from .pipeline import Output, release  # the spill/bulk temporaries of unwritten outputs
+    from ..core.pipeline import Output, release  # the spill/bulk temporaries of unwritten outputs
 
     for item in prepared.items:
         if isinstance(item, Output):
@@ -584,7 +581,7 @@ class _Writer:
 
     def abort(self) -> None:
         """A whole-input error: the held first output is not written (its name is undecided)."""
-        from .pipeline import Output, release
+        from ..core.pipeline import Output, release
 
         if isinstance(self._held, Output):
             release(self._held)
@@ -616,7 +613,7 @@ class _Writer:
             self.converted -= 1
 
     def _emit(self, item: Any, *, multi: bool) -> None:
-        from .pipeline import Failure, Output, release
+        from ..core.pipeline import Failure, Output, release
 
         if isinstance(item, Failure):
             self._failure(item.index, item.error)
@@ -699,8 +696,8 @@ def _submit_write(out: Any, target: str) -> Future[int]:
     """Start writing one output. A small one is encoded to bytes here (Python work, under the
     GIL), so that the thread only waits in write/fsync/rename, which release it; one with bulk
     data or of many MiB streams in the thread."""
-    from .encode import iter_bytes
-    from .pipeline import release
+    from ..core.encode import iter_bytes
+    from ..core.pipeline import release
 
     enc = out.encoded
     small = all(isinstance(piece, bytes) for piece in enc.body) and enc.size_hint <= SMALL_OUTPUT
@@ -715,8 +712,8 @@ def _submit_write(out: Any, target: str) -> Future[int]:
 
 def _write_output(out: Any, target: str) -> int:
     """One output, in a write thread: the encoded chunks (bulk data read here) to the file."""
-    from .encode import iter_bytes
-    from .pipeline import release
+    from ..core.encode import iter_bytes
+    from ..core.pipeline import release
 
     try:
         return _write_file(target, _coalesce(iter_bytes(out.encoded)))
@@ -768,7 +765,7 @@ def _convert_claimed(
     job: Job, path: str, fd: int, data: bytes | None, prepared: _Prepared | None, size: int
 ) -> _Pending:
     """The input is ours (at *path*): convert it and start writing its outputs."""
-    from .pipeline import Converter
+    from ..core.pipeline import Converter
 
     stem = os.path.splitext(job.name)[0] or job.name
     writer = _Writer(job, stem)
@@ -871,7 +868,7 @@ def _finish_success(job: Job, path: str) -> str:
 def _finish_failure(
     job: Job, path: str, stem: str, info: ErrorInfo, writer: _Writer, *, refused: bool = False
 ) -> str:
-    from .sinks import write_atomic
+    from ..sinks import write_atomic
 
     failed_dir = job.inbox.failed_dir
     name = job.name
@@ -929,19 +926,15 @@ def _transient(exc: StreamconvError, write_error: StreamconvError | None = None)
     """Worth trying again later (daemon-conventions §6): the input itself is not the problem."""
     if exc is write_error:
         return True  # writing the output: disk full, quota, EIO, permissions being fixed
-    if isinstance(exc, BulkDataAccessError):
-        # not there yet / unreadable yet; a path outside the permitted folders stays outside
-        return "permitted" not in exc.message and "not a regular file" not in exc.message
-    return type(exc) is InputError
+    # bulk data not there yet / unreadable yet; a path outside the permitted folders stays
+    # outside (the error says which: errors.py)
+    return isinstance(exc, InputError) and exc.transient
 
 
 def _error_fields(exc: StreamconvError) -> dict[str, Any]:
-    return {
-        "category": exc.category,
-        "exit_code": exc.exit_code,
-        "message": exc.message,
-        "path": exc.path,
-    }
+    fields = exc.as_dict()
+    fields.pop("source", None)  # the record names its input already
+    return fields
 
 
 def fail_input(job: Job, info: ErrorInfo) -> Result:
@@ -2095,7 +2088,7 @@ async def serve(
 
 
 def _setup_logging(settings: LogSettings) -> None:
-    from .logsetup import setup_logging
+    from ..logsetup import setup_logging
 
     setup_logging(settings.level, settings.config_file, stream=sys.stderr, appname="streamconv")
     # watchfiles logs every batch ("N changes detected") at info: not one line per input
