@@ -82,7 +82,6 @@ _LAZY = {
 }
 
 
-
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -32,7 +32,7 @@ from .errors import ContentError, JSONSyntaxError, StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
 
 if TYPE_CHECKING:
-    from .pipeline import Output, RunContext
+    from .core.pipeline import Output, RunContext
 
 __all__ = [
     "Converted",
@@ -106,7 +106,7 @@ def options_from_args(words: Sequence[str], **overrides: Any) -> ConvertOptions:
     """Options from json2dcm's option words (``["+te", "-e", "+Bd", "/data"]``), then
     keyword ``overrides`` (fields of :class:`ConvertOptions`).  Raises UsageError (exit
     code 1) for an unknown option, a conflict or a parameter among the words."""
-    from .cli import build_options, parse_args
+    from .args import build_options, parse_args
 
     parsed = parse_args(list(words))
     if parsed.params:
@@ -124,7 +124,7 @@ def make_options(base: ConvertOptions | None = None, **fields: Any) -> ConvertOp
         raise UsageError(f"unknown option field(s): {', '.join(unknown)}")
     base = base if base is not None else ConvertOptions()
     if "bulkdata_dirs" in fields:
-        from .bulkdata import permitted_dirs
+        from .core.bulkdata import permitted_dirs
 
         try:
             fields["bulkdata_dirs"] = permitted_dirs(list(fields["bulkdata_dirs"]))
@@ -173,13 +173,13 @@ def iter_outputs(
     ``salt`` fixes the namespace of generated UIDs, so that a task run twice (a worker lost
     and its task recomputed) writes the same UIDs.
     """
-    from .pipeline import RunContext
+    from .core.pipeline import RunContext
 
     run = RunContext(options, source, base_dir, salt)
     if options.array_policy is ArrayPolicy.SPLIT:
         yield from _iter_split(chunks, run, first_index)
         return
-    from .pipeline import Converter
+    from .core.pipeline import Converter
 
     conv = Converter(run)
     try:
@@ -207,9 +207,9 @@ def _iter_split(
 ) -> Iterator[tuple[int, Output | StreamconvError]]:
     """--array-split: the stream engine's path (frames of bytes, each parsed and converted
     on its own), so a failed dataset costs that dataset only."""
-    from .documents import SpillStore, parse_frame
-    from .framing import Framer
-    from .pipeline import convert_one
+    from .core.documents import SpillStore, parse_frame
+    from .core.framing import Framer
+    from .core.pipeline import convert_one
 
     framer = Framer(source=run.source, limits=run.options.limits, check=False)
     try:
@@ -267,8 +267,8 @@ def _convert_frame(
 def output_bytes(out: Output, spool_threshold: int = SPOOL_THRESHOLD) -> bytes | IO[bytes]:
     """The output's Part 10 bytes (or a rewound spooled file past ``spool_threshold``);
     its temporary files are released."""
-    from .encode import iter_bytes
-    from .pipeline import release
+    from .core.encode import iter_bytes
+    from .core.pipeline import release
 
     try:
         if out.encoded.size_hint <= spool_threshold:
@@ -322,7 +322,7 @@ def convert_bytes(
         try:
             name = output_name(item, index, options, source)
         except StreamconvError as exc:
-            from .pipeline import release
+            from .core.pipeline import release
 
             release(item)
             results.append(Failed.from_error(exc.with_source(source), index, source))
@@ -355,7 +355,7 @@ def convert_url(
     Returns :class:`Converted` records with ``output`` (the written path or URL) and no
     ``data``.  Local paths need no fsspec.
     """
-    from .batch.store import Store, read_all
+    from .storage import Store, read_all
 
     store_opts = dict(storage_options or {})
     src_store = Store.for_url(source, store_opts)

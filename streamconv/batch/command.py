@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from ..errors import OutputError, StreamconvError, UsageError
+from ..storage import _ATOMIC_PUT, Store, is_url
 from .plan import Piece, plan_tasks
 from .report import Previous, Report, read_previous
 from .sources import expand_sources
-from .store import _ATOMIC_PUT, Store, is_url
 from .task import Job, TaskResult, failure_line, job_options
 
 __all__ = ["USAGE", "main"]
@@ -148,7 +148,7 @@ def parse(argv: list[str]) -> Args:
         else:
             rest.append(arg)
     a.json2dcm = rest
-    from ..cli import parse_args
+    from ..args import parse_args
 
     parsed = parse_args(rest)
     a.sources = [lists.get(p, p) for p in parsed.params]
@@ -159,7 +159,7 @@ def main(argv: list[str]) -> int:
     if any(x in ("-h", "--help") for x in argv):
         sys.stdout.write(USAGE)
         return 0
-    from ..cli import build_options, log_level, parse_args
+    from ..args import build_options, log_level, parse_args
     from ..logsetup import setup_logging
 
     try:
@@ -216,7 +216,7 @@ def main(argv: list[str]) -> int:
 
 
 def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
-    from ..uids import new_salt
+    from ..core.uids import new_salt
 
     started = time.time()
     t0 = time.monotonic()

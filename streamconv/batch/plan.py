@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 from ..errors import StreamconvError
 from ..options import Limits
+from ..storage import Store
 from .sources import Input
-from .store import Store
 
 __all__ = ["Piece", "Scan", "plan_tasks", "scan_input"]
 
@@ -61,7 +61,7 @@ def _removed(framer: object) -> int:
 
 def scan_input(chunks: Iterable[bytes], batch_size: int, limits: Limits, source: str) -> Scan:
     """Count the datasets of one input and find a cut every ``batch_size`` of them."""
-    from ..framing import Framer
+    from ..core.framing import Framer
 
     framer = Framer(source=source, limits=limits, check=False)
     cuts: list[tuple[int, int]] = []

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from .store import Store
+from ..storage import Store
 
 __all__ = ["Previous", "Report", "read_previous"]
 

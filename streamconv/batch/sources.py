@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ..errors import InputError, UsageError
-from .store import Store, is_url
+from ..storage import Store, is_url
 
 __all__ = ["EXTENSIONS", "Input", "expand_sources", "stem"]
 

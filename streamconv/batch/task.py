@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ContentError, StreamconvError
 from ..options import ArrayPolicy, ConvertOptions
+from ..storage import Store
 from .plan import Piece
-from .store import Store
 
 if TYPE_CHECKING:
-    from ..pipeline import Output
+    from ..core.pipeline import Output
 
 __all__ = ["Job", "TaskResult", "output_target", "run_task"]
 
@@ -56,14 +56,11 @@ def success_line(source: str, index: int, output: str, uid: str, size: int) -> d
 
 
 def failure_line(source: str, index: int | None, exc: StreamconvError) -> dict[str, Any]:
-    return {
-        "source": source,
-        "index": index,
-        "exit_code": exc.exit_code,
-        "category": exc.category,
-        "message": exc.message,
-        "path": exc.path,
-    }
+    """The team's one failure record (``as_dict``: exit_code, category, message, path,
+    transient, offset) with the input and the dataset's index (None: the whole input)."""
+    record = exc.as_dict()
+    record.pop("source", None)
+    return {"source": source, "index": index, **record}
 
 
 def output_target(
@@ -112,7 +109,7 @@ def _piece_bytes(store: Store, piece: Piece) -> Iterator[bytes]:
 
 def _convert_piece(store: Store, out_store: Store, job: Job, piece: Piece, res: TaskResult) -> None:
     from ..api import iter_outputs
-    from ..pipeline import release
+    from ..core.pipeline import release
 
     source = piece.source
     base_dir = os.path.dirname(os.path.abspath(source)) if store.local else None

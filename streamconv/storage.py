@@ -21,10 +21,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, OutputError, StreamconvError
+from .errors import InputError, OutputError, StreamconvError
 
 if TYPE_CHECKING:
-    from ..pipeline import Output
+    from .core.pipeline import Output
 
 __all__ = ["Store", "is_url", "read_all"]
 
@@ -205,8 +205,8 @@ class Store:
 
     def write_output(self, out: Output, target: str) -> int:
         """Write one output atomically at ``target``; its temporaries are released."""
-        from ..encode import iter_bytes
-        from ..pipeline import release
+        from .core.encode import iter_bytes
+        from .core.pipeline import release
 
         try:
             return self.write_chunks(target, iter_bytes(out.encoded), out.encoded.size_hint)
@@ -215,7 +215,7 @@ class Store:
 
     def write_chunks(self, target: str, chunks: Iterator[bytes], size_hint: int = 0) -> int:
         if self.local:
-            from ..sinks import write_atomic
+            from .sinks import write_atomic
 
             path = self.local_path(target)
             parent = os.path.dirname(path)
@@ -268,7 +268,7 @@ class Store:
     def sync(self, url: str) -> None:
         """Make what was written under ``url`` durable (local: one syncfs)."""
         if self.local:
-            from ..sinks import syncfs
+            from .sinks import syncfs
 
             syncfs(self.local_path(url))
 
