@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import OutputError, StreamconvError, UsageError
@@ -245,7 +246,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     except UsageError as exc:
         log.error("%s", exc.message)
         return 1
-    tasks, _ = plan_tasks(
+    tasks: Iterator[list[Piece]] = plan_tasks(
         inputs,
         store_for,
         batch_size=args.batch_size,
@@ -254,8 +255,9 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     )
     carried: list[dict[str, Any]] = []
     if args.resume and report_store is not None and args.report:
+        # the whole plan first: the carried success lines start the new report
         previous = read_previous(report_store, args.report)
-        tasks, carried = _skip_done(tasks, previous, out_store, dest)
+        tasks, carried = _skip_done(list(tasks), previous, out_store, dest)
     try:
         report = Report(report_store, args.report, carried)
     except StreamconvError as exc:
@@ -283,7 +285,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        progress = tqdm(total=len(tasks), unit=" tasks", desc="streamconv batch", file=sys.stderr)
+        progress = tqdm(unit=" tasks", desc="streamconv batch", file=sys.stderr)
 
     def on_result(pieces: list[Piece], res: TaskResult | None, exc: BaseException | None) -> None:
         counts["tasks"] += 1
@@ -351,7 +353,7 @@ def _input_message(url: str, error: str) -> str:
 
 def _skip_done(
     tasks: list[list[Piece]], previous: Previous, out_store: Store, dest: str
-) -> tuple[list[list[Piece]], list[dict[str, Any]]]:
+) -> tuple[Iterator[list[Piece]], list[dict[str, Any]]]:
     """--resume: drop the pieces whose datasets all have success lines and outputs of the
     size the report says; returns the tasks left and the success lines carried over."""
     existing = out_store.find(dest)
@@ -383,4 +385,4 @@ def _skip_done(
                 keep.append(piece)
         if keep:
             left.append(keep)
-    return left, carried
+    return iter(left), carried

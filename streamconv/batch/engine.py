@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .plan import Piece
@@ -27,7 +27,7 @@ OnResult = Callable[[list[Piece], TaskResult | None, BaseException | None], None
 class Engine:
     workers = 1
 
-    def run(self, tasks: list[list[Piece]], job: Job, on_result: OnResult) -> None:
+    def run(self, tasks: Iterable[list[Piece]], job: Job, on_result: OnResult) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -35,7 +35,7 @@ class Engine:
 
 
 class InProcessEngine(Engine):
-    def run(self, tasks: list[list[Piece]], job: Job, on_result: OnResult) -> None:
+    def run(self, tasks: Iterable[list[Piece]], job: Job, on_result: OnResult) -> None:
         for pieces in tasks:
             on_result(pieces, run_task(pieces, job), None)
 
@@ -88,7 +88,7 @@ class DaskEngine(Engine):
         if self.error is not None:
             raise self.error
 
-    def run(self, tasks: list[list[Piece]], job: Job, on_result: OnResult) -> None:
+    def run(self, tasks: Iterable[list[Piece]], job: Job, on_result: OnResult) -> None:
         import distributed
 
         as_completed: Any = distributed.as_completed
@@ -97,16 +97,20 @@ class DaskEngine(Engine):
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         self.workers = workers
         window = 4 * workers + 4
-        pending = list(reversed(tasks))
+        # planned lazily: the first byte ranges of a big input run while the driver is
+        # still scanning the rest of it
+        pending = iter(tasks)
         by_key: dict[str, list[Piece]] = {}
 
         def submit() -> Any:
-            pieces = pending.pop()
+            pieces = next(pending, None)
+            if pieces is None:
+                return None
             fut = client.submit(run_task, pieces, job, pure=False)
             by_key[fut.key] = pieces
             return fut
 
-        first = [submit() for _ in range(min(window, len(pending)))]
+        first = [f for f in (submit() for _ in range(window)) if f is not None]
         done = as_completed(first, with_results=False)
         for fut in done:
             pieces = by_key.pop(fut.key)
@@ -117,8 +121,9 @@ class DaskEngine(Engine):
             else:
                 on_result(pieces, result, None)
             fut.release()
-            if pending:
-                done.add(submit())
+            nxt = submit()
+            if nxt is not None:
+                done.add(nxt)
 
     def close(self) -> None:
         self._thread.join()

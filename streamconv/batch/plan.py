@@ -17,18 +17,22 @@ InlineBinary values is cut only before the first such place).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import StreamconvError
+from ..errors import ContentError, StreamconvError
 from ..options import Limits
 from ..storage import Store
 from .sources import Input
+
+if TYPE_CHECKING:
+    from ..core.framing import Framer
 
 __all__ = ["Piece", "Scan", "plan_tasks", "scan_input"]
 
 log = logging.getLogger(__name__)
 
+_BOM = b"\xef\xbb\xbf"
 SPLIT_BYTES = 4 << 20  # inputs at least this large are scanned for dataset boundaries
 GROUP_BYTES = 4 << 20  # ~1 s of CT headers on one core
 
@@ -50,21 +54,67 @@ class Piece(NamedTuple):
 class Scan(NamedTuple):
     shape: str
     datasets: int
-    cuts: list[tuple[int, int]]  # (first index, byte offset) of each range after the first
 
 
-def _removed(framer: object) -> int:
+class _Verbatim:
+    """A pre-pass that passes every byte on: offsets of frames are then exact input offsets.
+
+    Duck-typed for :class:`~streamconv.core.framing.Framer` (its ``filter``).  The real
+    pre-pass (BOM, trailing commas, InlineBinary spills, limits) is the conversion's job; here
+    it would only cost time (3x the scan) and shift offsets.  A leading BOM (RFC 8259 §8.1)
+    is skipped.  An input that needs more (a trailing comma) makes the verbatim scan fail:
+    it is then scanned again through the pre-pass and cut only where offsets are still
+    exact (see :func:`_scan`).
+    """
+
+    def __init__(self) -> None:
+        self.consumed = 0
+        self._carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        first = self.consumed == 0
+        self.consumed += len(data)
+        if first and data.startswith(_BOM):
+            return data[len(_BOM) :]  # before every dataset: offsets stay exact (+3)
+        return data
+
+    def finish(self) -> bytes:
+        return b""
+
+
+def scan_input(
+    chunks: Callable[[], Iterable[bytes]], batch_size: int, limits: Limits, source: str
+) -> Iterator[tuple[int, int, str] | Scan]:
+    """Find a cut every ``batch_size`` datasets of one input: ``(first index, byte offset)``
+    as each is found, then the :class:`Scan` (shape, datasets) at the end."""
+    done = 0  # cuts up to this index were handed out already
+    try:
+        for item in _scan(chunks(), batch_size, limits, source, verbatim=True):
+            if not isinstance(item, Scan):
+                done = item[0]
+            yield item
+        return
+    except StreamconvError:
+        pass
+    for item in _scan(chunks(), batch_size, limits, source, verbatim=False):
+        if isinstance(item, Scan) or item[0] > done:
+            yield item
+
+
+def _removed(framer: Framer) -> int:
     # input bytes the pre-pass has taken out so far (see Framer._input_offset)
-    f = framer.filter  # type: ignore[attr-defined]
-    return int(f.consumed - len(f._carry) - framer._emitted)  # type: ignore[attr-defined]
+    f = framer.filter
+    return int(f.consumed - len(f._carry) - framer._emitted)
 
 
-def scan_input(chunks: Iterable[bytes], batch_size: int, limits: Limits, source: str) -> Scan:
-    """Count the datasets of one input and find a cut every ``batch_size`` of them."""
+def _scan(
+    chunks: Iterable[bytes], batch_size: int, limits: Limits, source: str, *, verbatim: bool
+) -> Iterator[tuple[int, int, str] | Scan]:
     from ..core.framing import Framer
 
     framer = Framer(source=source, limits=limits, check=False)
-    cuts: list[tuple[int, int]] = []
+    if verbatim:
+        framer.filter = _Verbatim()  # type: ignore[assignment]
     removed_at_first: int | None = None
     exact = True
     try:
@@ -75,12 +125,15 @@ def scan_input(chunks: Iterable[bytes], batch_size: int, limits: Limits, source:
             for frame in frames:
                 if removed_at_first is None:
                     removed_at_first = before  # a BOM or blanks before the first value
-                if exact and after != removed_at_first:
+                if verbatim and frame.data[:1] != b"{":
+                    # not an object where a dataset should begin: let the pre-pass judge
+                    raise ContentError("not a dataset (verbatim scan)")
+                if not verbatim and exact and after != removed_at_first:
                     exact = False  # offsets from here on may be shifted: no more cuts
                 if exact and frame.index and frame.index % batch_size == 0:
-                    cuts.append((frame.index, frame.start))
+                    yield frame.index, frame.start, framer.shape
                 frame.discard()
-        return Scan(framer.shape, framer.count, cuts)
+        yield Scan(framer.shape, framer.count)
     finally:
         framer.close()
 
@@ -92,54 +145,58 @@ def _with_end(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield b""
 
 
-def split_input(inp: Input, scan: Scan) -> list[Piece]:
-    if scan.datasets <= 1 or not scan.cuts:
-        return [Piece(inp.url, inp.name, datasets=scan.datasets, several=scan.datasets > 1)]
-    pieces: list[Piece] = []
-    bounds = [(0, 0), *scan.cuts]
-    for i, (first, start) in enumerate(bounds):
-        last = i == len(bounds) - 1
-        nxt_first, end = (scan.datasets, inp.size) if last else bounds[i + 1]
-        pieces.append(
-            Piece(inp.url, inp.name, start, end, first, nxt_first - first, scan.shape, last, True)
-        )
-    return pieces
+def split_input(inp: Input, store: Store, batch_size: int, limits: Limits) -> Iterator[Piece]:
+    """The pieces of one big input, each as soon as its end is known."""
+    first, start, shape = 0, 0, ""
+    try:
+        for item in scan_input(lambda: store.chunks(inp.url), batch_size, limits, inp.url):
+            if isinstance(item, Scan):
+                if first == 0:  # never cut: the input is one piece
+                    yield Piece(
+                        inp.url, inp.name, datasets=item.datasets, several=item.datasets > 1
+                    )
+                else:
+                    yield Piece(inp.url, inp.name, start, inp.size, first, item.datasets - first,
+                                shape, True, True)  # fmt: skip
+                return
+            index, offset, shape = item
+            yield Piece(inp.url, inp.name, start, offset, first, index - first, shape, False, True)
+            first, start = index, offset
+    except StreamconvError as exc:
+        # a broken structure: what is left goes to one task, which converts the datasets
+        # before the break and reports the error (as json2dcm --array-split would)
+        log.debug("%s: not split further (%s)", inp.url, exc)
+        if first == 0:
+            yield Piece(inp.url, inp.name)
+        else:
+            yield Piece(inp.url, inp.name, start, inp.size, first, -1, shape, True, True)
 
 
 def plan_tasks(
     inputs: list[Input],
-    store_for: object,
+    store_for: Callable[[str], Store],
     *,
     batch_size: int,
     limits: Limits,
     splittable: bool,
     split_bytes: int = SPLIT_BYTES,
     group_bytes: int = GROUP_BYTES,
-) -> tuple[list[list[Piece]], list[tuple[Input, StreamconvError]]]:
-    """Tasks (each a list of pieces) and the inputs that failed while being scanned."""
-    tasks: list[list[Piece]] = []
-    failed: list[tuple[Input, StreamconvError]] = []
+) -> Iterator[list[Piece]]:
+    """Tasks (each a list of pieces), as soon as each is known: the engine starts on the
+    first byte ranges of a big input while the rest of it is still being scanned."""
     group: list[Piece] = []
     group_size = 0
     for inp in inputs:
         if inp.size < 0:
             continue  # reported by the caller
         if splittable and inp.size >= split_bytes:
-            store: Store = store_for(inp.url)  # type: ignore[operator]
-            try:
-                scan = scan_input(store.chunks(inp.url), batch_size, limits, inp.url)
-            except StreamconvError as exc:
-                # broken structure: converted whole by a task, which reports what it can
-                log.debug("%s: not split (%s)", inp.url, exc)
-                tasks.append([Piece(inp.url, inp.name)])
-                continue
-            tasks.extend([p] for p in split_input(inp, scan))
+            for piece in split_input(inp, store_for(inp.url), batch_size, limits):
+                yield [piece]
             continue
         group.append(Piece(inp.url, inp.name))
         group_size += inp.size
         if group_size >= group_bytes or len(group) >= batch_size:
-            tasks.append(group)
+            yield group
             group, group_size = [], 0
     if group:
-        tasks.append(group)
-    return tasks, failed
+        yield group
