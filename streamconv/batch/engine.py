@@ -75,6 +75,9 @@ class DaskEngine(Engine):
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=":8787" if self.dashboard else None,
+                    # without a dashboard the scheduler still serves health/metrics over
+                    # HTTP, on :8787 by default: loopback and a free port instead
+                    scheduler_kwargs={} if self.dashboard else {"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                 )
                 self.client = dd.Client(self.cluster)
