@@ -263,3 +263,52 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     summary = json.loads((report / "summary.json").read_text())
     assert (summary["converted"], summary["skipped"]) == (0, total)
     assert len(lines(report / "success.ndjson")) == total
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out.update(int(c) for c in f.read().split())
+    return out
+
+
+def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+    """SIGTERM: the workers are stopped, temporaries swept, the report written, exit 143,
+    and no process of the batch is left."""
+    src = tmp_path / "big.ndjson"
+    src.write_bytes(ndjson(dataset(i) for i in range(BIG)))
+    out, report = tmp_path / "out", tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamconv", "batch", str(src), "-o", str(out), "--report",
+         str(report), "--jobs", "2", "--batch-size", "10"],
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: (
+                (report / "success.ndjson").exists()
+                and len((report / "success.ndjson").read_bytes().splitlines()) >= 20
+            ),
+            "the first tasks to complete",
+        )
+        kids = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    assert b"Traceback" not in err
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["stopped_by_signal"] == signal.SIGTERM
+    assert summary["converted"] == len(lines(report / "success.ndjson")) < BIG
+    assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary left
+    wait_for(lambda: not any(_alive(k) for k in kids), "the workers to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return False

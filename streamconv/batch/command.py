@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -207,6 +208,7 @@ def main(argv: list[str]) -> int:
         from .engine import DaskEngine
 
         engine = DaskEngine(jobs, args.cluster, args.dashboard)
+    signal.signal(signal.SIGTERM, _on_signal)
     try:
         return _run(args, options, engine, quiet)
     except KeyboardInterrupt:
@@ -311,11 +313,18 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
             )
             progress.update(1)
 
+    stopped_by = 0
     try:
         engine.run(tasks, job, on_result)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _on_signal)
+        stopped_by = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+        log.error("stopped by signal %d: the report lists what was done", stopped_by)
     finally:
         if progress is not None:
             progress.close()
+        # no worker of ours may write after this (an embedded cluster is shut down here;
+        # tasks on a --cluster finish their current output, renamed whole)
+        engine.close()
         if out_store.local or out_store.protocol not in _ATOMIC_PUT:
             swept = out_store.sweep(dest)
             if swept:
@@ -331,7 +340,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         "skipped": skipped,
         "failed_inputs": counts["failed_inputs"],
         "tasks": counts["tasks"],
-        "engine": "in-process" if engine.workers == 1 and not hasattr(engine, "client") else "dask",
+        "engine": engine.name,
         "workers": engine.workers,
         "workers_used": len(workers_used),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -339,12 +348,21 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         "datasets_per_second": round(counts["converted"] / seconds, 1) if seconds else 0.0,
         "output": dest,
     }
+    if stopped_by:
+        summary["stopped_by_signal"] = int(stopped_by)
     report.finish(summary)
     log.info(
         "%d inputs, %d converted, %d failed, %d skipped in %.1f s",
         summary["inputs"], summary["converted"], summary["failed"], skipped, seconds,
     )  # fmt: skip
+    if stopped_by:
+        return 128 + int(stopped_by)
     return 65 if counts["failed"] else 0
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    # SIGTERM as SIGINT: one path that stops the engine, sweeps and writes the report
+    raise KeyboardInterrupt(signum)
 
 
 def _input_message(url: str, error: str) -> str:

@@ -25,6 +25,7 @@ OnResult = Callable[[list[Piece], TaskResult | None, BaseException | None], None
 
 
 class Engine:
+    name = "in-process"
     workers = 1
 
     def run(self, tasks: Iterable[list[Piece]], job: Job, on_result: OnResult) -> None:
@@ -45,6 +46,8 @@ class DaskEngine(Engine):
 
     The cluster starts in a thread at once, so that it comes up while the driver plans.
     """
+
+    name = "dask"
 
     def __init__(self, jobs: int, address: str | None, dashboard: bool) -> None:
         self.jobs = jobs
@@ -129,10 +132,12 @@ class DaskEngine(Engine):
                 done.add(nxt)
 
     def close(self) -> None:
+        """Idempotent: the driver closes before it sweeps, and once more on the way out."""
         self._thread.join()
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
         try:
-            if self.client is not None:
-                self.client.close()
+            if client is not None:
+                client.close()
         finally:
-            if self.cluster is not None:
-                self.cluster.close()
+            if cluster is not None:
+                cluster.close()
