@@ -93,3 +93,20 @@ def wait_for(check: Callable[[], bool], what: str, deadline: float = DEADLINE) -
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def references(datasets: list[dict[str, Any]], names: list[Path], *opts: str) -> None:
+    """json2dcm's output for each dataset at its own name, from one json2dcm --array-split
+    process (its outputs are json2dcm's bytes for each dataset alone; one process instead
+    of one per dataset keeps the tests fast)."""
+    tmp = names[0].parent / ".references"
+    tmp.mkdir(parents=True)
+    (tmp / "all.ndjson").write_bytes(ndjson(datasets))
+    run = json2dcm("--array-split", *opts, tmp / "all.ndjson", tmp / "out")
+    assert run.returncode == 0, run.stderr
+    for i, name in enumerate(names):
+        name.parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "out" / f"{i:06d}.dcm").rename(name)
+    (tmp / "all.ndjson").unlink()
+    (tmp / "out").rmdir()
+    tmp.rmdir()

@@ -25,6 +25,7 @@ from batchlib import (
     json2dcm,
     lines,
     ndjson,
+    references,
     streamconv,
     tree,
     wait_for,
@@ -222,8 +223,9 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     (src / "big.ndjson").write_bytes(ndjson(dataset(1000 + i) for i in range(BIG)))
     ref = tmp_path / "ref"
     assert json2dcm("--array-split", src / "big.ndjson", ref / "big").returncode == 0
-    for i in range(n_files):
-        assert json2dcm(src / f"f{i:03d}.json", ref / f"f{i:03d}.dcm").returncode == 0
+    references(
+        [dataset(i) for i in range(n_files)], [ref / f"f{i:03d}.dcm" for i in range(n_files)]
+    )
     out, report = tmp_path / "out", tmp_path / "report"
     argv = [sys.executable, "-m", "streamconv", "batch", str(src), "-o", str(out),
             "--report", str(report), "--jobs", "2", "--batch-size", "40"]  # fmt: skip

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from batchlib import DEADLINE, dataset, json2dcm, tree, wait_for
+from batchlib import DEADLINE, dataset, references, tree, wait_for
 
 N = 60
 
@@ -33,7 +33,7 @@ def test_two_daemons_share_one_inbox(tmp_path: Path) -> None:
     ref.mkdir()
     for i in range(N):
         (staging / f"f{i:02d}.json").write_text(json.dumps(dataset(i)))
-        assert json2dcm(staging / f"f{i:02d}.json", ref / f"f{i:02d}.dcm").returncode == 0
+    references([dataset(i) for i in range(N)], [ref / f"f{i:02d}.dcm" for i in range(N)])
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs: list[subprocess.Popen[bytes]] = []
     try:
