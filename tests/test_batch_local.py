@@ -314,3 +314,14 @@ def _alive(pid: int) -> bool:
         return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
     except OSError:
         return False
+
+
+def test_select_policy_is_one_output_per_input(tmp_path: Path) -> None:
+    """+as n (and +ar): one output per input, NAME.dcm, as json2dcm writes it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "s.ndjson").write_bytes(ndjson([dataset(0), dataset(1), dataset(2)]))
+    assert json2dcm("+as", "2", src / "s.ndjson", tmp_path / "ref.dcm").returncode == 0
+    run = streamconv("batch", src, "+as", "2", "-o", tmp_path / "out", "-j", "1")
+    assert run.returncode == 0, run.stderr
+    assert tree(tmp_path / "out") == {"s.dcm": (tmp_path / "ref.dcm").read_bytes()}
