@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             f">= {TARGET_VS_STREAM}x", verdict(vs_stream >= TARGET_VS_STREAM)),
         Row(f"batch 1 -> {jobs} workers", f"{args.n / batch.wall:.0f}",
             f"--jobs 1: {args.n / one.wall:.0f}", f"{speedup:.2f}x", "", ""),
+        # CPU seconds of every process (a shared machine's load moves wall time, less this)
+        Row("CPU s: batch / stream / batch --jobs 1", f"{batch.cpu:.1f}",
+            f"{stream.cpu:.1f} / {one.cpu:.1f}", f"{batch.cpu / stream.cpu:.2f}x", "", ""),
     ]  # fmt: skip
     print_table(f"streamconv batch, {args.n:,} CT headers (NDJSON), wall time to exit", rows)
     figures["machine"] = machine_info()

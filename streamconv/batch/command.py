@@ -266,6 +266,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         log.error("%s", exc)
         return OutputError.exit_code
     counts = {"converted": 0, "failed": 0, "failed_inputs": 0, "tasks": 0}
+    task_seconds = [0.0]
     workers_used: set[str] = set()
     # inputs that could not be found are failures of their own (exit code 20, as json2dcm)
     from ..errors import InputError
@@ -299,6 +300,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         report.add(res.successes, res.failures)
         if res.worker:
             workers_used.add(res.worker)
+        task_seconds[0] += res.seconds
         counts["converted"] += len(res.successes)
         counts["failed"] += len(res.failures)
         counts["failed_inputs"] += sum(1 for f in res.failures if f["index"] is None)
@@ -325,6 +327,8 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         # no worker of ours may write after this (an embedded cluster is shut down here;
         # tasks on a --cluster finish their current output, renamed whole)
         engine.close()
+        if out_store.local:
+            out_store.sync(dest)  # what the workers wrote since their last sync
         if out_store.local or out_store.protocol not in _ATOMIC_PUT:
             swept = out_store.sweep(dest)
             if swept:
@@ -345,6 +349,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         "workers_used": len(workers_used),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(seconds, 3),
+        "task_seconds": round(task_seconds[0], 3),  # spent inside tasks, all workers
         "datasets_per_second": round(counts["converted"] / seconds, 1) if seconds else 0.0,
         "output": dest,
     }
