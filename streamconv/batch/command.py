@@ -272,9 +272,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     from ..errors import InputError
 
     missing = [
-        failure_line(
-            i.url, None, InputError(f"cannot read JSON input '{i.url}': {i.error}", source=i.url)
-        )
+        failure_line(i.url, None, InputError(_input_message(i.url, i.error), source=i.url))
         for i in inputs
         if i.size < 0
     ]
