@@ -64,11 +64,15 @@ class Store:
         try:
             import fsspec
         except ImportError:
-            raise InputError(f"cannot open '{url}': URLs need fsspec: pip install 'streamconv[dask]'") from None
+            raise InputError(
+                f"cannot open '{url}': URLs need fsspec: pip install 'streamconv[dask]'"
+            ) from None
         try:
             fs = fsspec.filesystem(protocol, **dict(storage_options or {}))
         except (ImportError, ValueError) as exc:
-            raise InputError(f"cannot open '{url}': no filesystem for '{protocol}://' ({exc})") from None
+            raise InputError(
+                f"cannot open '{url}': no filesystem for '{protocol}://' ({exc})"
+            ) from None
         return cls(fs, protocol)
 
     # -- names ---------------------------------------------------------------------------
