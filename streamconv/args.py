@@ -17,7 +17,7 @@ import stat
 from typing import NamedTuple
 
 from .errors import UsageError
-from .options import ArrayPolicy, ConvertOptions, Limits, TransferSyntax, WriteMode
+from .options import ArrayPolicy, ConvertOptions, HttpSettings, Limits, TransferSyntax, WriteMode
 
 __all__ = [
     "OPTIONS",
@@ -63,6 +63,28 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("-Bu", "--ignore-bulkdata-uri", "parse_bulkdata", False, help="ignore Bulkdata URIs"),
     Opt("+Bd", "--add-bulkdata-dir", "bulkdata_dirs", arg="[d]irectory: string",
         help="add d to list of permitted bulk data sources"),
+    Opt("+Bh", "--add-bulkdata-url", "bulkdata_urls", arg="[u]rl: string",
+        help="permit http(s) bulk data and input under URL (streamconv)"),
+    Opt("", "--bulkdata-rewrite", "bulkdata_rewrites", arg="[r]ule: FROM=TO",
+        help="replace the BulkDataURI prefix FROM by TO (streamconv)"),
+    Opt("", "--http-header-file", "http_header_files", arg="URL=FILE",
+        help="send the header line in FILE to URLs under URL (streamconv)"),
+    Opt("", "--http-header-env", "http_header_envs", arg="URL=VAR",
+        help="send the header line in variable VAR to URLs under URL (streamconv)"),
+    Opt("", "--http-basic-file", "http_basic_files", arg="URL=FILE",
+        help="basic authentication, user:password in FILE, for URLs under URL (streamconv)"),
+    Opt("", "--http-netrc", "http_netrc", True,
+        help="credentials from $NETRC or ~/.netrc for permitted URLs (streamconv)"),
+    Opt("", "--http-ca-bundle", "http_ca_bundle", arg="[f]ilename: string",
+        help="verify TLS servers with the CA certificates in f (streamconv)"),
+    Opt("", "--http-timeout", "http_timeout", arg="[s]econds: number (default: 60)",
+        help="connect and read timeout of http(s) requests (streamconv)"),
+    Opt("", "--http-retries", "http_retries", arg="[n]: integer (default: 4)",
+        help="retries after a timeout, 429 or 5xx answer (streamconv)"),
+    Opt("", "--fetch-frames", "fetch_frames", True,
+        help="fetch the frames of images whose metadata has no pixel data (streamconv)"),
+    Opt("", "--require-pixel-data", "require_pixel_data", True,
+        help="an image without pixel data is an error (streamconv)"),
     Opt("-ar", "--array-reject", "array", "reject", help="reject multiple data sets (default)"),
     Opt("+as", "--array-select", "array", "select", arg="[n]umber: integer", help="select data set n from array"),
     Opt("+ar", "--array-sequence", "array", "sequence", help="store all data sets in private sequence"),
@@ -70,6 +92,8 @@ OPTIONS: tuple[Opt, ...] = (
         help="write one file per data set into the directory dcmfile-out (streamconv)"),
     Opt("", "--filename-template", "filename_template", arg="[t]emplate: string",
         help="file names for --array-split (default: {index:06d}.dcm;\nDICOM keywords like {SOPInstanceUID} allowed)"),
+    Opt("", "--resume", "resume", True,
+        help="--array-split: skip data sets whose output file exists\n(a rerun after an interrupted run; streamconv)"),
     Opt("+F", "--write-file", "write_mode", "file", help="write file format (default)"),
     Opt("-F", "--write-dataset", "write_mode", "dataset", help="write data set without file meta information"),
     Opt("+Fu", "--update-meta-info", "update_meta", True, help="update particular file meta information"),
@@ -112,7 +136,11 @@ _SECTIONS = (
     ("general options", ("-h", "--version", "--arguments", "-q", "-v", "-d", "-ll", "-lc")),
     ("input options", ("+f", "-f")),
     ("processing options", ("+Ug", "-Uo", "+Uo", "+Bu", "-Bu", "+Bd", "-ar", "+as", "+ar", "+aS",
-                            "--filename-template")),
+                            "--filename-template", "--resume")),
+    ("DICOMweb (streamconv)", ("+Bh", "--bulkdata-rewrite", "--http-header-file", "--http-header-env",
+                               "--http-basic-file", "--http-netrc", "--http-ca-bundle",
+                               "--http-timeout", "--http-retries", "--fetch-frames",
+                               "--require-pixel-data")),
     ("output options", ("+F", "-F", "+Fu", "+t=", "+te", "+tb", "+ti", "+td", "-E", "+E", "+u", "-u",
                         "+e", "-e", "+c", "-c", "+cl")),
     ("limits (streamconv)", ("--max-depth", "--max-elements", "--max-value-bytes", "--max-dataset-bytes",
@@ -259,9 +287,36 @@ def parse_args(argv: list[str]) -> ParsedArgs:
         if opt.family == "bulkdata_dirs":
             p.bulkdata_dirs.append(str(value))
             continue
+        if opt.family in REPEATABLE:
+            listed = p.values.setdefault(opt.family, [])
+            assert isinstance(listed, list)
+            listed.append(str(value))
+            p.order[opt.family] = len(p.expanded)
+            continue
         p.values[opt.family] = value
         p.order[opt.family] = len(p.expanded)
     return p
+
+
+# option families that collect every occurrence (a list in ParsedArgs.values)
+REPEATABLE = frozenset(
+    {
+        "bulkdata_urls",
+        "bulkdata_rewrites",
+        "http_header_files",
+        "http_header_envs",
+        "http_basic_files",
+    }
+)
+_HTTP_FAMILIES = (
+    *sorted(REPEATABLE),
+    "http_netrc",
+    "http_ca_bundle",
+    "http_timeout",
+    "http_retries",
+    "fetch_frames",
+    "require_pixel_data",
+)
 
 
 def _int_option(text: object, name: str, lo: int, hi: int | None) -> int:
@@ -315,6 +370,11 @@ def build_options(p: ParsedArgs) -> ConvertOptions:
         error.with_usage_header = False
         raise error from None
     template = str(v.get("filename_template", "{index:06d}.dcm"))
+    http = HttpSettings()
+    if any(k in v for k in _HTTP_FAMILIES):
+        from .httpargs import http_settings  # only when an http option is given (start-up)
+
+        http = http_settings(v)
     return ConvertOptions(
         read_meta=bool(v.get("read_meta", True)),
         generate_uids=bool(v.get("generate_uids", False)),
@@ -339,6 +399,7 @@ def build_options(p: ParsedArgs) -> ConvertOptions:
         compression_level=level,
         filename_template=template,
         limits=limits,
+        http=http,
     )
 
 

@@ -43,6 +43,22 @@ def _backend_name(ijson: object) -> str:
     return str(getattr(_BACKEND, "backend_name", getattr(_BACKEND, "backend", "?")))
 
 
+def _discard() -> TextIO:
+    return open(os.devnull, "w")  # stderr closed: kept for the life of the process
+
+
+def _text(out: TextIO | None, text: str) -> int:
+    """Usage or version text: exit 0 once written, 40 if stdout is closed or fails."""
+    if out is None:
+        return 40
+    try:
+        out.write(text)
+        out.flush()
+    except OSError:
+        return 40
+    return 0
+
+
 def _print_error(stderr: TextIO, text: str) -> None:
     stderr.write(HEADER + f"\nerror: {text}\n")
 
@@ -51,26 +67,29 @@ def main(
     argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """json2dcm's main: returns the exit code (CONTRACT §2)."""
+    from .sinks import claim_std_fds
+
+    # A closed stdin/stdout/stderr is opened on /dev/null first, so that no file opened
+    # later takes its number; writing to a closed stdout is exit 40, logging to a closed
+    # stderr goes nowhere and the exit code stays the conversion's (issue 10 row 10).
+    claim_std_fds()
     out = stdout or sys.stdout
-    err = stderr or sys.stderr
+    err = stderr or sys.stderr or _discard()
     argv = list(sys.argv[1:] if argv is None else argv)
     from .runtime import tune_gc
 
     tune_gc()
     if not argv:
-        out.write(HEADER + "\n" + usage())
-        return 0
+        return _text(out, HEADER + "\n" + usage())
     try:
         parsed = parse_args(argv)
     except UsageError as exc:
         _print_error(err, exc.message)
         return 1
     if parsed.values.get("help"):
-        out.write(HEADER + "\n" + usage())
-        return 0
+        return _text(out, HEADER + "\n" + usage())
     if parsed.values.get("version"):
-        out.write(version_text())
-        return 0
+        return _text(out, version_text())
     quiet = parsed.values.get("log") == "quiet"
     try:
         level = log_level(parsed)
@@ -120,21 +139,26 @@ def main(
     if not dst:
         log.error("%s: invalid output filename: <empty string>", PROG)
         return 1
-    return run(src, dst, options, quiet=quiet)
+    resume = bool(parsed.values.get("resume"))
+    if resume and options.array_policy is not ArrayPolicy.SPLIT:
+        _print_error(err, "--resume needs --array-split (it skips data sets already written)")
+        return 1
+    return run(src, dst, options, quiet=quiet, resume=resume)
 
 
-def run(src: str, dst: str, options: ConvertOptions, *, quiet: bool = False) -> int:
+def run(
+    src: str, dst: str, options: ConvertOptions, *, quiet: bool = False, resume: bool = False
+) -> int:
     from .oneshot import convert_file, convert_file_sync
 
     try:
         if options.array_policy is ArrayPolicy.SPLIT:
+            import functools
+
             import anyio  # worker processes: the async stream engine
 
-            try:
-                anyio.run(convert_file, src, dst, options)
-            except anyio.BrokenWorkerProcess:
-                log.error("%s: a worker process died (killed, or out of memory)", src)
-                return 65
+            # a worker that died: WorkerDied, exit 70 (streamconv.runtime.WORKER_DIED_EXIT)
+            anyio.run(functools.partial(convert_file, src, dst, options, resume=resume))
         else:
             convert_file_sync(src, dst, options)
     except StreamconvError as exc:
@@ -156,15 +180,20 @@ def main_entry() -> None:
     """Console-script entry point."""
     code = main()
     try:
-        sys.stdout.flush()
-    except (BrokenPipeError, OSError):
-        # a closed stdout is an output error (the output could not be written)
-        os._exit(40)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        # usage or version text that could not be written whole (the output is the text)
+        code = code or 40
     # Everything is written and closed (outputs, temporary files, log handlers): skip the
     # interpreter's teardown of every module, ~13 ms of a ~130 ms one-shot run.
-    logging.shutdown()
     try:
+        logging.shutdown()
         sys.stderr.flush()
-    except OSError:
-        pass
+    except (OSError, ValueError):
+        pass  # stderr gone: the exit code still says what happened
     os._exit(code)
+
+
+if __name__ == "__main__":  # python -m streamconv.cli: json2dcm
+    main_entry()

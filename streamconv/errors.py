@@ -4,12 +4,15 @@
     ├── UsageError                  1   command-line syntax, option conflicts
     ├── InputError                  20  the JSON input cannot be read
     │   └── BulkDataAccessError     20  bulk data file missing, unreadable, not permitted
+    │       └── BulkDataFetchError  20  a permitted http(s) value cannot be fetched (``transient``
+    │                                   when retrying later may help: timeouts, 429, 5xx)
     ├── OutputError                 40  the output cannot be written (also impossible TS)
     ├── ContentError                65  invalid JSON or invalid DICOM JSON content
     │   ├── JSONSyntaxError         65  RFC 8259 violation; carries the byte offset
     │   ├── LimitError              65  a configured resource limit was exceeded
     │   └── CharsetError            65  text not representable in the declared character set
-    └── UnsupportedURIError         66  BulkDataURI scheme not supported
+    ├── UnsupportedURIError         66  BulkDataURI scheme not supported
+    └── WorkerDied                  70  a worker process died (killed, out of memory)
 
 Messages name the input, the element path (``(0010,1002)[2].(0010,0020)``, items from 1)
 and what was expected.  The one -E/+E decision lives in :class:`Problems`.
@@ -28,6 +31,7 @@ import logging
 
 __all__ = [
     "BulkDataAccessError",
+    "BulkDataFetchError",
     "CharsetError",
     "ContentError",
     "InputError",
@@ -38,6 +42,7 @@ __all__ = [
     "StreamconvError",
     "UnsupportedURIError",
     "UsageError",
+    "WorkerDied",
 ]
 
 log = logging.getLogger("streamconv")
@@ -118,9 +123,30 @@ class BulkDataAccessError(InputError):
     category = "bulkdata"
 
 
+class BulkDataFetchError(BulkDataAccessError):
+    """A permitted http(s) input or bulk value could not be fetched (CONTRACT §2: 20).
+
+    ``transient`` is the daemon's retry decision: true after connection errors, timeouts,
+    408/429/5xx that outlasted the bounded retries; false for the other 4xx answers.
+    ``status`` is the last HTTP status (0 when none arrived), ``url`` the URL without
+    credentials.
+    """
+
+    category = "bulkdata-fetch"
+
+    def __init__(
+        self, message: str, *, url: str, status: int = 0, transient: bool, path: object = ""
+    ) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(message, path=path, transient=transient)
+
+
 class OutputError(StreamconvError):
     exit_code = 40
     category = "output"
+    #: the failed OS call's errno (ENOSPC, EDQUOT, EEXIST...), None when no OS call failed
+    errno: int | None = None
 
 
 class ContentError(StreamconvError):
@@ -150,6 +176,16 @@ class LimitError(ContentError):
 
 class CharsetError(ContentError):
     category = "charset"
+
+
+class WorkerDied(StreamconvError):
+    """A worker process died (killed, out of memory): the run ends with the same exit code in
+    every front end (EX_SOFTWARE, sysexits.h: the conversion did not finish and the input is
+    not known to be at fault, so a daemon may try it again)."""
+
+    exit_code = 70
+    category = "internal"
+    transient = True
 
 
 class UnsupportedURIError(StreamconvError):

@@ -3,36 +3,54 @@
 Serves ``streamconv stream`` and ``json2dcm --array-split`` (and anything else that converts
 a sequence of datasets into a directory).  This process only cuts the input into one frame
 of bytes per dataset, in order (:class:`~streamconv.core.framing.Framer`); parsing,
-conversion and writing run in a pool of worker processes (anyio's ``to_process``), a batch
+conversion and writing run in a pool of worker processes (:class:`WorkerPool`), a batch
 of frames per call.  (Parsing here and pickling the objects to the workers cost as much as
 the conversion itself.)  A semaphore on datasets in flight is the backpressure: when the
 workers fall behind, the reader stops reading (the producer's pipe fills up and blocks),
 memory stays bounded.
+
+What ends a run, and what is left: a dataset that fails is rejected (``rejected/``, or the
+run's error with ``fail_fast``); an output folder that cannot be written (read-only, full,
+no inodes) is an OutputError for the run (exit 40), since every dataset after it would fail
+the same way; a worker that died is :class:`WorkerDied` (exit 70).  Outputs are renamed into
+place only when whole, so after any of these (or a kill -9) the outputs present are
+complete: a rerun removes the temporaries of dead writers (:func:`~streamconv.sinks.sweep_parts`)
+and, with ``resume``, skips the datasets whose outputs exist.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import pickle
 import signal
 import stat
 import string
+import struct
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import anyio
-import anyio.to_process
 import anyio.to_thread
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .core.documents import SpillStore, parse_frame
 from .core.framing import Frame, Framer
-from .core.pipeline import RunContext, convert_one
-from .errors import ContentError, InputError, OutputError, StreamconvError
+from .core.pipeline import RunContext, convert_one, release
+from .errors import ContentError, InputError, OutputError, StreamconvError, WorkerDied
 from .options import ArrayPolicy, ConvertOptions
-from .sinks import syncfs, write_atomic, write_output
+from .runtime import worker_init
+from .sinks import output_path, render_name, sweep_parts, syncfs, write_atomic, write_output
 
-__all__ = ["READ_SIZE", "StreamSummary", "convert_stream"]
+__all__ = ["READ_SIZE", "StreamSummary", "WorkerDied", "WorkerPool", "convert_stream"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +60,7 @@ _BATCH = 16  # at most this many datasets per worker call
 # one syncfs(2) at most this often, and before the stream ends.  syncfs per batch cost
 # ~1 ms of system time per file here (its writeback runs in the caller).
 SYNC_INTERVAL = 1.0
+_STOP_GRACE = 30.0  # seconds an idle worker has to exit at EOF before it is killed
 
 
 @dataclass(slots=True)
@@ -52,9 +71,11 @@ class StreamSummary:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    skipped: int = 0  # --resume: outputs complete already
     stopped_by: int = 0  # signal number, if a signal stopped the stream
     first_error: StreamconvError | None = None
     failures: list[tuple[int, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # collect_paths: the outputs, in order
 
 
 @dataclass(slots=True)
@@ -63,19 +84,22 @@ class _Result:
     path: str = ""
     size: int = 0
     error: StreamconvError | None = None
+    fatal: bool = False  # the output folder cannot be written: the run ends (exit 40)
+    skipped: bool = False  # --resume: the output was already complete
 
 
 def _convert_batch(
-    run: RunContext, out_dir: str, batch: list[Frame], fail_fast: bool
+    run: RunContext, out_dir: str, batch: list[Frame], fail_fast: bool, resume: bool = False
 ) -> list[_Result]:
     """Worker process: parse, convert and write a batch of frames; never raises for one.
 
     ``fail_fast``: the batch ends at its first failed dataset (nothing after it is written).
+    ``resume``: a dataset whose output file exists is not written again (keyword templates:
+    the name is known once the dataset is built).
     """
-    _worker_signals()
     results: list[_Result] = []
     for frame in batch:
-        if fail_fast and results and results[-1].error is not None:
+        if results and results[-1].error is not None and (fail_fast or results[-1].fatal):
             frame.discard()
             continue
         store = SpillStore()
@@ -84,8 +108,20 @@ def _convert_batch(
             raw = parse_frame(
                 frame.data, frame.index, frame.offset, start=frame.start, source=run.source
             )
+            if _in_worker:  # the parent keeps its own copy for rejected/; one 64 MB value
+                frame.data = b""  # is then held once here while it is converted
             out = convert_one(raw, run, store)
-            path = write_output(out, out_dir, run.options, fsync=False)
+            path = output_path(out, out_dir, run.options)
+            if resume and os.path.lexists(path):
+                release(out)
+                results.append(_Result(frame.index, path, skipped=True))
+                continue
+            try:
+                path = write_output(out, out_dir, run.options, fsync=False)
+            except OutputError as exc:
+                # the folder, not the dataset: every dataset after it would fail the same way
+                results.append(_Result(frame.index, error=exc, fatal=True))
+                continue
             results.append(_Result(frame.index, path, out.encoded.size_hint))
         except StreamconvError as exc:
             results.append(_Result(frame.index, error=exc))
@@ -101,27 +137,157 @@ def _convert_batch(
     return results
 
 
-_SIGNALS_SET = False
+# -- the worker processes ----------------------------------------------------------------
+#
+# Our own small pool rather than anyio.to_process: its shutdown (and its clean-up of a
+# worker that failed) signals workers through subprocess.Popen.send_signal, which first
+# polls the child with waitpid(WNOHANG); a worker that has just exited is then reaped there,
+# and asyncio's child watcher thread, blocked in waitpid on the same pid, logs "Unknown child
+# process pid N, will report returncode 255" (seen in ~1 of 7 clean stream runs, issue 10
+# row 12).  Here a worker is stopped by closing its stdin (it exits at EOF) and waited for;
+# only the child watcher ever reaps it.  A worker that must die now gets os.kill(SIGKILL),
+# which reaps nothing.
+
+_HEAD = struct.Struct("<Q")
+_in_worker = False  # this process is a worker of a WorkerPool
+_SEND_SIZE = 1 << 20
+_WORKER_CODE = "from streamconv.fanout import _worker_main; _worker_main()"
 
 
-def _worker_signals() -> None:
-    # Workers share the terminal's process group: Ctrl-C must reach only the main
-    # process, which finishes the datasets in hand (the workers exit at EOF on stdin).
-    global _SIGNALS_SET
-    if not _SIGNALS_SET:
-        from .runtime import tune_gc
+def _worker_main() -> None:
+    """A worker process: (function, args) pickles in on stdin, results out on stdout."""
+    global _in_worker
+    _in_worker = True
+    parent = int(sys.argv[1])
+    worker_init(parent)  # SIGINT/SIGTERM ignored, dies with its parent
+    inp = os.fdopen(os.dup(0), "rb")
+    out = os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):  # nothing a library prints can corrupt the channel
+        os.dup2(null, fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    while True:
+        head = inp.read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            return  # EOF: the pool is closing (or the parent is gone)
+        payload = inp.read(_HEAD.unpack(head)[0])
+        status = b"R"
+        try:
+            func, args = pickle.loads(payload)
+            del payload  # a large dataset is held once (in args), not twice
+            result: object = func(*args)
+        except BaseException as exc:  # sent back, raised in the parent
+            status, result = b"E", exc
+        try:
+            data = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            status = b"E"
+            data = pickle.dumps(RuntimeError(f"worker result cannot be pickled: {exc!r}"))
+        out.write(status + _HEAD.pack(len(data)) + data)
+        out.flush()
 
-        tune_gc()
-    if not _SIGNALS_SET and __name__ != "__main__":
-        import threading
 
-        if threading.current_thread() is threading.main_thread() and os.getpid() != _MAIN_PID:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _SIGNALS_SET = True
+class _Worker:
+    __slots__ = ("proc", "receive")
+
+    def __init__(self, proc: Process) -> None:
+        self.proc = proc
+        assert proc.stdout is not None
+        self.receive = BufferedByteReceiveStream(proc.stdout)
+
+    async def call(self, payload: bytes) -> tuple[bytes, bytes]:
+        assert self.proc.stdin is not None
+        await self.proc.stdin.send(_HEAD.pack(len(payload)))
+        # in pieces: the pipe transport copies what the pipe does not take at once, so a
+        # 64 MB dataset sent whole would be held twice more
+        for i in range(0, len(payload), _SEND_SIZE):
+            await self.proc.stdin.send(payload[i : i + _SEND_SIZE])
+        head = await self.receive.receive_exactly(1 + _HEAD.size)
+        data = await self.receive.receive_exactly(_HEAD.unpack(head[1:])[0])
+        return head[:1], data
 
 
-_MAIN_PID = os.getpid()
+class WorkerPool:
+    """Up to ``size`` worker processes, started on demand, each set up by
+    :func:`streamconv.runtime.worker_init`.  :meth:`run` raises :class:`WorkerDied` when
+    the worker died; :meth:`aclose` stops them all and waits for them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.limiter = anyio.CapacityLimiter(size)
+        self.dead: list[int] = []  # pids of workers that died or were killed
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()
+
+    async def run(self, func: Callable[..., T], *args: object) -> T:
+        payload = pickle.dumps((func, args), pickle.HIGHEST_PROTOCOL)
+        async with self.limiter:
+            worker = self._idle.pop() if self._idle else await self._start()
+            try:
+                status, data = await worker.call(payload)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self._kill(worker)
+                raise
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError) as exc:
+                with anyio.CancelScope(shield=True):
+                    code = await self._kill(worker)
+                how = f"signal {-code}" if code < 0 else f"exit status {code}"
+                raise WorkerDied(
+                    f"a worker process died ({how}): killed, or out of memory; the datasets"
+                    " it was converting were not written"
+                ) from exc
+            self._idle.append(worker)
+        result = pickle.loads(data)
+        if status == b"E":
+            raise result
+        return cast(T, result)
+
+    async def _start(self) -> _Worker:
+        try:
+            proc = await anyio.open_process(
+                [sys.executable, "-c", _WORKER_CODE, str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None,  # inherited: a crash's last words reach the terminal
+            )
+        except OSError as exc:
+            raise WorkerDied(f"cannot start a worker process: {exc.strerror}") from None
+        worker = _Worker(proc)
+        self._all.add(worker)
+        return worker
+
+    async def _kill(self, worker: _Worker) -> int:
+        """SIGKILL (unless it already exited), then wait: its exit status."""
+        self._all.discard(worker)
+        proc = worker.proc
+        if proc.returncode is None:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        await proc.aclose()
+        self.dead.append(proc.pid)
+        return proc.returncode if proc.returncode is not None else -signal.SIGKILL
+
+    async def aclose(self) -> None:
+        """Stop every worker: idle ones at EOF on their stdin, busy ones (cancelled) by
+        SIGKILL; returns once all have been waited for."""
+        with anyio.CancelScope(shield=True):
+            workers, self._idle = list(self._all), []
+            for worker in workers:
+                if worker.proc.stdin is not None:
+                    await worker.proc.stdin.aclose()  # the worker exits at EOF
+            with anyio.move_on_after(_STOP_GRACE):
+                for worker in workers:
+                    await worker.proc.wait()
+            for worker in workers:
+                if worker.proc.returncode is None:  # pragma: no cover - a stuck worker
+                    await self._kill(worker)
+                else:
+                    self._all.discard(worker)
+                    await worker.proc.aclose()
 
 
 class _Reader:
@@ -182,7 +348,10 @@ async def convert_stream(
     jobs: int = 0,
     source: str = "stdin",
     base_dir: str | None = None,
+    base_url: str | None = None,
     fail_fast: bool = False,
+    resume: bool = False,
+    collect_paths: bool = False,
     progress: Any = None,
     stop: anyio.Event | None = None,
 ) -> StreamSummary:
@@ -190,13 +359,22 @@ async def convert_stream(
 
     ``fail_fast`` (json2dcm --array-split): the first failed dataset ends the run with its
     error.  Otherwise failed datasets go to ``out_dir/rejected/`` with the reason beside
-    them and the stream goes on.
+    them and the stream goes on.  An output folder that cannot be written (read-only, full,
+    no inodes) ends the run either way (OutputError, exit 40).  ``resume``: datasets whose
+    output file exists are skipped (outputs are renamed into place only when complete).
+    ``collect_paths``: ``summary.paths`` lists the outputs in input order (not for an
+    endless stream: it grows with every dataset).
     """
     jobs = jobs or os.cpu_count() or 1
     options = _split_options(options)
     run = RunContext(options, source, base_dir)
+    run.base_url = base_url  # an http(s) input: relative BulkDataURIs resolve against it
     summary = StreamSummary()
     started = time.monotonic()
+    # what an earlier run killed with -9 left: temporaries whose writer is dead
+    removed = await anyio.to_thread.run_sync(sweep_parts, out_dir)
+    if removed:
+        log.info("removed %d temporary file(s) left by an earlier run", len(removed))
     # Frames are not checked here: the worker's ijson parse finds invalid JSON inside a
     # dataset, which is then rejected like any other invalid dataset.  Invalid JSON between
     # datasets (the framing itself) or a truncated input ends the stream.
@@ -204,22 +382,34 @@ async def convert_stream(
     # batches in flight (each at most _BATCH datasets): the backpressure; acquired once
     # per batch, not per dataset (each acquire is an event-loop checkpoint)
     in_flight = anyio.Semaphore(jobs * 2)
-    limiter = anyio.CapacityLimiter(jobs)
+    pool = WorkerPool(jobs) if jobs > 1 else None
+    thread_limiter = anyio.CapacityLimiter(1)
     rejected_dir = os.path.join(out_dir, "rejected")
-    failed: list[tuple[int, StreamconvError]] = []  # fail_fast: (index, error)
+    failed: list[tuple[int, StreamconvError]] = []  # the run ends: (index, error)
+    paths: list[tuple[int, str]] = []
 
     sync = _Syncer(out_dir)
 
     async def dispatch(batch: list[Frame]) -> None:
         try:
-            if jobs == 1:
+            if pool is None:
                 results = await anyio.to_thread.run_sync(
-                    _convert_batch, run, out_dir, batch, fail_fast
+                    _convert_batch, run, out_dir, batch, fail_fast, resume, limiter=thread_limiter
                 )
             else:
-                results = await anyio.to_process.run_sync(
-                    _convert_batch, run, out_dir, batch, fail_fast, limiter=limiter
-                )
+                try:
+                    results = await pool.run(_convert_batch, run, out_dir, batch, fail_fast, resume)
+                except WorkerDied as exc:
+                    # its temporaries: the worker cannot remove them any more
+                    await anyio.to_thread.run_sync(
+                        functools.partial(sweep_parts, out_dir, pids=pool.dead)
+                    )
+                    first, last = batch[0].index + 1, batch[-1].index + 1
+                    exc.path = f"dataset {first}" if first == last else f"datasets {first}-{last}"
+                    for frame in batch:
+                        frame.discard()
+                    failed.append((batch[0].index, exc.with_source(source)))
+                    return
             frames = {frame.index: frame for frame in batch}
             for res in results:
                 await _record(res, frames[res.index])
@@ -229,14 +419,12 @@ async def convert_stream(
             in_flight.release()
 
     # names from keywords can collide; index-only names cannot (and need no memory)
-    track_names = any(
-        f not in (None, "index", "index1")
-        for _, f, _, _ in string.Formatter().parse(options.filename_template)
-    )
+    fields = {f for _, f, _, _ in string.Formatter().parse(options.filename_template)}
+    index_only = fields <= {None, "index", "index1"}
     names: dict[str, int] = {}
 
     async def _record(res: _Result, frame: Frame) -> None:
-        if res.error is None and track_names:
+        if res.error is None and not index_only:
             first = names.setdefault(res.path, res.index)
             if first != res.index:
                 res.error = ContentError(
@@ -244,9 +432,15 @@ async def convert_stream(
                     f"the file holds whichever was written last"
                 )
         if res.error is None:
-            summary.converted += 1
-            summary.bytes_out += res.size
-            log.info("dataset %d -> %s", res.index + 1, res.path)
+            if collect_paths:
+                paths.append((res.index, res.path))
+            if res.skipped:
+                summary.skipped += 1
+                log.info("dataset %d: %s is complete already (--resume)", res.index + 1, res.path)
+            else:
+                summary.converted += 1
+                summary.bytes_out += res.size
+                log.info("dataset %d -> %s", res.index + 1, res.path)
             if progress is not None:
                 progress.update(1)
             return
@@ -258,13 +452,28 @@ async def convert_stream(
         summary.failures.append((res.index, str(err)))
         if summary.first_error is None:
             summary.first_error = err
-        if fail_fast:
+        if fail_fast or res.fatal:
             failed.append((res.index, err))
             return
         log.error("%s", err)
         # the dataset's own text (after the pre-pass: trailing commas out, big InlineBinary
         # values as placeholders), so nothing of what was sent is lost
-        await anyio.to_thread.run_sync(_save_rejected, rejected_dir, res, frame.data)
+        try:
+            await anyio.to_thread.run_sync(_save_rejected, rejected_dir, res, frame.data)
+        except OutputError as exc:
+            failed.append((res.index, exc.with_source(source)))
+
+    async def send(frames: list[Frame]) -> None:
+        if resume and index_only and frames:
+            # index-named outputs: known before conversion; skipped without being sent
+            done = await anyio.to_thread.run_sync(_complete, frames, out_dir, options)
+            for frame, path in done:
+                frame.discard()
+                summary.datasets += 1
+                await _record(_Result(frame.index, path, skipped=True), frame)
+            taken = {id(frame) for frame, _ in done}
+            frames = [frame for frame in frames if id(frame) not in taken]
+        await _send(frames, jobs, in_flight, tg, dispatch, summary, failed)
 
     reader = _Reader(fd, stop, source)
     error: StreamconvError | None = None
@@ -274,30 +483,37 @@ async def convert_stream(
             try:
                 while not failed and (chunk := await reader.read()):
                     summary.bytes_in += len(chunk)
-                    raws = parser.feed(chunk)
-                    await _send(raws, jobs, in_flight, tg, dispatch, summary, failed)
+                    await send(parser.feed(chunk))
                 if not failed and not reader.stopped:
-                    raws = parser.finish()
-                    await _send(raws, jobs, in_flight, tg, dispatch, summary, failed)
+                    await send(parser.finish())
             except StreamconvError as exc:
                 # invalid JSON ends the stream; the datasets complete before it are converted
                 error = exc.with_source(source)
-                await _send(parser.completed(), jobs, in_flight, tg, dispatch, summary, failed)
+                await send(parser.completed())
             watcher.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # a worker's failure (BrokenWorkerProcess, a rejected/ write): one plain exception
+        # anything else that escaped a task: one plain exception, not a group
         raise _leaf(group) from None
     finally:
         parser.close()
+        if pool is not None:
+            await pool.aclose()
+            if pool.dead:  # killed (exit now) or died: their temporaries are ours to remove
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(
+                        functools.partial(sweep_parts, out_dir, pids=pool.dead)
+                    )
     with anyio.CancelScope(shield=True):
         await sync.now()  # what was written is durable before the exit status says so
     summary.seconds = time.monotonic() - started
+    if collect_paths:
+        summary.paths = [path for _, path in sorted(paths)]
     if failed:
         # the first failed dataset in input order, whichever worker finished first
         raise min(failed, key=lambda f: f[0])[1]
     if error is not None:
         raise error
-    missing = summary.datasets - summary.converted - summary.rejected
+    missing = summary.datasets - summary.converted - summary.rejected - summary.skipped
     if missing:
         # every dataset handed to a worker must come back converted or rejected: never
         # exit 0 with outputs missing (a worker that lost a batch, a version mismatch)
@@ -306,6 +522,18 @@ async def convert_stream(
             source=source,
         )
     return summary
+
+
+def _complete(
+    frames: list[Frame], out_dir: str, options: ConvertOptions
+) -> list[tuple[Frame, str]]:
+    """--resume with index-named outputs: the frames whose output file exists."""
+    done = []
+    for frame in frames:
+        path = os.path.join(out_dir, render_name(options.filename_template, frame.index, {}))
+        if os.path.lexists(path):
+            done.append((frame, path))
+    return done
 
 
 class _Syncer:
@@ -370,7 +598,10 @@ async def _send(
 
 
 def _save_rejected(rejected_dir: str, res: _Result, text: bytes) -> None:
-    os.makedirs(rejected_dir, exist_ok=True)
+    try:
+        os.makedirs(rejected_dir, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create '{rejected_dir}': {exc.strerror}") from None
     name = f"{res.index:06d}"
     assert res.error is not None
     import json

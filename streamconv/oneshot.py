@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import AsyncIterator
+from typing import Any
 
 from .core.pipeline import Converter, Output, RunContext
 from .errors import InputError, OutputError, StreamconvError
@@ -57,32 +58,95 @@ def _make_output_dir(path: str) -> None:
         raise OutputError(f"cannot create output directory '{path}': {exc.strerror}") from None
 
 
-async def convert_file(input_path: str, output_path: str, options: ConvertOptions) -> list[str]:
-    """The one-shot pipeline: one input, one output (or a directory with --array-split)."""
+class _Input:
+    """The input: stdin, a file, or an http(s) URL under +Bh (CONTRACT §5)."""
+
+    def __init__(self, input_path: str, options: ConvertOptions) -> None:
+        self.source = "stdin" if input_path == "-" else input_path
+        self.base_dir: str | None = None
+        self.base_url: str | None = None
+        self.url: Any = None
+        if input_path[:8].lower().startswith(("http://", "https://")):
+            from .httpinput import UrlInput  # the HTTP stack only for a URL input
+
+            self.base_url = input_path  # relative BulkDataURIs resolve against it
+            self.url = UrlInput(input_path, options.http)
+            self.fd = self.url.fd
+        elif input_path == "-":
+            self.fd = 0
+        else:
+            self.base_dir = os.path.dirname(os.path.abspath(input_path))
+            self.fd = open_input(input_path)
+
+    def run(self, options: ConvertOptions) -> RunContext:
+        run = RunContext(options, self.source, self.base_dir)
+        run.base_url = self.base_url
+        return run
+
+    def close(self, failure: StreamconvError | None = None) -> None:
+        """Close the input; a URL's fetch error wins over what the parser saw (a cut)."""
+        if self.url is not None:
+            error = self.url.close()
+            if error is not None and failure is not None:
+                raise error.with_source(self.source) from None
+        elif self.fd != 0:
+            os.close(self.fd)
+
+
+async def convert_file(
+    input_path: str, output_path: str, options: ConvertOptions, *, resume: bool = False
+) -> list[str]:
+    """The one-shot pipeline: one input, one output (or a directory with --array-split).
+
+    Returns the paths of the outputs, in input order.  ``resume`` (--array-split only): a
+    dataset whose output file exists is not converted again; its path is returned too.
+    """
     import anyio
     import anyio.to_thread
 
-    source = "stdin" if input_path == "-" else input_path
-    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))  # noqa: ASYNC240 (string work, no I/O)
-    run = RunContext(options, source, base_dir)
     if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
         await anyio.to_thread.run_sync(_make_output_dir, output_path)
-    fd = 0 if input_path == "-" else open_input(input_path)
+    inp = _Input(input_path, options)
+    try:
+        written = await _convert_file(inp, output_path, options, resume=resume)
+    except StreamconvError as exc:
+        inp.close(exc)
+        raise
+    except BaseException:
+        inp.close()
+        raise
+    inp.close()
+    return written
+
+
+async def _convert_file(
+    inp: _Input, output_path: str, options: ConvertOptions, *, resume: bool = False
+) -> list[str]:
+    import anyio
+    import anyio.to_thread
+
+    source, base_dir, fd = inp.source, inp.base_dir, inp.fd
+    run = inp.run(options)
     if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
         # one file per dataset: the stream engine, with conversion in worker processes
         from .fanout import convert_stream
 
         try:
             summary = await convert_stream(
-                fd, output_path, options, source=source, base_dir=base_dir, fail_fast=True
+                fd,
+                output_path,
+                options,
+                source=source,
+                base_dir=base_dir,
+                base_url=inp.base_url,
+                fail_fast=True,
+                resume=resume,
+                collect_paths=True,
             )
         except StreamconvError as exc:
             exc.with_source(source)
             raise
-        finally:
-            if fd != 0:
-                os.close(fd)
-        return [str(summary.converted)]
+        return summary.paths
     conv = Converter(run)
     written: list[str] = []
     limiter = anyio.CapacityLimiter(1)
@@ -103,8 +167,6 @@ async def convert_file(input_path: str, output_path: str, options: ConvertOption
         raise
     finally:
         conv.close()
-        if fd != 0:
-            os.close(fd)
     return written
 
 
@@ -116,10 +178,22 @@ def convert_file_sync(input_path: str, output_path: str, options: ConvertOptions
     """
     if options.array_policy is ArrayPolicy.SPLIT:
         raise ValueError("--array-split needs convert_file (worker processes)")
-    source = "stdin" if input_path == "-" else input_path
-    base_dir = None if input_path == "-" else os.path.dirname(os.path.abspath(input_path))
-    conv = Converter(RunContext(options, source, base_dir))
-    fd = 0 if input_path == "-" else open_input(input_path)
+    inp = _Input(input_path, options)
+    try:
+        written = _convert_sync(inp, output_path, options)
+    except StreamconvError as exc:
+        inp.close(exc)
+        raise
+    except BaseException:
+        inp.close()
+        raise
+    inp.close()
+    return written
+
+
+def _convert_sync(inp: _Input, output_path: str, options: ConvertOptions) -> list[str]:
+    source, fd = inp.source, inp.fd
+    conv = Converter(inp.run(options))
     written: list[str] = []
     try:
         while True:
@@ -138,5 +212,3 @@ def convert_file_sync(input_path: str, output_path: str, options: ConvertOptions
         raise
     finally:
         conv.close()
-        if fd != 0:
-            os.close(fd)

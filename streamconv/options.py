@@ -13,6 +13,8 @@ from typing import NamedTuple
 __all__ = [
     "ArrayPolicy",
     "ConvertOptions",
+    "HttpAuth",
+    "HttpSettings",
     "Limits",
     "TransferSyntax",
     "WriteMode",
@@ -49,6 +51,34 @@ class Limits(NamedTuple):
     max_input_bytes: int = 0  # daemon: one input file; 0 = unlimited
 
 
+class HttpAuth(NamedTuple):
+    """Credentials for the URLs under one ``+Bh`` prefix: one header, sent only there.
+
+    ``__repr__`` hides the value: option records end up in debug logs and error records.
+    """
+
+    prefix: str  # a +Bh prefix (or a URL under one)
+    header: str  # "Authorization", ...
+    value: str
+
+    def __repr__(self) -> str:
+        return f"HttpAuth({self.prefix!r}, {self.header!r}, '***')"
+
+
+class HttpSettings(NamedTuple):
+    """http(s) bulk data and input (CONTRACT §5); empty ``prefixes``: every URL refused."""
+
+    prefixes: tuple[str, ...] = ()  # +Bh, checked by urlperm.parse_prefix at the edge
+    rewrites: tuple[tuple[str, str], ...] = ()  # --bulkdata-rewrite FROM=TO
+    auth: tuple[HttpAuth, ...] = ()  # --http-header-file/-env, --http-basic-file
+    netrc: str = ""  # --http-netrc: the .netrc file to consult ("" = none)
+    ca_bundle: str = ""  # --http-ca-bundle ("" = the system's)
+    timeout: float = 60.0  # --http-timeout: connect, and between two reads
+    retries: int = 4  # --http-retries: after the first attempt
+    fetch_frames: bool = False  # --fetch-frames
+    require_pixel_data: bool = False  # --require-pixel-data
+
+
 class ConvertOptions(NamedTuple):
     """Everything json2dcm's options decide, each applied in exactly one place."""
 
@@ -69,3 +99,4 @@ class ConvertOptions(NamedTuple):
     compression_level: int = 6  # +cl                         -> encode
     filename_template: str = "{index:06d}.dcm"  # --filename-template -> sinks
     limits: Limits = Limits()
+    http: HttpSettings = HttpSettings()  # +Bh and friends       -> bulkdata, httpfetch

@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 
+from .errors import WorkerDied
+
 __all__ = ["WORKER_DIED_EXIT", "tune_gc", "worker_init"]
 
 _TUNED = False
@@ -63,8 +65,6 @@ def worker_init(parent_pid: int) -> None:
         os._exit(1)  # the parent is already gone
 
 
-# A worker process that died (killed, out of memory): the run's exit code for it, the same in
-# every front end (it was 65 in json2dcm, 137 in the stream, 70 in the daemon's records).
-# EX_SOFTWARE (sysexits.h): the conversion did not finish, and the input is not known to be at
-# fault; the daemon counts it as a crash of the input it was converting.
-WORKER_DIED_EXIT = 70
+# A worker process that died (killed, out of memory): one exit code in every front end
+# (errors.WorkerDied; it was 65 in json2dcm, 137 in the stream, 70 in the daemon's records).
+WORKER_DIED_EXIT = WorkerDied.exit_code

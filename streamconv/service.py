@@ -268,6 +268,7 @@ class ServiceSignals:
         self._notifier = Notifier({}) if notifier is None else notifier
         self.drain_requested = anyio.Event()
         self.exit_requested = anyio.Event()
+        self.received: list[int] = []  # SIGTERM/SIGINT numbers, in order (a front end's exit code)
         self._reload_lock = anyio.Lock()
         self._task_group: TaskGroup | None = None
 
@@ -341,7 +342,9 @@ class ServiceSignals:
                 name = signal.Signals(signum).name
                 if signum == signal.SIGHUP:
                     self._on_sighup()
-                elif not self.drain_requested.is_set():
+                    continue
+                self.received.append(signum)
+                if not self.drain_requested.is_set():
                     logger.info("%s received: draining (send it again to exit now)", name)
                     self.request_drain()
                 elif not self.exit_requested.is_set():

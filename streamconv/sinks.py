@@ -1,8 +1,11 @@
 """Where output goes: an atomic file, stdout, or a directory with a file-name template.
 
-Atomic file (daemon-conventions §4): ``.NAME.<random>.part`` in the target directory,
-written, fsynced, renamed over the final name, then the directory fsynced.  On any failure
-the temporary file is removed and an existing file at the final path is untouched.
+Atomic file (daemon-conventions §4): ``.NAME.p<pid>.<random>.part`` in the target
+directory, written, fsynced, renamed over the final name, then the directory fsynced.  On
+any failure the temporary file is removed and an existing file at the final path is
+untouched.  A process killed while writing (kill -9, out of memory) cannot remove its
+temporary: the writer's pid in the name lets whoever comes next (a rerun, the parent of a
+dead worker) tell a dead writer's leftover from a live writer's file (:func:`sweep_parts`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import re
 import string
 import sys
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .core.encode import Encoded, gather, iter_bytes
 from .core.pipeline import Output, release
@@ -23,8 +26,14 @@ from .options import ArrayPolicy, ConvertOptions
 
 __all__ = [
     "PART_SUFFIX",
+    "claim_std_fds",
     "fsync_dir",
+    "output_path",
+    "part_name",
+    "part_writer",
+    "rename_noreplace",
     "render_name",
+    "sweep_parts",
     "syncfs",
     "write_atomic",
     "write_output",
@@ -33,6 +42,103 @@ __all__ = [
 
 PART_SUFFIX = ".part"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+# .NAME.<host>-p<pid>.<12 hex>.part (the daemon's older pattern, .NAME.<12 hex>.part,
+# matches it too).  The host name tells containers (pid namespaces) and hosts sharing an
+# output folder apart: a pid is only looked up on the host that wrote it.
+_PART = re.compile(r"^\..+\.([A-Za-z0-9_]*)-p([0-9]+)\.[0-9a-f]{12}\.part$")
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", os.uname().nodename)[:32]
+
+
+def part_name(name: str) -> str:
+    """The temporary name for ``name``: hidden, unique, naming its writer (host and pid)."""
+    return f".{name}.{_HOST}-p{os.getpid()}.{os.urandom(6).hex()}{PART_SUFFIX}"
+
+
+def part_writer(filename: str) -> int | None:
+    """The pid of the process on this host writing the temporary ``filename``; None if it
+    is not one of ours, or was written on another host (whose pids we cannot look up)."""
+    m = _PART.match(filename)
+    return int(m.group(2)) if m and m.group(1) == _HOST else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` can still write: it exists and is not a zombie (a process killed
+    a moment ago may wait to be reaped; it writes nothing any more)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: assume alive (never remove a live writer's file)
+    return state not in (b"Z", b"X")
+
+
+def sweep_parts(root: str, *, pids: Iterable[int] | None = None) -> list[str]:
+    """Remove the temporaries under ``root`` (and its sub-folders) whose writer is dead.
+
+    ``pids``: only those writers' (known to be dead: a worker this process saw die).
+    Otherwise every temporary whose writer pid no longer exists on this host.  A live
+    writer's file is never touched (pids are of this host: an output folder shared over the
+    network between hosts is not supported).  Returns the paths removed; errors reading a
+    folder are ignored (the run reports them when it writes there).
+    """
+    only = set(pids) if pids is not None else None
+    removed: list[str] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+            except OSError:
+                continue
+            pid = part_writer(entry.name)
+            if pid is None or (only is not None and pid not in only):
+                continue
+            if pid == os.getpid() or (only is None and _alive(pid)):
+                continue
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass  # a read-only folder: nothing to do about it here
+    return removed
+
+
+def claim_std_fds() -> tuple[bool, bool, bool]:
+    """Which of stdin, stdout, stderr were closed when the process started; each closed one
+    is opened on /dev/null, so no file opened later takes its number (output meant for
+    stdout must never land in a file opened as fd 1).  sys.stdout stays None: writing to
+    "-" then fails with exit 40 (issue 10 row 10); logging to a closed stderr goes nowhere.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:  # pragma: no cover - the lowest free number is fd
+                os.dup2(null, fd)
+                os.close(null)
+            closed.append(True)
+        else:
+            closed.append(False)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    return closed[0], closed[1], closed[2]
 
 
 def fsync_dir(path: str) -> None:
@@ -70,7 +176,9 @@ def _output_error(exc: OSError, path: str) -> OutputError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         reason = "no space left on device"
-    return OutputError(f"cannot write '{path}': {reason}")
+    err = OutputError(f"cannot write '{path}': {reason}")
+    err.errno = exc.errno  # the fact callers decide on (the daemon pauses on ENOSPC/EDQUOT)
+    return err
 
 
 def write_atomic(
@@ -80,18 +188,29 @@ def write_atomic(
     fsync: bool = True,
     sync_dir: bool = True,
     mode: int = 0o666,
+    tag: str = "",
+    replace: bool = True,
 ) -> int:
     """Write ``chunks`` to ``path`` atomically; returns the number of bytes written.
 
     ``fsync``: the data is on disk before the rename, so a crash leaves the old file or the
     whole new one, never an empty or torn one; ``sync_dir`` also makes the rename itself
     durable (one more fsync: ~15 ms on this machine's virtual disk).
+
+    ``tag`` marks the temporary (``.NAME.<tag>.<hex>.part``, still matched by the
+    ``.NAME.<hex>.part`` pattern every cleanup uses) so that the owner of a dead writer can
+    remove exactly its temporaries.  ``replace=False`` publishes with ``link(2)``, which never
+    replaces: an existing ``path`` raises :class:`OutputError` with ``errno`` EEXIST (the
+    daemon's collision policy); where hard links are not supported, a check and a rename.
     """
     directory, name = os.path.split(path)
     directory = directory or "."
     if os.path.isdir(path):
         raise OutputError(f"cannot write '{path}': is a directory")
-    tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}{PART_SUFFIX}")
+    if tag:  # the daemon's: its owner removes a dead writer's temporaries by the tag
+        tmp = os.path.join(directory, f".{name}.{tag}.{os.urandom(6).hex()}{PART_SUFFIX}")
+    else:  # the writer's host and pid: a rerun removes a dead writer's (sweep_parts)
+        tmp = os.path.join(directory, part_name(name))
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
@@ -103,7 +222,10 @@ def write_atomic(
                 written += _write_all(f, chunk)
             if fsync:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except OSError as exc:
         _unlink(tmp)
         raise _output_error(exc, path) from None
@@ -113,6 +235,73 @@ def write_atomic(
     if fsync and sync_dir:
         fsync_dir(directory)
     return written
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Rename *tmp* to *path* unless *path* exists (EEXIST): ``renameat2(RENAME_NOREPLACE)``
+    (one call, atomic), or a hard link and the temp removed where that is missing."""
+    try:
+        rename_noreplace(tmp, path, fallback=False)
+        return
+    except NotImplementedError:
+        pass
+    try:
+        os.link(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        # no hard links here (vfat, some FUSE): check, then rename (a race may replace)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "output exists", path) from None
+        os.replace(tmp, path)
+        return
+    _unlink(tmp)  # published: a temp that cannot be removed is not a failed write
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def rename_noreplace(src: str, dst: str, *, fallback: bool = True) -> None:
+    """``rename(src, dst)`` that raises FileExistsError instead of replacing *dst*: Linux
+    ``renameat2(RENAME_NOREPLACE)``, atomic.  Where the kernel or the filesystem lacks it:
+    with *fallback* a check and a rename (a race may replace), else NotImplementedError."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+            _renameat2 = fn
+        except (OSError, AttributeError):
+            pass
+    if _renameat2:
+        import ctypes
+
+        if (
+            _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+            == 0
+        ):
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), dst)
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), dst)
+    if not fallback:
+        raise NotImplementedError("renameat2(RENAME_NOREPLACE)")
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst)
 
 
 def _write_all(f: BinaryIO, data: bytes) -> int:
@@ -132,31 +321,60 @@ def _unlink(path: str) -> None:
 
 
 def write_stdout(enc: Encoded, stream: BinaryIO | None = None) -> int:
-    """Write to stdout only once the whole output exists (CONTRACT §2)."""
-    out = stream if stream is not None else sys.stdout.buffer
-    if all(isinstance(p, bytes) for p in enc.body) and enc.deflate_level is None:
-        data = b"".join(iter_bytes(enc))
-        try:
-            out.write(data)
-            out.flush()
-        except OSError as exc:
-            raise _output_error(exc, "-") from None
-        return len(data)
-    import tempfile  # lazily: start-up
+    """Write to stdout (or ``stream``) only once the whole output exists (CONTRACT §2).
 
-    with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
-        for chunk in iter_bytes(enc):
-            spool.write(chunk)
-        spool.seek(0)
-        total = 0
+    Every byte is accounted for: a short write is continued, and a reader that went away
+    (``| head -c 100``: EPIPE) or a closed stdout is an output error (exit 40), never a
+    success with part of the file delivered (issue 10 rows 2 and 10).
+    """
+    if stream is None:
+        if sys.stdout is None:  # closed when the process started (claim_std_fds)
+            raise OutputError("cannot write to standard output: it is closed")
         try:
-            while data := spool.read(1 << 20):
-                out.write(data)
-                total += len(data)
-            out.flush()
+            sys.stdout.flush()  # nothing of ours is in it, but keep any order
         except OSError as exc:
-            raise _output_error(exc, "-") from None
-        return total
+            raise _output_error(exc, "standard output") from None
+        fd = sys.stdout.fileno()
+
+        def put(data: bytes) -> None:
+            view = memoryview(data)
+            while view:  # os.write: a pipe takes 64 KiB at a time
+                view = view[os.write(fd, view) :]
+    else:
+
+        def put(data: bytes) -> None:
+            _write_all(stream, data)
+
+    def send(data: bytes) -> int:
+        try:
+            put(data)
+        except BrokenPipeError:
+            raise OutputError(
+                "cannot write to standard output: the reader closed the pipe before the"
+                " whole output was written (broken pipe)"
+            ) from None
+        except OSError as exc:
+            raise _output_error(exc, "standard output") from None
+        return len(data)
+
+    if all(isinstance(p, bytes) for p in enc.body) and enc.deflate_level is None:
+        total = send(b"".join(iter_bytes(enc)))
+    else:
+        import tempfile  # lazily: start-up
+
+        with tempfile.TemporaryFile(prefix="streamconv-stdout-") as spool:
+            for chunk in iter_bytes(enc):
+                spool.write(chunk)
+            spool.seek(0)
+            total = 0
+            while data := spool.read(1 << 20):
+                total += send(data)
+    if stream is not None:
+        try:
+            stream.flush()
+        except OSError as exc:
+            raise _output_error(exc, "standard output") from None
+    return total
 
 
 def _field_value(ds: dict[int, Element], keyword: str) -> str | None:
@@ -230,11 +448,18 @@ def write_output(out: Output, target: str, options: ConvertOptions, *, fsync: bo
     return _write_output(out, target, options, fsync)
 
 
+def output_path(out: Output, target: str, options: ConvertOptions) -> str:
+    """Where :func:`write_output` puts ``out`` (the name from the template, with
+    --array-split): what ``--resume`` looks for."""
+    if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
+        return os.path.join(target, render_name(options.filename_template, out.index, out.dataset))
+    return target
+
+
 def _write_output(out: Output, target: str, options: ConvertOptions, fsync: bool = True) -> str:
     try:
         if options.array_policy is ArrayPolicy.SPLIT and out.index >= 0:
-            rel = render_name(options.filename_template, out.index, out.dataset)
-            path = os.path.join(target, rel)
+            path = output_path(out, target, options)
             parent = os.path.dirname(path)
             if parent and not os.path.isdir(parent):
                 try:

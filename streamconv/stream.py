@@ -23,22 +23,28 @@ log = logging.getLogger(__name__)
 
 # -- command line ---------------------------------------------------------------------------
 
-USAGE = """usage: streamconv stream --output-dir DIR [--jobs N] [--filename-template T] [json2dcm options]
+USAGE = """usage: streamconv stream --output-dir DIR [--jobs N] [--filename-template T] [--resume] [json2dcm options]
 
 Reads DICOM JSON datasets from stdin until EOF: a JSON array, NDJSON (one dataset per line)
 or concatenated objects, detected automatically.  Each dataset is written to DIR as soon as
 it has arrived (default names {index:06d}.dcm).  A dataset that fails is reported and saved
-in DIR/rejected/ with the reason beside it; the stream goes on.
+in DIR/rejected/ with the reason beside it; the stream goes on.  --resume skips datasets
+whose output file exists (a rerun of a stream that was interrupted).  Temporary files that a
+killed earlier run left in DIR are removed at start.  SIGTERM/SIGINT: stop reading, finish
+the datasets in hand; a second one: stop now.
 
 exit codes: 0 all converted, 65 some datasets rejected, 1 usage, 40 output not writable,
-            65 invalid JSON (the stream cannot go on), 128+N stopped by signal N
+            65 invalid JSON (the stream cannot go on), 70 a worker process died,
+            128+N stopped by signal N
 """
 
 
 def main(argv: list[str]) -> int:
     from .args import build_options, log_level, parse_args
     from .logsetup import setup_logging
+    from .sinks import claim_std_fds
 
+    claim_std_fds()  # a closed stdin/stdout/stderr: /dev/null, never a file opened later
     out_dir = ""
     jobs = 0
     rest: list[str] = []
@@ -96,57 +102,53 @@ def main(argv: list[str]) -> int:
         return OutputError.exit_code
     quiet = parsed.values.get("log") == "quiet"
     verbose = level in ("info", "debug", "trace")
-    return anyio.run(_main_async, out_dir, options, jobs, quiet, verbose)
+    resume = bool(parsed.values.get("resume"))
+    return anyio.run(_main_async, out_dir, options, jobs, quiet, verbose, resume)
 
 
 async def _main_async(
-    out_dir: str, options: ConvertOptions, jobs: int, quiet: bool, verbose: bool
+    out_dir: str, options: ConvertOptions, jobs: int, quiet: bool, verbose: bool, resume: bool
 ) -> int:
+    from .service import ServiceSignals
+
     progress = None
     if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
         progress = tqdm(unit=" datasets", desc="streamconv", file=sys.stderr, dynamic_ncols=True)
-    stop = anyio.Event()
-    received: list[int] = []
-
-    async def watch_signals(scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if received:
-                    scope.cancel()  # a second signal: stop now
-                    return
-                received.append(signum)
-                log.warning("signal %d: finishing the datasets in hand, then stopping", signum)
-                stop.set()
-
+    # the first SIGTERM/SIGINT drains (no more reading; the datasets in hand are finished),
+    # a second one exits now (workers killed, their temporaries removed)
+    signals = ServiceSignals()
     summary: StreamSummary | None = None
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, tg.cancel_scope)
+        async with signals:
             try:
                 summary = await convert_stream(
-                    0, out_dir, options, jobs=jobs, progress=progress, stop=stop
+                    0,
+                    out_dir,
+                    options,
+                    jobs=jobs,
+                    progress=progress,
+                    stop=signals.drain_requested,
+                    resume=resume,
                 )
-            except StreamconvError as exc:  # caught here: the task group would wrap it in a group
+            except StreamconvError as exc:
                 log.error("%s", exc)
                 return exc.exit_code
-            except anyio.BrokenWorkerProcess:
-                log.error("a worker process died (killed, or out of memory); stopping")
-                return 128 + (received[0] if received else signal.SIGKILL)
-            finally:
-                tg.cancel_scope.cancel()
     finally:
         if progress is not None:
             progress.close()
-    if summary is None:
+    received = signals.received
+    if summary is None:  # a second signal: stopped now (ServiceSignals said so)
         return 128 + (received[0] if received else signal.SIGINT)
+    if received:
+        log.warning("signal %d: stopped reading; the datasets in hand were finished", received[0])
     if verbose or received:
         rate = summary.datasets / summary.seconds if summary.seconds else 0.0
         log.info(
-            "%d datasets, %d converted, %d rejected, %.1f MB in, %.1f MB out, %.1f s, %.0f datasets/s",
-            summary.datasets, summary.converted, summary.rejected, summary.bytes_in / 1e6,
-            summary.bytes_out / 1e6, summary.seconds, rate,
+            "%d datasets, %d converted, %d skipped, %d rejected, %.1f MB in, %.1f MB out, %.1f s, %.0f datasets/s",
+            summary.datasets, summary.converted, summary.skipped, summary.rejected,
+            summary.bytes_in / 1e6, summary.bytes_out / 1e6, summary.seconds, rate,
         )  # fmt: skip
     if received:
         return 128 + received[0]

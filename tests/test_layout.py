@@ -129,8 +129,6 @@ def test_no_import_circle() -> None:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_size(name: str) -> None:
     lines = MODULES[name].read_text().count("\n")
-    if name == "streamconv.watch.daemon":
-        pytest.xfail("being split into the watch/ package")
     assert lines <= 800, f"{name}: {lines} lines"
 
 

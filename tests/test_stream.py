@@ -426,11 +426,11 @@ def test_memory_flat(tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch)
     in_flight = [0, 0]  # now, most
     real_batch = stream_module._convert_batch
 
-    def counting_batch(run: Any, out_dir: str, batch: list[Any], fail_fast: bool) -> Any:
+    def counting_batch(run: Any, out_dir: str, batch: list[Any], *rest: Any) -> Any:
         in_flight[0] += len(batch)
         in_flight[1] = max(in_flight)
         try:
-            return real_batch(run, out_dir, batch, fail_fast)
+            return real_batch(run, out_dir, batch, *rest)
         finally:
             in_flight[0] -= len(batch)
 

@@ -212,7 +212,20 @@ def test_sysusers_and_tmpfiles_create_the_tree(tmp_path: Path) -> None:
 
 # -- the example configuration -----------------------------------------------------------
 
-DOCUMENTED_TOP = {"jobs", "grace_period", "min_free_bytes", "metrics_file", "inbox"}
+# Our own copy of the documented keys (examples/watch.toml's header is the documentation), on
+# purpose not imported from watch/config.py: a key added there must be documented here too.
+DOCUMENTED_TOP = {
+    "jobs",
+    "grace_period",
+    "min_free_bytes",
+    "metrics_file",
+    "max_inflight",
+    "rescan_interval",
+    "retry_attempts",
+    "retry_delay",
+    "force_polling",
+    "inbox",
+}
 DOCUMENTED_INBOX = {
     "path",
     "output_dir",
@@ -241,3 +254,81 @@ def test_example_config() -> None:
     header = text.split("\n\n")[0]
     for key in (DOCUMENTED_TOP - {"inbox"}) | DOCUMENTED_INBOX:
         assert re.search(rf"^#\s+{key}\s", header, re.MULTILINE), f"{key} is not documented"
+
+
+# A value for every documented key, none of them the default: each must be read (into the
+# attribute of the same name) by the loader, which refuses keys it does not know.
+EVERY_TOP: dict[str, object] = {
+    "jobs": 3,
+    "grace_period": 7.5,
+    "min_free_bytes": 12345,
+    "metrics_file": "m/x.prom",
+    "max_inflight": 5,
+    "rescan_interval": 11.0,
+    "retry_attempts": 4,
+    "retry_delay": 0.5,
+    "force_polling": True,
+}
+EVERY_INBOX: dict[str, object] = {
+    "path": "in",
+    "output_dir": "out",
+    "options": "+te",
+    "patterns": ["*.js"],
+    "on_success": "delete",
+    "quiet_period": 1.5,
+    "max_age": 99.0,
+    "filename_template": "{index:03d}.dcm",
+    "max_input_bytes": 4321,
+}
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def test_the_copy_names_every_documented_key() -> None:
+    assert set(EVERY_TOP) == DOCUMENTED_TOP - {"inbox"}
+    assert set(EVERY_INBOX) == DOCUMENTED_INBOX
+
+
+def test_every_documented_key_is_read(tmp_path: Path) -> None:
+    from streamconv.watch.config import load_config
+
+    lines = [f"{k} = {_toml(v)}" for k, v in EVERY_TOP.items()] + ["[[inbox]]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in EVERY_INBOX.items()]
+    path = tmp_path / "all.toml"
+    path.write_text("\n".join(lines) + "\n")
+    config = load_config(str(path))
+    for key, value in EVERY_TOP.items():
+        got = getattr(config, key)
+        if key == "metrics_file":
+            value = str(tmp_path / "m" / "x.prom")  # relative to the file's folder
+        assert got == value, key
+    inbox = config.inboxes[0]
+    for key, value in EVERY_INBOX.items():
+        got = getattr(inbox, key)
+        if key in ("path", "output_dir"):
+            value = str(tmp_path / str(value))
+        elif key == "patterns":
+            value = tuple(value)  # type: ignore[arg-type]
+        elif key == "options":
+            got = inbox.options_text
+        assert got == value, key
+
+
+@pytest.mark.parametrize("where", ["top", "inbox"])
+def test_an_undocumented_key_is_refused(tmp_path: Path, where: str) -> None:
+    from streamconv.watch.config import ConfigError, load_config
+
+    body = '[[inbox]]\npath = "in"\noutput_dir = "out"\n'
+    body = ("colour = 1\n" + body) if where == "top" else (body + "colour = 1\n")
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match="colour"):
+        load_config(str(path))

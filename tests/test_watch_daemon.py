@@ -7,19 +7,24 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pydicom
 import pytest
+from watchkit import Daemon, daemon_pool, leftovers, names, wait_until, write_config
 
 N_KILL = 300  # inputs of the kill -9 test
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    yield from daemon_pool()
 
 
 def dataset(i: int) -> dict[str, Any]:
@@ -37,105 +42,6 @@ def drop(inbox: Path, name: str, content: str) -> None:
     tmp = inbox / f".{name}.part"
     tmp.write_text(content)
     os.rename(tmp, inbox / name)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def names(folder: Path, pattern: str = "*") -> set[str]:
-    return {p.name for p in folder.glob(pattern) if p.is_file()} if folder.exists() else set()
-
-
-def leftovers(root: Path) -> list[str]:
-    """Temporaries and partial files anywhere under *root* (producer temps excluded)."""
-    return sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.name.endswith(".part") and "src" not in p.parts
-    )
-
-
-class Daemon:
-    """`python -m streamconv watch --config FILE` with a NOTIFY_SOCKET of its own."""
-
-    count = 0
-
-    def __init__(self, root: Path, config: Path, *, env: dict[str, str] | None = None) -> None:
-        Daemon.count += 1
-        self.name = f"d{Daemon.count}"
-        self.notify_path = root / f"notify-{self.name}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.notify_path))
-        self.messages: list[list[str]] = []
-        self.log_path = root / f"{self.name}.log"
-        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115
-        full_env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path), **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamconv", "watch", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            env=full_env,
-        )
-
-    def receive(self, timeout: float) -> list[str] | None:
-        self.sock.settimeout(timeout)
-        try:
-            fields = self.sock.recv(4096).decode().split("\n")
-        except TimeoutError:
-            return None
-        self.messages.append(fields)
-        return fields
-
-    def wait_for_message(self, field: str, timeout: float = 30.0) -> list[str]:
-        for fields in self.messages:
-            if field in fields:
-                return fields
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}): {self.log()}")
-            received = self.receive(max(0.01, min(0.5, deadline - time.monotonic())))
-            if received is not None and field in received:
-                return received
-        raise AssertionError(f"no {field} within {timeout} s: {self.messages} {self.log()}")
-
-    def send(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 30.0) -> int:
-        return self.proc.wait(timeout)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.close()
-
-
-def write_config(path: Path, *, extra: str = "", inbox_extra: str = "", jobs: int = 2) -> Path:
-    path.write_text(
-        f"jobs = {jobs}\nmin_free_bytes = 0\nrescan_interval = 1\nretry_delay = 0.2\n{extra}\n"
-        f'[[inbox]]\npath = "inbox"\noutput_dir = "out"\nquiet_period = 0.3\n{inbox_extra}\n'
-    )
-    return path
 
 
 def done_lines(log: str) -> list[str]:

@@ -71,8 +71,9 @@ class BuildContext:
     """What building one dataset needs besides its JSON."""
 
     __slots__ = (
-        "base_dir", "decoded_bytes", "dictionary", "elements", "max_dataset", "max_elements",
-        "max_value", "options", "problems", "source", "spills", "vr_agreed",
+        "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
+        "max_dataset", "max_elements", "max_value", "options", "problems", "run_key", "source",
+        "spills", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -86,6 +87,9 @@ class BuildContext:
         self.problems = problems
         self.source = source
         self.base_dir = base_dir
+        self.base_url: str | None = None  # an http(s) input: relative URIs resolve against it
+        self.run_key: object = None  # http values are fetched once per run (httpfetch cache)
+        self.first_http_uri = ""  # names the DICOMweb server for --fetch-frames
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
@@ -762,6 +766,15 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
     if vr not in BYTE_VRS and vr not in BINARY_NUMERIC and vr not in _BULK_TEXT_VRS:
         # check the VR first: a BulkDataURI on AE, SQ etc. can never be converted (§6.4)
         raise ContentError(f"BulkDataURI is not allowed for VR {vr}")
+    http = opts.http
+    if http.rewrites:
+        from .urlperm import rewrite
+
+        payload = rewrite(payload, http.rewrites)
+    if http.prefixes and bulkdata.is_http(payload, ctx.base_url is not None):
+        from .webbulk import http_element  # urllib3 and multipart: only for an http(s) URI
+
+        return http_element(tag, vr, payload, ctx, path, _count, text=vr in _BULK_TEXT_VRS)
     try:
         ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
     except BulkDataAccessError:

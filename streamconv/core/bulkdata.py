@@ -18,6 +18,8 @@ from ..errors import BulkDataAccessError, ContentError, UnsupportedURIError
 
 __all__ = [
     "BulkRef",
+    "Encapsulated",
+    "is_http",
     "iter_chunks",
     "open_verified",
     "permitted_dirs",
@@ -62,10 +64,34 @@ class BulkRef:
         return f"BulkRef({self.path!r}, offset={self.offset}, length={self.length})"
 
 
+class Encapsulated:
+    """An encapsulated Pixel Data value: Basic Offset Table and fragments (PS3.5 A.4).
+
+    ``ts`` is the transfer syntax the server declared ("" until known).
+    """
+
+    __slots__ = ("fragments", "offset_table", "ts")
+
+    def __init__(self, offset_table: bytes, fragments: list[bytes | BulkRef], ts: str) -> None:
+        self.offset_table = offset_table
+        self.fragments = fragments
+        self.ts = ts
+
+    def __repr__(self) -> str:
+        return f"Encapsulated({len(self.fragments)} fragments, ts={self.ts!r})"
+
+
 def temporary_ref(path: str, length: int) -> BulkRef:
     """A reference to a temporary file of streamconv's own, pinned to its inode like any other."""
     st = os.stat(path)
     return BulkRef(path, 0, length, st.st_dev, st.st_ino, temporary=True)
+
+
+def is_http(uri: str, input_is_url: bool) -> bool:
+    """An http(s) URI, or a relative reference when the input itself came over http(s)."""
+    if uri[:8].lower().startswith(("http://", "https://")):
+        return True
+    return input_is_url and _SCHEME.match(uri) is None
 
 
 def permitted_dirs(dirs: list[str]) -> tuple[str, ...]:

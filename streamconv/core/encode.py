@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import OutputError
 from ..options import ConvertOptions, TransferSyntax, WriteMode
-from .bulkdata import BulkRef, iter_chunks
+from .bulkdata import BulkRef, Encapsulated, iter_chunks
 from .uids import (
     GENERIC_SOP_CLASS,
     IMPLEMENTATION_CLASS_UID,
@@ -117,6 +117,8 @@ class _Writer:
         if value is None:
             out.append(self.header(tag, vr, 0))
             return len(out[-1])
+        if isinstance(value, Encapsulated):
+            return self.encapsulated(tag, value, out)
         if isinstance(value, BulkRef):
             n = value.length
             pad = n & 1
@@ -143,6 +145,26 @@ class _Writer:
             out.append(h)
             out.append(value)
         return len(h) + len(value)
+
+    def encapsulated(self, tag: int, value: Encapsulated, out: list[Piece]) -> int:
+        """PS3.5 A.4: OB of undefined length; the offset table and each fragment an item."""
+        h = self.header(tag, "OB", _UNDEFINED)
+        out.append(h)
+        total = len(h)
+        for frag in (value.offset_table, *value.fragments):
+            if isinstance(frag, BulkRef):
+                n = frag.length
+                out.append(self.tagonly(_ITEM >> 16, _ITEM & 0xFFFF, n + (n & 1)))
+                out.append((frag, 1))
+                if n & 1:
+                    out.append(b"\x00")  # items have even lengths (PS3.5 A.4)
+            else:
+                n = len(frag)
+                pad = b"\x00" if n & 1 else b""
+                out.append(self.tagonly(_ITEM >> 16, _ITEM & 0xFFFF, n + len(pad)) + frag + pad)
+            total += 8 + n + (n & 1)
+        out.append(self.tagonly(_SEQ_DELIM >> 16, _SEQ_DELIM & 0xFFFF, 0))
+        return total + 8
 
     def sequence(self, tag: int, items: list[Dataset], out: list[Piece]) -> int:
         if not self.explicit_length:
@@ -209,6 +231,21 @@ def output_ts(options: ConvertOptions, meta: Dataset, has_pixel_data: bool) -> t
         raise OutputError(f"no conversion to transfer syntax {name} possible!")
     # Encapsulated TS without pixel data: meta names it, the dataset is native (DCMTK P11).
     return uid, EXPLICIT
+
+
+def _encapsulated_ts(options: ConvertOptions, ts: str) -> tuple[str, str]:
+    """Pixel Data that arrived encapsulated (issue 12): its transfer syntax is the file's;
+    the dataset around it is explicit VR little endian (PS3.5 A.4).  Nothing is
+    decompressed, so an option asking for another transfer syntax cannot be met (40)."""
+    chosen = options.transfer_syntax
+    if chosen is not TransferSyntax.SAME:
+        name = transfer_syntax_name(ts) or ts
+        raise OutputError(
+            f"Pixel Data arrived encapsulated ({name}): no conversion to "
+            f"{transfer_syntax_name(chosen.value) or chosen.value} possible (nothing is "
+            "decompressed; leave the transfer syntax option out)"
+        )
+    return ts, EXPLICIT
 
 
 def _find(ds: Dataset, tag: int) -> Element | None:
@@ -292,8 +329,11 @@ def encode_part10(
 
     ``meta_source`` is searched for the SOP Class/Instance UIDs instead of ``ds`` (+ar).
     """
-    has_pixels = PIXEL_DATA in ds
-    meta_ts, data_ts = output_ts(options, meta, has_pixels)
+    pixels = ds.get(PIXEL_DATA)
+    if pixels is not None and isinstance(pixels.value, Encapsulated):
+        meta_ts, data_ts = _encapsulated_ts(options, pixels.value.ts)
+    else:
+        meta_ts, data_ts = output_ts(options, meta, pixels is not None)
     write_file = options.write_mode is WriteMode.FILE
     if not write_file and meta_ts != data_ts:
         log.warning("encapsulated pixel data require file format, ignoring --write-dataset")

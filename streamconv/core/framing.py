@@ -36,21 +36,28 @@ __all__ = ["Frame", "Framer"]
 
 _NOT_WS = re.compile(rb"[^ \t\r\n]")
 # a closing brace that may end a top-level object: followed by ",{" / ",[" (array items),
-# "]" (the array's end), "{" / "[" (the next value), or the end of the data so far (a
-# pattern that starts with a literal is searched ~4x faster than one with a class)
-_CANDIDATE = re.compile(rb"\}(?=[ \t\r\n]*(?:,[ \t\r\n]*[{\[]|[\]{\[]|\Z))")
-# a whole string (group 1: the closing quote, absent while the string is still open at the
-# end of the data); the slow path's tokens are strings and brackets
-_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(")|\\?\Z)'
-_TOKEN = re.compile(_STRING + rb"|[{}\[\]]")
-_SCALAR = re.compile(_STRING + rb'|[^ \t\r\n,\[\]{}"]+')
+# or by anything but "," and "}" (which only follow a brace inside a value): "]" (the
+# array's end), "{" / "[" (the next value), stray bytes after a complete value (a NUL, a
+# word: framed on their own, so the value before them stands), or the end of the data so
+# far (a pattern that starts with a literal is searched ~4x faster than one with a class)
+_CANDIDATE = re.compile(rb"\}(?=[ \t\r\n]*(?:,[ \t\r\n]*[{\[]|[^ \t\r\n,}]|\Z))")
+# a string from its opening quote (group 1: the closing quote, absent while the string is
+# still open at the end of the data: it then ends at the end, or before a lone trailing
+# backslash); the slow path's tokens are strings and brackets.  An open string is never
+# matched again from its start: _STRING_REST goes on from where the last chunk ended, so a
+# 64 MB text value read in 64 KiB pieces costs one pass, not a thousand (issue 10 row 1)
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*(")?'
+_TOKEN = re.compile(_STRING + rb"|[{}\[\]]", re.DOTALL)
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+# a bare word (number, literal, stray bytes); it may go on in the next chunk
+_BARE = re.compile(rb'[^ \t\r\n,\[\]{}"]*')
 _NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
 _PLACEHOLDER = re.compile(rb'"\\u0000streamconv-spill:(\d+)"')
 _LOADS_MAX = 8 << 20  # larger frames are checked by yajl, which builds no objects
 # a value still open after this many bytes is followed token by token: a brace inside a
 # string could otherwise keep the brace count from ever reaching zero
 _FAST_LIMIT = 8 << 20
-_LBRACE, _LBRACKET, _RBRACKET, _COMMA, _QUOTE = 0x7B, 0x5B, 0x5D, 0x2C, 0x22
+_LBRACE, _LBRACKET, _RBRACKET, _RBRACE, _COMMA, _QUOTE = 0x7B, 0x5B, 0x5D, 0x7D, 0x2C, 0x22
 
 
 @dataclass(slots=True)
@@ -118,7 +125,10 @@ class Framer:
         self._scan = 0  # its depth is known up to here (a position outside strings)
         self._depth = 0
         self._searched = 0  # candidates looked for up to here
+        self._marked = 0  # _last_mark looked at the data up to here
         self._slow = False  # the value is found token by token (_end_slowly)
+        self._in_str = False  # _end_slowly: _scan is inside a string that is still open
+        self._bare = False  # the value is a bare word (number, literal, stray bytes)
         self._done: list[Frame] = []
 
     # -- the caller's side ----------------------------------------------------------------
@@ -169,6 +179,7 @@ class Framer:
                 self._start -= cut
                 self._scan -= cut
                 self._searched -= cut
+                self._marked = max(0, self._marked - cut)
         done, self._done = self._done, []
         return done
 
@@ -213,30 +224,27 @@ class Framer:
                 self.arrays += 1
                 self._pos = i + 1
                 continue
-            if c in (_LBRACE, _LBRACKET):
-                self._start = self._scan = self._searched = i
-                self._depth = 0
-                self._slow = c == _LBRACKET  # an array as a dataset: rare, and rejected
-                continue
-            # a string, number or literal as a dataset: framed so that it is reported
-            s = _SCALAR.match(buf, i)
-            if s is None:
+            if c in (_COMMA, _RBRACKET, _RBRACE):
                 raise self._syntax(f"unexpected '{chr(c)}'", i)
-            if s.end() == n and not final and (c != _QUOTE or s.group(1) is None):
-                self._pos = i  # may go on in the next chunk
-                return
-            if c == _QUOTE and s.group(1) is None:
-                raise JSONSyntaxError(
-                    "truncated JSON input (premature EOF)",
-                    offset=self.filter.consumed,
-                    source=self.source,
-                    truncated=True,
-                )
-            self._pos = s.end()
-            self._emit(i, s.end())
+            self._start = self._scan = self._searched = self._marked = i
+            self._depth = 0
+            self._in_str = False
+            # an array or a string as a dataset: rare, and rejected; token by token
+            self._slow = c != _LBRACE
+            # a number, literal or stray bytes (a NUL after a dataset) as a dataset: framed
+            # so that the converter reports it with its offset, and the datasets around it
+            # stand (issue 10 row 11)
+            self._bare = c not in (_LBRACE, _LBRACKET, _QUOTE)
 
     def _end(self, final: bool) -> int:
         """The end of the object/array at ``_start``, or -1 if it has not arrived yet."""
+        if self._bare:
+            m = _BARE.match(self._buf, self._scan)
+            assert m is not None  # it matches the empty string
+            if m.end() == len(self._buf) and not final:
+                self._scan = m.end()  # may go on in the next chunk: go on from here
+                return -1
+            return m.end()
         if self._slow:
             return self._end_slowly()
         buf = self._buf
@@ -251,49 +259,71 @@ class Framer:
                     return end
                 return self._restart_slowly()  # a string holds a bracket, or invalid JSON
         self._scan, self._depth = scan, depth
-        self._searched = max(scan, self._last_mark())
+        self._searched = max(scan, self._last_mark(self._searched))
         if final or len(buf) - self._start > _FAST_LIMIT:
             return self._restart_slowly()
         return -1
 
     def _restart_slowly(self) -> int:
         self._slow = True
-        self._scan, self._depth = self._start, 0
+        self._scan, self._depth, self._in_str = self._start, 0, False
         return self._end_slowly()
 
     def _end_slowly(self) -> int:
-        """Bracket by bracket, strings skipped whole (a string here holds a bracket)."""
+        """Bracket by bracket, strings skipped whole (a string here holds a bracket).
+
+        Every byte is looked at once: a string still open at the end of the data is taken
+        up where it stopped (``_in_str``), never from its opening quote again.
+        """
         buf = self._buf
         depth = self._depth
         pos = self._scan
+        if self._in_str:
+            m = _STRING_REST.match(buf, pos)
+            assert m is not None  # it matches the empty string
+            pos = m.end()
+            if pos >= len(buf) or buf[pos] != _QUOTE:  # still open (or a lone trailing \\)
+                self._scan = pos
+                return -1
+            pos += 1
+            self._in_str = False
+            if depth <= 0:  # a string as the top-level value
+                self._scan = pos
+                return pos
         for m in _TOKEN.finditer(buf, pos):
             if buf[m.start()] == _QUOTE:
-                if m.group(1) is None:  # still open: look again from its start next time
-                    self._scan, self._depth = m.start(), depth
-                    self._searched = m.start()
-                    return -1
                 pos = m.end()
+                if m.group(1) is None:  # still open: go on from here next time
+                    self._scan, self._depth, self._in_str = pos, depth, True
+                    return -1
+                if depth <= 0:  # a string as the top-level value
+                    self._scan, self._depth = pos, depth
+                    return pos
                 continue
             depth += 1 if buf[m.start()] in (_LBRACE, _LBRACKET) else -1
             pos = m.end()
             if depth <= 0:
                 self._scan, self._depth = pos, depth
                 return pos
-        self._scan, self._depth = pos, depth
-        self._searched = max(pos, self._last_mark())
+        self._scan, self._depth = len(buf), depth
         return -1
 
-    def _last_mark(self) -> int:
+    def _last_mark(self, lo: int) -> int:
         """The last non-blank byte: a closing bracket there may become a candidate once its
-        separator arrives, so the next search starts from it."""
+        separator arrives, so the next search starts from it.  Only the bytes that arrived
+        since the last call are looked at (``lo``: the mark found then), so a long run of
+        blanks costs one pass, not one per read."""
         buf = self._buf
-        j = len(buf)
-        while j > 0 and buf[j - 1] in b" \t\r\n":
-            j -= 1
-        return max(0, j - 1)
+        new = max(lo + 1, self._marked)
+        self._marked = len(buf)
+        if new >= len(buf):
+            return lo
+        kept = len(bytes(buf[new:]).rstrip(b" \t\r\n"))
+        return new + kept - 1 if kept else lo
 
     def _emit(self, start: int, end: int) -> None:
-        data = bytes(self._buf[start:end])
+        with memoryview(self._buf) as view, view[start:end] as part:
+            data = bytes(part)  # one copy (a bytearray slice would make two)
         at = self._input_offset(start)
         spills: dict[int, Spill] = {}
         if self.spills and b"streamconv-spill:" in data:

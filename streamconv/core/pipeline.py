@@ -90,7 +90,7 @@ class Failure:
 class RunContext:
     """Per-run state shared by the datasets of one run (pickled to worker processes)."""
 
-    __slots__ = ("base_dir", "options", "salt", "source")
+    __slots__ = ("base_dir", "base_url", "options", "salt", "source")
 
     def __init__(
         self,
@@ -102,6 +102,7 @@ class RunContext:
         self.options = options
         self.source = source
         self.base_dir = base_dir
+        self.base_url: str | None = None  # an http(s) input (relative BulkDataURIs, frames)
         self.salt = new_salt() if salt is None else salt  # mapped_uid's namespace for this run
 
 
@@ -113,9 +114,18 @@ def build_one(
     options = run.options
     problems = Problems(strict=options.stop_on_error)
     ctx = BuildContext(options, problems, run.source, run.base_dir)
+    ctx.run_key = run.salt  # one run: an http value shared by many datasets is fetched once
+    ctx.base_url = run.base_url
     if spills is not None:
         ctx.spills = spills
     built = build_dataset(raw.value, ctx, in_array=in_array)
+    http = options.http
+    if not in_array and (http.prefixes or http.require_pixel_data):
+        # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);
+        # local conversions keep DCMTK's silence about images without pixels
+        from .pixels import complete_pixel_data
+
+        complete_pixel_data(built.dataset, built.meta, ctx)
     built.warnings = problems.warnings
     # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
     sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)

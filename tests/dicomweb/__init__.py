@@ -1,0 +1,1 @@
+"""Tests of issue 12: DICOMweb servers (http(s) bulk data, frames, input URLs)."""
