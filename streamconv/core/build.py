@@ -189,6 +189,16 @@ def _build_items(
         group = tag >> 16
         if tag & 0xFFFF == 0:
             continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
+        if group == 0xFFFE:
+            # PS3.5 7.5: (FFFE,E000/E00D/E0DD) frame items and sequences; as an element they
+            # would end the item or sequence early for every reader
+            problems.error(
+                ContentError(
+                    "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element",
+                    path=_Path(prefix, tag),
+                )
+            )
+            continue
         if tag in ds or (group == 2 and meta is not None and tag in meta):
             problems.error(
                 ContentError("duplicate tag in one dataset or item", path=_Path(prefix, tag))
