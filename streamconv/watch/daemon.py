@@ -29,7 +29,7 @@ The life of an input, and the module that owns each step:
 
 This module is the lifecycle that ties them together: start-up (folders, recovery, the
 watch, the first scan, then ``READY=1``), the dispatch of due inputs to ``jobs`` worker
-processes (``anyio.to_process``), their results, the pauses, SIGHUP's reload, and the drain.
+processes (``fanout.WorkerPool``), their results, the pauses, SIGHUP's reload, and the drain.
 Tests drive :func:`serve` in-process; :mod:`.command` is the command line.
 """
 
@@ -43,12 +43,12 @@ from dataclasses import replace
 from typing import Any
 
 import anyio
-import anyio.to_process
 import anyio.to_thread
 from anyio.abc import TaskGroup, TaskStatus
 from watchfiles import Change
 
-from ..errors import StreamconvError
+from ..errors import StreamconvError, WorkerDied
+from ..fanout import WorkerPool
 from ..runtime import WORKER_DIED_EXIT
 from ..service import Notifier
 from .claims import (
@@ -120,7 +120,9 @@ class Watcher:
         self.recoveries = 0
         self.deferred = 0  # batches put back because intake is paused
         self.probes = 0  # inputs that tried again while a filesystem was full
-        self._limiter = anyio.CapacityLimiter(config.jobs)
+        # the one worker-process engine (fanout.WorkerPool): runtime.worker_init in each
+        # worker, WorkerDied when one dies, no reaping race at shutdown
+        self._pool = WorkerPool(config.jobs)
         self._slot_free = anyio.Event()
         self._idle = anyio.Event()
         self._idle.set()
@@ -274,6 +276,7 @@ class Watcher:
 
     async def _close(self) -> None:
         self.events.stop()
+        await self._pool.aclose()
         for state in [*self.states.values(), *self.retired]:
             await self._release(state)
         await self._write_metrics()
@@ -294,12 +297,10 @@ class Watcher:
 
     async def _warm_one(self) -> None:
         try:
-            await anyio.to_process.run_sync(
-                warm_worker, os.getpid(), cancellable=True, limiter=self._limiter
-            )
-        except anyio.BrokenWorkerProcess as exc:
+            await self._pool.run(warm_worker, os.getpid())
+        except WorkerDied as exc:
             # every input would "crash" into failed/: better not to start at all
-            raise StartupError(f"worker processes cannot start: {exc.__cause__ or exc}") from exc
+            raise StartupError(f"worker processes cannot start: {exc}") from exc
 
     # -- watching, scanning ----------------------------------------------------------------------
 
@@ -484,10 +485,8 @@ class Watcher:
     async def _run_batch(self, cands: list[Candidate], jobs: list[Job]) -> None:
         try:
             try:
-                results = await anyio.to_process.run_sync(
-                    process_batch, jobs, cancellable=True, limiter=self._limiter
-                )
-            except anyio.BrokenWorkerProcess as exc:
+                results = await self._pool.run(process_batch, jobs)
+            except WorkerDied as exc:
                 await self.remove_temps_of_batch(jobs)
                 results = [await self._crashed(c, j, exc) for c, j in zip(cands, jobs, strict=True)]
                 for cand in cands:
@@ -530,7 +529,7 @@ class Watcher:
         info = ErrorInfo(
             "crash",
             WORKER_DIED_EXIT,
-            f"the worker process died converting this input ({exc.__cause__ or exc})",
+            f"the worker process died converting this input ({exc})",
             transient=True,
         )
         if job.final:
@@ -748,7 +747,7 @@ class Watcher:
                 await self._release(state)
             logger.info("no longer watching %s", path)
         self.config = new
-        self._limiter.total_tokens = new.jobs
+        self._pool.limiter.total_tokens = new.jobs
         self._slot_free.set()
         for inbox in new.inboxes:
             kept = self.states.get(inbox.path)
