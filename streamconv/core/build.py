@@ -75,6 +75,7 @@ _ATTRS = {
 _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
 _CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
 _NO_LIMIT = 1 << 62
+_ITEM_TAG = "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element"
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 
@@ -188,6 +189,9 @@ def _build_items(
         group = tag >> 16
         if tag & 0xFFFF == 0:
             continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
+        if group == 0xFFFE:  # PS3.5 7.5: they frame items; as elements they end them early
+            problems.error(ContentError(_ITEM_TAG, path=_Path(prefix, tag)))
+            continue
         if tag in ds or (group == 2 and meta is not None and tag in meta):
             problems.error(
                 ContentError("duplicate tag in one dataset or item", path=_Path(prefix, tag))
@@ -361,13 +365,9 @@ def _private_creator(tag: int, siblings: Pairs | None) -> str | None:
         if _key_tag(key) != creator_tag or not isinstance(content, Pairs):
             continue
         for name, value in content.pairs:
-            if (
-                name.lower() == "value"
-                and isinstance(value, list)
-                and value
-                and isinstance(value[0], str)
-            ):
-                return value[0]
+            first = value[0] if isinstance(value, list) and value else None
+            if name.lower() == "value" and isinstance(first, str):
+                return first
     return None
 
 

@@ -102,6 +102,13 @@ class _Writer:
         self.tagonly = struct.Struct(e + "HHI").pack
 
     def header(self, tag: int, vr: str, length: int) -> bytes:
+        if length > 0xFFFFFFFF:
+            # PS3.5 7.1.1-7.1.3: a 32-bit length, 0xFFFFFFFF meaning "undefined": a value of
+            # 4 GiB or more cannot be written in any transfer syntax
+            raise OutputError(
+                f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is {length} bytes, too long for "
+                f"a 32-bit length field (at most 4294967294, PS3.5 7.1)"
+            )
         if self.implicit:
             return self.impl(tag >> 16, tag & 0xFFFF, length)
         if not self.new_vr and vr in NEW_VRS:
@@ -338,7 +345,13 @@ def _encode_meta(meta: Dataset, options: ConvertOptions) -> bytes:
     pieces: list[Piece] = []
     n = w.dataset(meta, pieces)
     group_length = w.header(0x00020000, "UL", 4) + struct.pack("<I", n)
-    body = b"".join(p for p in pieces if isinstance(p, bytes))
+    # a large meta value (a BulkDataURI, a spilled InlineBinary) is a reference: read it here,
+    # the meta header being one piece of bytes (PS3.10 7.1: always explicit VR little endian,
+    # so no byte swapping)
+    body = b"".join(
+        p if isinstance(p, bytes) else b"".join(iter_chunks(p[0], options.bulkdata_dirs))
+        for p in pieces
+    )
     return b"\x00" * 128 + b"DICM" + group_length + body
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -140,13 +141,26 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
                 codecs.append(codec)
             state["pc"], state["codecs"] = pc, codecs
         pc, codecs = state["pc"], state["codecs"]
-        if vr == "PN" and len(codecs) > 1:
-            # PS3.5 6.1.2.5.3: each component group starts in the default repertoire
-            return b"=".join(_encode(pc, part, codecs) for part in text.split("="))
-        return _encode(pc, text, codecs)
+        if len(codecs) == 1:
+            return _encode(pc, text, codecs)
+        # PS3.5 6.1.2.5.3: the value-1 character set is active again before every delimiter
+        # (control characters; '\\' between values; '^' and '=' in PN), so each piece between
+        # them is encoded on its own, with its own escape sequence (the PS3.5 I.2 example
+        # repeats ESC $ ) C after '^'); the delimiters themselves are ASCII in every set
+        splitter = _PN_DELIMITERS if vr == "PN" else _DELIMITERS
+        pieces = splitter.split(text)
+        if len(pieces) == 1:
+            return _encode(pc, text, codecs)
+        return b"".join(
+            piece.encode("ascii") if i % 2 else _encode(pc, piece, codecs)
+            for i, piece in enumerate(pieces)
+        )
 
     return encode
 
+
+_DELIMITERS = re.compile(r"([\\\r\n\f\t])")
+_PN_DELIMITERS = re.compile(r"([\\\r\n\f\t^=])")
 
 # pydicom names the default repertoire (ISO-IR 6, PS3.3 C.12.1.1.2) 'iso8859', which Python
 # reads as Latin-1: 'é' would become a silent E9. The default repertoire is ASCII (ISO 646).
