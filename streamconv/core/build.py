@@ -18,7 +18,7 @@ from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, St
 from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
-from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
+from .documents import SPILL_PREFIX, PairList, Pairs, SpillStore, decode_base64
 from .fused import (
     _FAST_TEXT,
     _FUSED_NUMBER,
@@ -61,6 +61,9 @@ __all__ = ["BuildContext", "Built", "build_dataset"]
 log = logging.getLogger(__name__)
 
 Dataset = dict[int, Element]
+_OBJECTS = frozenset(
+    {Pairs, PairList}
+)  # a JSON object as ijson (Pairs) or json (PairList) builds it
 
 PIXEL_DATA = 0x7FE00010
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
@@ -198,7 +201,7 @@ def _build_items(
             )
             continue
         ctx.elements += 1
-        if fuse and group != 2 and type(content) is Pairs and ctx.elements <= ctx.max_elements:
+        if fuse and group != 2 and type(content) in _OBJECTS and ctx.elements <= ctx.max_elements:
             pairs = content.pairs
             if len(pairs) == 2:
                 # the commonest element, {"vr": VR, "Value": ["text"]}, in one step
@@ -272,7 +275,7 @@ def _build_element(
             and (vr == "CS" or tag != SPECIFIC_CHARACTER_SET)
         ):
             handler = _VALUE_HANDLERS.get(vr)
-            if handler is not None and isinstance(values, list):
+            if handler is not None and type(values) is list:
                 _check_dictionary_vr(tag, vr, ctx, path)
                 elem: Element | None = handler(tag, vr, values, ctx, path)
                 return elem
@@ -365,7 +368,7 @@ def _private_creator(tag: int, siblings: Pairs | None) -> str | None:
         if _key_tag(key) != creator_tag or not isinstance(content, Pairs):
             continue
         for name, value in content.pairs:
-            first = value[0] if isinstance(value, list) and value else None
+            first = value[0] if type(value) is list and value else None
             if name.lower() == "value" and isinstance(first, str):
                 return first
     return None
@@ -413,7 +416,7 @@ def _show(value: Any) -> str:
 def _value(
     tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any, depth: int
 ) -> Element | None:
-    if not isinstance(payload, list):
+    if type(payload) is not list:  # an object (PairList) is a list subclass
         raise ContentError(f"attribute Value must be a JSON array, found {json_type(payload)}")
     if vr == "SQ":
         return Element(tag, vr, _sequence(payload, ctx, path, depth))

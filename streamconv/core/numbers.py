@@ -49,7 +49,7 @@ def json_type(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, list):
+    if type(value) is list:  # a JSON object may be a PairList, a list subclass
         return "an array"
     return "an object"
 
