@@ -23,8 +23,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import ijson
-
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
 from .numbers import JsonNumber
@@ -51,11 +49,40 @@ __all__ = [
     "parse_frame",
 ]
 
-# ijson's yajl2_c backend when it is there (it is, in binary wheels); otherwise the best one.
-_BACKEND = ijson.get_backend("yajl2_c") if "yajl2_c" in ijson.ALL_BACKENDS else ijson
+# ijson is imported on first use (_yajl): a stream's reader only frames, and its workers
+# parse with the json module (parse_frame), yajl only taking what that refuses; importing
+# ijson (and inspect, which it pulls in) costs ~50 ms of CPU in each of these processes.
+_YAJL: tuple[Any, Any, Any] | None = None
 
 
-_C = load_spelling_parser() if getattr(_BACKEND, "backend_name", "") == "yajl2_c" else None
+def _yajl() -> tuple[Any, Any, Any]:
+    """(ijson, its yajl2_c backend when it is there (it is, in binary wheels) or ijson itself,
+    the spelling parser or None), imported once."""
+    global _YAJL
+    if _YAJL is None:
+        import ijson
+
+        backend = ijson.get_backend("yajl2_c") if "yajl2_c" in ijson.ALL_BACKENDS else ijson
+        spelled = (
+            load_spelling_parser() if getattr(backend, "backend_name", "") == "yajl2_c" else None
+        )
+        _YAJL = (ijson, backend, spelled)
+    return _YAJL
+
+
+def load_ijson() -> Any:
+    """Import ijson (once); its backend."""
+    return _yajl()[1]
+
+
+def __getattr__(name: str) -> Any:
+    """``_BACKEND`` and ``_C`` (the version output, tests) import ijson on first use."""
+    if name == "_BACKEND":
+        return _yajl()[1]
+    if name == "_C":
+        return _yajl()[2]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SPILL_PREFIX = "\x00streamconv-spill:"
 _SPILL_START = 1 << 20  # an InlineBinary string longer than this is spliced out
@@ -441,17 +468,18 @@ def _items_coro(target: Any, prefix: str) -> Any:
     ``items_coro`` chains them through ``utils.chain`` with bound ``send`` methods, so every
     JSON event costs a generic Python call: measured 0.64 ms vs 0.26 ms per CT header.
     """
-    if _C is not None:
+    _, backend, spelled = _yajl()
+    if spelled is not None:
         # built here, in streamconv.core, so that they use streamconv.core._yajl2's state
-        items = _C.items_basecoro(target.send, prefix, Pairs)
-        parse = _C.parse_basecoro(items)
-        coro = _C.basic_parse_basecoro(parse, multiple_values=True)
+        items = spelled.items_basecoro(target.send, prefix, Pairs)
+        parse = spelled.parse_basecoro(items)
+        coro = spelled.basic_parse_basecoro(parse, multiple_values=True)
         return coro
-    if getattr(_BACKEND, "backend_name", "") == "yajl2_c":  # pragma: no cover - no spelling
-        items = _BACKEND.items_basecoro(target, prefix, Pairs)
-        parse = _BACKEND.parse_basecoro(_Via(items))
-        return _BACKEND.basic_parse_basecoro(_Via(parse), multiple_values=True)
-    return _BACKEND.items_coro(target, prefix, multiple_values=True, map_type=Pairs)
+    if getattr(backend, "backend_name", "") == "yajl2_c":  # pragma: no cover - no spelling
+        items = backend.items_basecoro(target, prefix, Pairs)
+        parse = backend.parse_basecoro(_Via(items))
+        return backend.basic_parse_basecoro(_Via(parse), multiple_values=True)
+    return backend.items_coro(target, prefix, multiple_values=True, map_type=Pairs)
 
 
 class _Target:
@@ -531,6 +559,7 @@ class DocumentParser:
                 )
             self._start(stripped[0])
             out += self._push(b"")
+        ijson = _yajl()[0]
         try:
             self._coro.close()
         except ijson.common.IncompleteJSONError as exc:
@@ -555,6 +584,7 @@ class DocumentParser:
             data, self._head = self._head, b""
         if not data:
             return []
+        ijson = _yajl()[0]
         try:
             self._coro.send(data)
         except ijson.JSONError as exc:
@@ -633,12 +663,11 @@ def parse_frame(
     global _decode
     if _decode is None:
         import json  # here: not on the start-up path of a one-shot conversion
-        from decimal import Decimal
 
         _decode = json.JSONDecoder(
             object_pairs_hook=PairList,
-            # as yajl builds them: with their spelling where the spelling parser loaded
-            parse_float=JsonNumber if _C is not None else Decimal,
+            # as the spelling parser builds them (JsonNumber: a Decimal with its text)
+            parse_float=JsonNumber,
             parse_constant=_no_constant,
         ).decode
     try:
@@ -650,6 +679,7 @@ def parse_frame(
         return RawDataset(index, _decode(data.decode("utf-8")), offset)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
         pass
+    ijson = _yajl()[0]
     target = _Target()
     coro = _items_coro(target, "")
     try:

@@ -26,11 +26,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-import ijson
-
 from ..errors import ContentError, JSONSyntaxError
 from ..options import Limits
-from .documents import _BACKEND, Spill, SpillStore, _Via, make_filter, yajl_message
+from .documents import Spill, SpillStore, _Via, load_ijson, make_filter, yajl_message
 
 __all__ = ["Frame", "Framer"]
 
@@ -384,8 +382,11 @@ def check_json(data: bytes, at: int = 0) -> None:
             raise JSONSyntaxError(f"invalid JSON: {exc}", offset=at) from None
         except RecursionError:
             pass
+    import ijson  # loaded by load_ijson: only frames yajl checks need it
+
+    backend = load_ijson()
     sink = _Via(collections.deque(maxlen=0).append)  # events dropped at C speed
-    make = getattr(_BACKEND, "basic_parse_basecoro", None) or _BACKEND.basic_parse_coro
+    make = getattr(backend, "basic_parse_basecoro", None) or backend.basic_parse_coro
     coro = make(sink)
     try:
         coro.send(data)
