@@ -202,33 +202,18 @@ def _build_items(
             continue
         ctx.elements += 1
         if fuse and group != 2 and type(content) in _OBJECTS and ctx.elements <= ctx.max_elements:
-            pairs = content.pairs
+            pairs = content if type(content) is PairList else content.pairs
             if len(pairs) == 2:
-                # the commonest element, {"vr": VR, "Value": ["text"]}, in one step
+                # the commonest elements, {"vr": VR, "Value": [text or numbers]}, in one step
                 (k1, vr), (k2, values) = pairs
-                if (
-                    type(vr) is str
-                    and vr in _FAST_TEXT
-                    and k1 == "vr"
-                    and k2 == "Value"
-                    and type(values) is list
-                    and len(values) == 1
-                ):
-                    fast = ascii_element(tag, vr, values[0], ctx)
-                    if fast is not None:
-                        ds[tag] = fast
-                        continue
-                elif (
-                    type(vr) is str
-                    and vr in _FUSED_NUMBER
-                    and k1 == "vr"
-                    and k2 == "Value"
-                    and type(values) is list
-                    and values
-                    and ctx.vr_agreed.get(tag) == vr
-                ):
-                    # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
-                    fast = fused_number(tag, vr, values, ctx)
+                if k1 == "vr" and k2 == "Value" and type(values) is list and type(vr) is str:
+                    fast = None
+                    if vr in _FAST_TEXT:
+                        if len(values) == 1:
+                            fast = ascii_element(tag, vr, values[0], ctx)
+                    elif vr in _FUSED_NUMBER and values and ctx.vr_agreed.get(tag) == vr:
+                        # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
+                        fast = fused_number(tag, vr, values, ctx)
                     if fast is not None:
                         ds[tag] = fast
                         continue
