@@ -353,37 +353,44 @@ def _sources(
     return out, note
 
 
+def roundtrip(
+    server: Orthanc, workdir: Path, names: list[str] | None
+) -> tuple[dict[str, Instance], Counter[str]]:
+    """Upload, convert on both paths, compare: every instance with its results."""
+    instances, counts = upload_all(server, names)
+    header = workdir / "auth"
+    header.write_text(f"Authorization: {server.auth_header}\n")
+    auth = ["+Bh", server.dicomweb, "--http-header-file", f"{server.dicomweb}={header}"]
+    for inst in instances.values():
+        inst.original = _read(server.get(f"/instances/{inst.orthanc_id}/file"))
+    studies = sorted({i.study for i in instances.values()})
+    errors: dict[tuple[str, str], list[str]] = {}
+    notes: dict[str, str] = {}
+    for study in studies:
+        members = [(i.series, i.sop) for i in instances.values() if i.study == study]
+        sources, notes[study] = _sources(server, study, members)
+        for url, meta in sources:
+            for doc in json.loads(meta):
+                sop = doc.get("00080018", {}).get("Value", [""])[0]
+                se = doc.get("0020000E", {}).get("Value", [""])[0]
+                for inst in instances.values():
+                    if (inst.study, inst.series, inst.sop) == (study, se, sop):
+                        inst.json = doc
+            for path in PATHS:
+                rc, err = convert(auth, url, path, workdir / path / study, meta)
+                if rc:
+                    errors.setdefault((study, path), []).append(f"exit {rc}: {err.strip()}")
+    for inst in instances.values():
+        _compare(inst, workdir, errors)
+        inst.note = notes.get(inst.study, "")
+    return instances, counts
+
+
 def run(args: argparse.Namespace, workdir: Path) -> int:
     started = time.monotonic()
     server = Orthanc(workdir / "orthanc")
     try:
-        instances, counts = upload_all(server, args.only)
-        header = workdir / "auth"
-        header.write_text(f"Authorization: {server.auth_header}\n")
-        auth = ["+Bh", server.dicomweb, "--http-header-file", f"{server.dicomweb}={header}"]
-        for inst in instances.values():
-            inst.original = _read(server.get(f"/instances/{inst.orthanc_id}/file"))
-        studies = sorted({i.study for i in instances.values()})
-        errors: dict[tuple[str, str], list[str]] = {}
-        notes: dict[str, str] = {}
-        for study in studies:
-            members = [(i.series, i.sop) for i in instances.values() if i.study == study]
-            sources, notes[study] = _sources(server, study, members)
-            for url, meta in sources:
-                for doc in json.loads(meta):
-                    sop = doc.get("00080018", {}).get("Value", [""])[0]
-                    se = doc.get("0020000E", {}).get("Value", [""])[0]
-                    for inst in instances.values():
-                        if (inst.study, inst.series, inst.sop) == (study, se, sop):
-                            inst.json = doc
-                for path in PATHS:
-                    rc, err = convert(auth, url, path, workdir / path / study, meta)
-                    if rc:
-                        errors.setdefault((study, path), []).append(f"exit {rc}: {err.strip()}")
-        for inst in instances.values():
-            _compare(inst, workdir, errors)
-            if notes.get(inst.study):
-                inst.note = notes[inst.study]
+        instances, counts = roundtrip(server, workdir, args.only)
     finally:
         server.stop()
     _report(instances, counts, args.details, time.monotonic() - started)
@@ -420,10 +427,10 @@ def _compare(inst: Instance, workdir: Path, errors: dict[tuple[str, str], list[s
         inst.results[path] = ("differ", reasons) if reasons else ("identical", [])
 
 
-def _verdict(inst: Instance, path: str) -> str:
+def verdict(inst: Instance, path: str) -> str:
     status, reasons = inst.results[path]
     if status == "failed":
-        return "failed (JSON faithful)" if _faithful(inst, path) else "failed (server JSON)"
+        return "failed (JSON faithful)" if faithful(inst, path) else "failed (server JSON)"
     if status != "differ":
         return status
     if any(r.startswith("[streamconv]") for r in reasons):
@@ -431,7 +438,7 @@ def _verdict(inst: Instance, path: str) -> str:
     return "differ (server JSON)"
 
 
-def _faithful(inst: Instance, path: str) -> bool:
+def faithful(inst: Instance, path: str) -> bool:
     """The server's JSON has no defect; on the --fetch-frames path, the omitted Pixel Data of
     a compressed original is no defect (the issue's second target)."""
     allowed = {(PIXEL_DATA,)} if path == "split" else set()
@@ -456,8 +463,8 @@ def _report(
           "| failed: JSON faithful | target: JSON faithful -> identical |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for path in PATHS:
-        c = Counter(_verdict(i, path) for i in instances.values())
-        faithful = [i for i in instances.values() if _faithful(i, path)]
+        c = Counter(verdict(i, path) for i in instances.values())
+        faithful = [i for i in instances.values() if faithful(i, path)]
         ok = sum(i.results[path][0] == "identical" for i in faithful)
         print(f"| {labels[path]} | {c['identical']} | {c['differ (server JSON)']} | "
               f"{c['differ (streamconv)']} | {c['failed (server JSON)']} | "
@@ -474,7 +481,7 @@ def _report(
         if all(inst.results[p][0] == "identical" for p in PATHS):
             continue
         assert inst.original is not None
-        row = ", ".join(f"{p}={_verdict(inst, p)}" for p in PATHS)
+        row = ", ".join(f"{p}={verdict(inst, p)}" for p in PATHS)
         print(f"- {inst.name} ({inst.original.file_meta.TransferSyntaxUID.name}): {row}")
         if inst.note:
             print(f"    note: {inst.note}")
