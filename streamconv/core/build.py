@@ -73,7 +73,7 @@ class BuildContext:
     __slots__ = (
         "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
         "max_dataset", "max_elements", "max_value", "options", "problems", "run_key", "source",
-        "spills", "vr_agreed",
+        "spills", "temporaries", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +90,7 @@ class BuildContext:
         self.base_url: str | None = None  # an http(s) input: relative URIs resolve against it
         self.run_key: object = None  # http values are fetched once per run (httpfetch cache)
         self.first_http_uri = ""  # names the DICOMweb server for --fetch-frames
+        self.temporaries: list[str] = []  # fetched values' files (removed if the dataset fails)
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
@@ -106,12 +107,13 @@ _NEVER = 1 << 62
 
 
 class Built:
-    __slots__ = ("dataset", "meta", "warnings")
+    __slots__ = ("dataset", "meta", "temporaries", "warnings")
 
     def __init__(self, dataset: Dataset, meta: Dataset) -> None:
         self.dataset = dataset
         self.meta = meta  # top-level group 0002 elements (with +f)
         self.warnings: list[str] = []  # +E: what was tolerated
+        self.temporaries: list[str] = []  # BuildContext.temporaries, for a failed encode
 
 
 _TAG_CACHE: dict[str, int] = {}
@@ -149,8 +151,13 @@ def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> B
             f"datasets must be encapsulated in a JSON object, found {json_type(value)}"
         )
     meta: Dataset = {}
-    ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
-    return Built(ds, meta)
+    read_meta = meta if (ctx.options.read_meta and not in_array) else None
+    if ctx.options.http.prefixes and ctx.options.parse_bulkdata:
+        from .webscan import prefetching  # a dataset's http values fetched side by side
+
+        with prefetching(value, ctx):
+            return Built(_build_items(value, ctx, "", 0, read_meta), meta)
+    return Built(_build_items(value, ctx, "", 0, read_meta), meta)
 
 
 def _build_items(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ..errors import ContentError, Problems, StreamconvError
 from ..options import ArrayPolicy, ConvertOptions, TransferSyntax
 from .build import BuildContext, Built, build_dataset
-from .bulkdata import temporary_ref
+from .bulkdata import remove_temporaries, temporary_ref
 from .documents import DocumentParser, RawDataset, SpillStore, parse_frame
 from .encode import (
     EXPLICIT,
@@ -118,25 +118,36 @@ def build_one(
     ctx.base_url = run.base_url
     if spills is not None:
         ctx.spills = spills
-    built = build_dataset(raw.value, ctx, in_array=in_array)
-    http = options.http
-    if not in_array and (http.prefixes or http.require_pixel_data):
-        # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);
-        # local conversions keep DCMTK's silence about images without pixels
-        from .pixels import complete_pixel_data
+    try:
+        built = build_dataset(raw.value, ctx, in_array=in_array)
+        http = options.http
+        if not in_array and (http.prefixes or http.require_pixel_data):
+            # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);
+            # local conversions keep DCMTK's silence about images without pixels
+            from .pixels import complete_pixel_data
 
-        complete_pixel_data(built.dataset, built.meta, ctx)
-    built.warnings = problems.warnings
-    # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
-    sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
-    apply_charset(built.dataset, options, run.source, declare=not in_array)
+            complete_pixel_data(built.dataset, built.meta, ctx)
+        built.warnings = problems.warnings
+        # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
+        sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
+        apply_charset(built.dataset, options, run.source, declare=not in_array)
+    except BaseException:
+        remove_temporaries(ctx.temporaries)  # fetched values of a dataset that failed
+        raise
+    built.temporaries = ctx.temporaries
     return built, sop_changed
 
 
 def convert_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None) -> Output:
     """One dataset's JSON -> encoded Part 10 output (:func:`build_one`, then the encoder)."""
     built, sop_changed = build_one(raw, run, spills)
-    enc = encode_part10(built.dataset, built.meta, run.options, sop_instance_changed=sop_changed)
+    try:
+        enc = encode_part10(
+            built.dataset, built.meta, run.options, sop_instance_changed=sop_changed
+        )
+    except BaseException:
+        remove_temporaries(built.temporaries)  # e.g. +te asked of encapsulated pixels (40)
+        raise
     return Output(raw.index, enc, built.dataset, built.warnings)
 
 
