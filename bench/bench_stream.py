@@ -21,6 +21,7 @@ Front ends measured: ``json2dcm --array-split IN DIR/`` (split), ``json2dcm +ar 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -53,7 +54,8 @@ from benchlib import (
 
 SETTLE_S = 65  # ext4 without a journal skips inodes deleted within 60 s (see Bench._fresh)
 TARGET_FLAT = 1.3  # RSS 20,000 vs 1,000 datasets
-TARGET_RATE_X = 10.0  # datasets/s vs the naive path
+TARGET_RATE_X = 15.0  # datasets/s vs the naive path (issue 11; issue 3 asked 10x)
+STRETCH_RATE_X = 20.0
 TARGET_LINEAR = 1.1  # wall ratio / byte ratio
 TARGET_LINEAR_RSS = 1.05
 DCMTK_AR = {5000: (12.0, 318.0), 20000: (470.0, 1229.0)}  # +ar: seconds, MiB (issue 3)
@@ -92,11 +94,18 @@ def naive(path: Path, outdir: Path) -> int:
 
 
 class Bench:
-    def __init__(self, workdir: Path, sizes: Sizes, modes: list[str], timeout: float) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        sizes: Sizes,
+        modes: list[str],
+        timeout: float,
+        out_dir: Path | None = None,
+    ) -> None:
         self.timeout = timeout
         self.workdir = workdir
         self.sizes = sizes
-        self.out = workdir / "out-stream"
+        self.out = (out_dir or workdir) / "out-stream"
         self.modes = modes
         self.json2dcm = script("json2dcm")
         self.streamconv = script("streamconv")
@@ -226,7 +235,7 @@ class Bench:
                     f"{rate:.0f} ds/s ({r.wall:.1f} s, {fmt_mib(r.tree_rss)})",
                     f"naive {base_rate:.0f} ds/s",
                     f"{rate / base_rate:.1f}x",
-                    f">= {TARGET_RATE_X:.0f}x",
+                    f">= {TARGET_RATE_X:.0f}x (stretch {STRETCH_RATE_X:.0f}x)",
                     _judge(rate / base_rate >= TARGET_RATE_X, r, base),
                 )
             )
@@ -375,6 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("flat", "rate", "linear", "select"), action="append")
     p.add_argument("--no-stream", action="store_true", help="skip `streamconv stream` rows")
     p.add_argument(
+        "--out-dir",
+        type=Path,
+        help="where outputs go (default WORKDIR): a tmpfs such as /dev/shm keeps a shared "
+        "disk's file-creation cost, which varies with other work, out of both sides' figures",
+    )
+    p.add_argument(
+        "--rate-n", type=int, help="datasets of the rate section (default 20,000, quick 2,000)"
+    )
+    p.add_argument(
         "--modes",
         type=lambda v: v.split(","),
         help="front ends to run, comma-separated: split,ar,stream (default all)",
@@ -400,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_bytecode_cache:
         use_bytecode_cache(a.workdir)
     sizes = QUICK if a.quick else FULL
+    if a.rate_n:
+        sizes = dataclasses.replace(sizes, rate_n=a.rate_n)
     modes = ["split", "ar"]
     note = ""
     if a.modes:
@@ -418,14 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if note:
         print(note + "\n")
-    bench = Bench(a.workdir, sizes, modes, a.timeout or (300 if a.quick else 1800))
+    bench = Bench(a.workdir, sizes, modes, a.timeout or (300 if a.quick else 1800), a.out_dir)
     sections = a.only or ["flat", "rate", "linear", "select"]
     titles = {
         "flat": "peak RSS, big vs small array (flat memory)",
         "rate": "datasets/s vs the naive path",
         "linear": "linearity and end-to-end MB/s",
         "select": "+as / +ar on a ~100 MB array"
-        if sizes is FULL
+        if sizes.arr100_bytes == FULL.arr100_bytes
         else "+as / +ar on a ~10 MB array",
     }
     rows: list[Row] = []

@@ -191,11 +191,6 @@ def test_binary_number_errors(vr: str, numbers: list[Any]) -> None:
     assert info.value.path == "(0009,1001)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: FL accepts only |x| <= 3.4028234663852886e38 (FLT_MAX exactly), so the "
-    "shortest decimal of FLT_MAX, 3.4028235e38 (numpy, Java, JavaScript), is refused",
-)
 def test_fl_accepts_every_decimal_that_rounds_to_a_finite_binary32() -> None:
     # IEEE 754 round to nearest: anything below (2 - 2^-24) * 2^127 = 3.40282357e38 becomes
     # FLT_MAX (0x7F7FFFFF), which is what DCMTK (strtod, then a cast to float) writes

@@ -617,12 +617,6 @@ def test_any_dataset_reads_back(
     _check_read(got, tree, ts is BE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a meta element whose value is a BulkRef (BulkDataURI over 1 MiB, or a "
-    "spilled InlineBinary) is counted in (0002,0000) but its bytes are never written "
-    "(_encode_meta keeps only bytes pieces): the dataset is swallowed by the meta header",
-)
 def test_large_bulk_value_in_the_meta_header(tmp_path: Path) -> None:
     big = bytes(range(256)) * 4097  # over the 1 MiB read inline: a BulkRef
     ref = _bulk_ref(tmp_path, big)
@@ -661,12 +655,6 @@ def test_largest_encodable_value_length(tmp_path: Path) -> None:
     assert enc.size_hint == 12 + 0xFFFFFFFE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=struct.error,
-    reason="bug: a value of 2^32 bytes or more (allowed by the default --max-value-bytes of "
-    "4 GiB) reaches struct.pack and escapes as struct.error: json2dcm prints a traceback, exit 1",
-)
 @pytest.mark.parametrize("size", [0xFFFFFFFF, 1 << 32])
 def test_value_too_long_for_a_32_bit_length_is_a_streamconv_error(
     tmp_path: Path, size: int
@@ -686,12 +674,6 @@ def test_gather_joins_chunks_into_writes_of_at_least_size(chunks: list[bytes], s
     assert all(len(p) < size + 50 for p in pieces)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: tags of group FFFE (item, item and sequence delimiters, PS3.5 7.5) are "
-    "accepted as data elements and written; with -e and (FFFE,E00D) pydicom cannot read "
-    "the file at all (exit 0)",
-)
 @pytest.mark.parametrize("key", ["FFFEE00D", "FFFEE0DD", "FFFEE000"])
 def test_item_tags_are_not_data_elements(key: str) -> None:
     item = {

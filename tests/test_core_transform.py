@@ -107,12 +107,6 @@ def test_pydicom_charset_files_round_trip(name: str) -> None:
 KOREAN = "\\ISO 2022 IR 149"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ISO 2022 IR 149 (a G1 set) is designated once per PN component group, "
-    "not again after each '^' (PS3.5 6.1.2.5.3: the value-1 set is active before the "
-    "delimiters; the example of PS3.5 I.2 repeats ESC $ ) C)",
-)
 def test_korean_person_name_as_in_ps3_5_i_2() -> None:
     ds = charset(dataset(KOREAN, pn=(NAME, "PN", "Hong^Gildong=洪^吉洞=홍^길동")))
     assert ds[NAME].value == (
@@ -121,11 +115,6 @@ def test_korean_person_name_as_in_ps3_5_i_2() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a multi-valued SH/LO/PN under ISO 2022 IR 149 is encoded as one string: "
-    "the second value has no escape sequence after the backslash that resets the character set",
-)
 def test_korean_values_after_a_backslash_have_their_escape_sequence() -> None:
     ds = charset(dataset(KOREAN, lo=(0x00081030, "LO", "김희중\\김희중")))
     value = ds[0x00081030].value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import logging
-import math
 import re
 import struct
 from decimal import Decimal
@@ -20,16 +19,30 @@ from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
 from .documents import SPILL_PREFIX, Pairs, SpillStore, decode_base64
-from .numbers import decimal_int, decimal_text, ds_value, is_value, json_type
+from .numbers import (
+    _SHORT_HEADER,
+    _VR_BYTES,
+    JsonNumber,
+    binary_numbers,
+    count_bytes,
+    decimal_text,
+    ds_value,
+    is_value,
+    json_type,
+    plain_numbers,
+)
 from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
     BYTE_VRS,
+    LONG_HEADER_VRS,
     MULTI_TEXT_VRS,
     SINGLE_TEXT_VRS,
     TEXT_VRS,
     WORD_SIZE,
     Element,
+    PreEncoded,
+    pre_encoding_pays,
     tag_path,
 )
 
@@ -61,10 +74,10 @@ _MAX_CHARS = {
 _NO_LIMIT = 1 << 62
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
-_INT_RANGE = {
-    "US": (0, 0xFFFF), "SS": (-0x8000, 0x7FFF), "UL": (0, 0xFFFFFFFF),
-    "SL": (-0x80000000, 0x7FFFFFFF), "UV": (0, (1 << 64) - 1), "SV": (-(1 << 63), (1 << 63) - 1),
-}  # fmt: skip
+# The fused path (PreEncoded): elements built with their Explicit VR Little Endian encoding,
+# for the VRs with a short header (PS3.5 7.1.2) that -u leaves alone (PN has its own path)
+_FUSED_TEXT = frozenset(TEXT_VRS - LONG_HEADER_VRS - {"PN"})
+_PAD = {vr: b"\x00" if vr == "UI" else b" " for vr in TEXT_VRS}  # PS3.5 6.2, 7.1.1
 
 
 class BuildContext:
@@ -72,8 +85,8 @@ class BuildContext:
 
     __slots__ = (
         "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
-        "max_dataset", "max_elements", "max_value", "options", "problems", "run_key", "source",
-        "spills", "temporaries", "vr_agreed",
+        "fuse", "max_dataset", "max_elements", "max_value", "options", "problems", "run_key",
+        "source", "spills", "temporaries", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -101,6 +114,7 @@ class BuildContext:
         self.max_value = limits.max_value_bytes or _NEVER
         self.max_dataset = limits.max_dataset_bytes or _NEVER
         self.max_elements = limits.max_elements or _NEVER
+        self.fuse = pre_encoding_pays(options)
 
 
 _NEVER = 1 << 62
@@ -151,13 +165,8 @@ def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> B
             f"datasets must be encapsulated in a JSON object, found {json_type(value)}"
         )
     meta: Dataset = {}
-    read_meta = meta if (ctx.options.read_meta and not in_array) else None
-    if ctx.options.http.prefixes and ctx.options.parse_bulkdata:
-        from .webscan import prefetching  # a dataset's http values fetched side by side
-
-        with prefetching(value, ctx):
-            return Built(_build_items(value, ctx, "", 0, read_meta), meta)
-    return Built(_build_items(value, ctx, "", 0, read_meta), meta)
+    ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
+    return Built(ds, meta)
 
 
 def _build_items(
@@ -166,6 +175,7 @@ def _build_items(
     ds: Dataset = {}
     problems = ctx.problems
     tags = _TAG_CACHE
+    fuse = ctx.fuse
     for key, content in obj.pairs:
         tag = tags.get(key)
         if tag is None:
@@ -178,14 +188,43 @@ def _build_items(
                 )
             )
             continue
-        path: Any = _Path(prefix, tag)
         group = tag >> 16
         if tag & 0xFFFF == 0:
             continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
+        if group == 0xFFFE:
+            # PS3.5 7.5: (FFFE,E000/E00D/E0DD) frame items and sequences; as an element they
+            # would end the item or sequence early for every reader
+            problems.error(
+                ContentError(
+                    "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element",
+                    path=_Path(prefix, tag),
+                )
+            )
+            continue
         if tag in ds or (group == 2 and meta is not None and tag in meta):
-            problems.error(ContentError("duplicate tag in one dataset or item", path=path))
+            problems.error(
+                ContentError("duplicate tag in one dataset or item", path=_Path(prefix, tag))
+            )
             continue
         ctx.elements += 1
+        if fuse and group != 2 and type(content) is Pairs and ctx.elements <= ctx.max_elements:
+            pairs = content.pairs
+            if len(pairs) == 2:
+                # the commonest element, {"vr": VR, "Value": ["text"]}, in one step
+                (k1, vr), (k2, values) = pairs
+                if (
+                    type(vr) is str
+                    and vr in _FAST_TEXT
+                    and k1 == "vr"
+                    and k2 == "Value"
+                    and type(values) is list
+                    and len(values) == 1
+                ):
+                    fast = _ascii_element(tag, vr, values[0], ctx)
+                    if fast is not None:
+                        ds[tag] = fast
+                        continue
+        path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:
             limit = ctx.options.limits.max_elements
             raise LimitError(
@@ -211,6 +250,38 @@ def _build_items(
     return ds
 
 
+# text VRs with a short header whose single value _ascii_element takes as it is (IS and DS are
+# checked value by value; PN is an object; UC, UR and UT have long headers)
+_FAST_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UI"})
+
+
+def _ascii_element(tag: int, vr: str, text: Any, ctx: BuildContext) -> Element | None:
+    """``{"vr": VR, "Value": [text]}`` fused (see PreEncoded) for a VR of _FAST_TEXT whose
+    dictionary VR agreed before, ASCII text without a backslash, within the VR's length.
+    None for anything else: the general path (_build_element) then builds it, with every
+    check and message."""
+    if (
+        type(text) is not str
+        or ctx.vr_agreed.get(tag) != vr
+        or (tag == SPECIFIC_CHARACTER_SET and vr != "CS")
+    ):
+        return None
+    if not text.isascii() or "\\" in text:
+        return None
+    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
+    text = text.rstrip(" \x00")
+    n = len(text)
+    if not 0 < n <= _MAX_CHARS[vr] or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    if vr == "UI" and (text[0] == "=" or _SPACE.search(text)):
+        return None  # a UID keyword, or whitespace to remove with a warning
+    ctx.decoded_bytes += n
+    value = text.encode("ascii")
+    padded = value + _PAD[vr] if n & 1 else value
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+    return PreEncoded(tag, vr, text, head + padded)
+
+
 def _build_element(
     tag: int, content: Any, ctx: BuildContext, path: Any, depth: int, siblings: Pairs | None = None
 ) -> Element | None:
@@ -223,6 +294,7 @@ def _build_element(
         if (
             k1 == "vr"
             and k2 == "Value"
+            and type(vr) is str  # a list or an object is not hashable (found by review)
             and vr in ALL_VRS
             and (vr == "CS" or tag != SPECIFIC_CHARACTER_SET)
         ):
@@ -381,7 +453,7 @@ def _value(
     if vr in TEXT_VRS:
         return _text(tag, vr, payload, ctx, path)
     if vr in BINARY_NUMERIC:
-        return _numbers(tag, vr, payload, ctx, path)
+        return binary_numbers(tag, vr, payload, ctx, path)
     if vr == "AT":
         return _tags(tag, payload, ctx, path)
     # OB/OW/UN/OF/OD/OL/OV with Value: DCMTK reads hex bytes/words or numbers (§5.10)
@@ -443,6 +515,10 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         text = "\\".join(payload)
         if len(payload) == 1 if vr in SINGLE_TEXT_VRS else text.count("\\") == len(payload) - 1:
             return _text_element(tag, vr, text, ctx, path)
+    if vr == "DS" or vr == "IS":
+        plain = plain_numbers(vr, payload)
+        if plain is not None:
+            return _text_element(tag, vr, plain, ctx, path)
     problems = ctx.problems
     if vr in SINGLE_TEXT_VRS and len(payload) > 1:
         problems.error(
@@ -480,10 +556,19 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
     """The element of a text value, its values joined with backslashes."""
     # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them)
     text = text.rstrip(" \x00")
-    if len(text) > _MAX_CHARS.get(vr, _NO_LIMIT):
+    n = len(text)
+    if n > _MAX_CHARS.get(vr, _NO_LIMIT):
         _check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
-    _count(ctx, len(text), path)
-    return Element(tag, vr, text or None)
+    count_bytes(ctx, n, path)
+    if not n:
+        return Element(tag, vr, None)
+    if ctx.fuse and n < 0xFFFF and vr in _FUSED_TEXT and text.isascii():
+        # ASCII is the same bytes in every character set (PS3.5 6.1.2.2): final already
+        value = text.encode("ascii")
+        padded = value + _PAD[vr] if n & 1 else value
+        head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+        return PreEncoded(tag, vr, text, head + padded)
+    return Element(tag, vr, text)
 
 
 def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> None:
@@ -557,71 +642,8 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
             s += "=" + p
         values.append(s)
     text = "\\".join(values).rstrip(" \x00")
-    _count(ctx, len(text), path)
+    count_bytes(ctx, len(text), path)
     return text or None
-
-
-def _numbers(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -> Element | None:
-    code = BINARY_NUMERIC[vr]
-    if payload and vr not in ("FL", "FD") and all(type(v) is int for v in payload):
-        try:  # fast path: struct checks the range; the slow path below explains errors
-            data = struct.pack(f"<{len(payload)}{code}", *payload)
-        except struct.error:
-            pass
-        else:
-            _count(ctx, len(data), path)
-            return Element(tag, vr, data)
-    problems = ctx.problems
-    nums: list[Any] = []
-    is_float = vr in ("FL", "FD")
-    for v in payload:
-        if v is None:
-            if len(payload) == 1:
-                return Element(tag, vr, None)  # [null] is an empty value (DCMTK)
-            problems.error(ContentError(f"null inside a {vr} value list", path=path))
-            return None  # +E: DCMTK fails the whole element
-        if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
-            problems.error(
-                ContentError(f"{vr} value must be a number, found {json_type(v)}", path=path)
-            )
-            return None
-        if isinstance(v, str):
-            problems.error(
-                ContentError(f"{vr} value must be a JSON number, found the string '{v}'", path=path)
-            )
-            try:
-                v = Decimal(v.strip())
-            except ArithmeticError:
-                return None
-        if is_float:
-            f = float(v)
-            if not math.isfinite(f) or (vr == "FL" and abs(f) > 3.4028234663852886e38):
-                problems.error(
-                    ContentError(f"{vr} value {v} is not a finite {vr} number", path=path)
-                )
-                return None
-            nums.append(f)
-        else:
-            if isinstance(v, Decimal):
-                if not v.is_finite() or v != v.to_integral_value():
-                    problems.error(
-                        ContentError(f"{vr} value must be an integer, found {v}", path=path)
-                    )
-                    return None
-                shown = decimal_text(v)
-                v = decimal_int(v)
-            else:
-                shown = v
-            lo, hi = _INT_RANGE[vr]
-            if not lo <= v <= hi:
-                problems.error(ContentError(f"{vr} value {shown} outside [{lo}, {hi}]", path=path))
-                return None
-            nums.append(v)
-    if not nums:
-        return Element(tag, vr, None)
-    data = struct.pack(f"<{len(nums)}{code}", *nums)
-    _count(ctx, len(data), path)
-    return Element(tag, vr, data)
 
 
 def _parse_tag(v: Any, ctx: BuildContext, path: Any) -> int | None:
@@ -645,7 +667,7 @@ def _tags(tag: int, payload: list[Any], ctx: BuildContext, path: Any) -> Element
         if t is None:
             return Element(tag, "AT", None)  # +E: AT zero length (DCMTK N27)
         vals += (t >> 16, t & 0xFFFF)
-    _count(ctx, 2 * len(vals), path)
+    count_bytes(ctx, 2 * len(vals), path)
     return Element(tag, "AT", struct.pack(f"<{len(vals)}H", *vals) if vals else None)
 
 
@@ -654,7 +676,7 @@ def _binary_value(
 ) -> Element | None:
     if vr in ("OF", "OD", "OL", "OV"):
         alias = {"OF": "FL", "OD": "FD", "OL": "UL", "OV": "UV"}[vr]
-        elem = _numbers(tag, alias, payload, ctx, path)
+        elem = binary_numbers(tag, alias, payload, ctx, path)
         return None if elem is None else Element(tag, vr, elem.value)
     # OB/UN: hex bytes; OW: hex words (DCMTK §5.10)
     size = 2 if vr == "OW" else 1
@@ -663,7 +685,11 @@ def _binary_value(
         text = (
             v
             if isinstance(v, str)
-            else (str(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+            else str(v)
+            if isinstance(v, int) and not isinstance(v, bool)
+            else v.text
+            if type(v) is JsonNumber and v.integer_token  # -0, as before it kept its text
+            else None
         )
         try:
             n = int(text, 16) if text is not None else -1
@@ -677,13 +703,13 @@ def _binary_value(
             )
             return None
         out += (n & (0xFFFF if size == 2 else 0xFF)).to_bytes(size, "little")
-    _count(ctx, len(out), path)
+    count_bytes(ctx, len(out), path)
     return Element(tag, vr, bytes(out) or None)
 
 
 _VALUE_HANDLERS: dict[str, Any] = {
     **{vr: _text for vr in TEXT_VRS if vr != "PN"},
-    **{vr: _numbers for vr in BINARY_NUMERIC},
+    **{vr: binary_numbers for vr in BINARY_NUMERIC},
 }
 
 
@@ -711,7 +737,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
             problems.error(ContentError(spill.error, path=path))
             return None
         _check_words(vr, spill.length, ctx, path)
-        _count(ctx, spill.length, path)
+        count_bytes(ctx, spill.length, path)
         if spill.path:
             ref = bulkdata.temporary_ref(
                 spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1)
@@ -726,7 +752,7 @@ def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> El
         problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
         return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
     _check_words(vr, len(data), ctx, path)
-    _count(ctx, len(data), path)
+    count_bytes(ctx, len(data), path)
     return Element(tag, vr, _trim(vr, data) or None)
 
 
@@ -741,25 +767,6 @@ def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
     if length % w:
         ctx.problems.error(
             ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
-        )
-
-
-def _count(ctx: BuildContext, n: int, path: str) -> None:
-    ctx.decoded_bytes += n
-    if n <= ctx.max_value and ctx.decoded_bytes <= ctx.max_dataset:
-        return
-    ctx.decoded_bytes -= n
-    limits = ctx.options.limits
-    if limits.max_value_bytes and n > limits.max_value_bytes:
-        raise LimitError(
-            f"value of {n} bytes exceeds the limit of {limits.max_value_bytes} (--max-value-bytes)",
-            path=path,
-        )
-    ctx.decoded_bytes += n
-    if limits.max_dataset_bytes and ctx.decoded_bytes > limits.max_dataset_bytes:
-        raise LimitError(
-            f"dataset exceeds the limit of {limits.max_dataset_bytes} decoded bytes (--max-dataset-bytes)",
-            path=path,
         )
 
 
@@ -781,7 +788,7 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
     if http.prefixes and bulkdata.is_http(payload, ctx.base_url is not None):
         from .webbulk import http_element  # urllib3 and multipart: only for an http(s) URI
 
-        return http_element(tag, vr, payload, ctx, path, _count, text=vr in _BULK_TEXT_VRS)
+        return http_element(tag, vr, payload, ctx, path, count_bytes, text=vr in _BULK_TEXT_VRS)
     try:
         ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
     except BulkDataAccessError:
@@ -794,7 +801,7 @@ def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Elem
             )
         )
         ref = bulkdata.BulkRef(ref.path, ref.offset, ref.length - ref.length % w, ref.dev, ref.ino)
-    _count(ctx, ref.length, path)
+    count_bytes(ctx, ref.length, path)
     if vr in _BULK_TEXT_VRS:
         raw = bulkdata.read_all(ref, opts.bulkdata_dirs).rstrip(b" \x00")
         return Element(tag, vr, raw or None)

@@ -24,7 +24,7 @@ from .uids import (
     generate_uid,
     transfer_syntax_name,
 )
-from .vr import LONG_HEADER_VRS, NEW_VRS, WORD_SIZE, Element
+from .vr import LONG_HEADER_VRS, NEW_VRS, WORD_SIZE, Element, PreEncoded
 
 __all__ = ["Encoded", "Piece", "encode_items", "encode_part10", "iter_bytes", "output_ts"]
 
@@ -49,7 +49,7 @@ class Encoded:
     meta header (empty with -F), ``body`` the dataset's pieces, ``temporaries`` files to
     remove once written.  (A plain class: see streamconv/options.py on start-up.)"""
 
-    __slots__ = ("body", "bulk_dirs", "deflate_level", "head", "temporaries", "ts")
+    __slots__ = ("_body", "_size", "bulk_dirs", "deflate_level", "head", "temporaries", "ts")
 
     def __init__(
         self,
@@ -60,14 +60,26 @@ class Encoded:
         ts: str = EXPLICIT,
     ) -> None:
         self.head = head
-        self.body = body
+        self._body = body
         self.deflate_level = deflate_level
         self.bulk_dirs = bulk_dirs
         self.ts = ts
         self.temporaries: list[str] = []
+        self._size = -1  # the body's length, when the encoder knows it
+
+    @property
+    def body(self) -> list[Piece]:
+        return self._body
+
+    @body.setter
+    def body(self, pieces: list[Piece]) -> None:
+        self._body = pieces
+        self._size = -1  # new pieces (+ar adds its spool): no longer known
 
     @property
     def size_hint(self) -> int:
+        if self._size >= 0:
+            return len(self.head) + self._size
         return len(self.head) + sum(
             len(p) if isinstance(p, bytes) else p[0].length for p in self.body
         )
@@ -79,6 +91,8 @@ class _Writer:
     def __init__(self, ts: str, options: ConvertOptions) -> None:
         self.implicit = ts == IMPLICIT
         self.big = ts == BIG
+        self.explicit_le = not self.implicit and not self.big  # PreEncoded pieces apply
+        self.bulk = False  # a BulkRef piece was written (read from its file at write time)
         self.explicit_length = options.explicit_length
         self.new_vr = options.enable_new_vr
         e = ">" if self.big else "<"
@@ -88,6 +102,13 @@ class _Writer:
         self.tagonly = struct.Struct(e + "HHI").pack
 
     def header(self, tag: int, vr: str, length: int) -> bytes:
+        if length > 0xFFFFFFFF:
+            # PS3.5 7.1.1-7.1.3: a 32-bit length, 0xFFFFFFFF meaning "undefined": a value of
+            # 4 GiB or more cannot be written in any transfer syntax
+            raise OutputError(
+                f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is {length} bytes, too long for "
+                f"a 32-bit length field (at most 4294967294, PS3.5 7.1)"
+            )
         if self.implicit:
             return self.impl(tag >> 16, tag & 0xFFFF, length)
         if not self.new_vr and vr in NEW_VRS:
@@ -104,6 +125,16 @@ class _Writer:
     def dataset(self, ds: Dataset, out: list[Piece]) -> int:
         """Append the encoded elements of ``ds`` (sorted by tag) to ``out``; return the length."""
         total = 0
+        if self.explicit_le:
+            append = out.append
+            for tag in sorted(ds):
+                elem = ds[tag]
+                if type(elem) is PreEncoded:
+                    append(elem.piece)
+                    total += len(elem.piece)
+                else:
+                    total += self.element(elem, out)
+            return total
         for tag in sorted(ds):
             total += self.element(ds[tag], out)
         return total
@@ -120,6 +151,7 @@ class _Writer:
         if isinstance(value, Encapsulated):
             return self.encapsulated(tag, value, out)
         if isinstance(value, BulkRef):
+            self.bulk = True
             n = value.length
             pad = n & 1
             h = self.header(tag, vr, n + pad)
@@ -313,7 +345,13 @@ def _encode_meta(meta: Dataset, options: ConvertOptions) -> bytes:
     pieces: list[Piece] = []
     n = w.dataset(meta, pieces)
     group_length = w.header(0x00020000, "UL", 4) + struct.pack("<I", n)
-    body = b"".join(p for p in pieces if isinstance(p, bytes))
+    # a large meta value (a BulkDataURI, a spilled InlineBinary) is a reference: read it here,
+    # the meta header being one piece of bytes (PS3.10 7.1: always explicit VR little endian,
+    # so no byte swapping)
+    body = b"".join(
+        p if isinstance(p, bytes) else b"".join(iter_chunks(p[0], options.bulkdata_dirs))
+        for p in pieces
+    )
     return b"\x00" * 128 + b"DICM" + group_length + body
 
 
@@ -345,9 +383,12 @@ def encode_part10(
         head = _encode_meta(build_meta(source, meta, meta_ts, update), options)
     body: list[Piece] = []
     w = _Writer(data_ts, options)
-    w.dataset(ds, body)
+    size = w.dataset(ds, body)
     level = options.compression_level if data_ts == DEFLATED else None
-    return Encoded(head, body, level, options.bulkdata_dirs, meta_ts)
+    enc = Encoded(head, body, level, options.bulkdata_dirs, meta_ts)
+    if not w.bulk:
+        enc._size = size  # bytes only: iter_bytes may join them at once
+    return enc
 
 
 def encode_items(items: list[Dataset], options: ConvertOptions, ts: str) -> tuple[list[Piece], int]:
@@ -421,6 +462,11 @@ def gather(chunks: Iterable[bytes], size: int = WRITE_SIZE) -> Iterator[bytes]:
 
 def iter_bytes(enc: Encoded) -> Iterator[bytes]:
     """The output file as a stream of byte chunks (bulk values read here)."""
+    if enc.deflate_level is None and 0 <= enc._size <= WRITE_SIZE:
+        # a small file of bytes only (_size is set when there is no BulkRef piece): one
+        # chunk, joined at C speed (every header goes this way)
+        yield enc.head + b"".join(enc.body)  # type: ignore[arg-type]
+        return
     if enc.head:
         yield enc.head
     if enc.deflate_level is None:
@@ -437,5 +483,8 @@ def iter_bytes(enc: Encoded) -> Iterator[bytes]:
     out = comp.flush()
     size += len(out)
     if size & 1:
-        out += b"\x00"  # keep the file length even
+        # PS3.5 A.5: "If the deflate algorithm produces an odd number of bytes then a single
+        # trailing NULL byte shall be added after the last byte of the deflated bit stream."
+        # (DCMTK 3.7 does not add it; CONTRACT §7 allows the difference.)
+        out += b"\x00"
     yield out

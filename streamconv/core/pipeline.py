@@ -119,7 +119,13 @@ def build_one(
     if spills is not None:
         ctx.spills = spills
     try:
-        built = build_dataset(raw.value, ctx, in_array=in_array)
+        if options.http.prefixes and options.parse_bulkdata:
+            from .webscan import prefetching  # a dataset's http values fetched side by side
+
+            with prefetching(raw.value, ctx):
+                built = build_dataset(raw.value, ctx, in_array=in_array)
+        else:
+            built = build_dataset(raw.value, ctx, in_array=in_array)
         http = options.http
         if not in_array and (http.prefixes or http.require_pixel_data):
             # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);

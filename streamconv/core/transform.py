@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,38 @@ _ISO2022_TERMS = frozenset(
 )
 
 
+# PS3.3 C.12.1.1.2: the single-byte sets without code extensions (Table C.12-2) and the
+# multi-byte GB18030 and GBK (Table C.12-4) are Python's own codecs: encoding them needs no
+# pydicom.charset, whose import pulls in pydicom with numpy and its pixel handlers (~100 ms,
+# 5x the whole conversion of a CT header).  The codecs are those pydicom uses (its names are
+# aliases of these), so the bytes are the same; ISO_IR 203 (Latin-9), absent from
+# pydicom's table, is ISO 8859-15 as DCMTK takes it.  ISO 2022 sets, and ISO_IR 13 (pydicom's
+# own JIS X 0201 encoder), still go through pydicom.
+_PYTHON_CODECS = {
+    "ISO_IR 6": "ascii",  # the default repertoire, ISO 646 (not Latin-1)
+    "ISO_IR 100": "latin_1", "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3",
+    "ISO_IR 110": "iso8859_4", "ISO_IR 144": "iso8859_5", "ISO_IR 127": "iso8859_6",
+    "ISO_IR 126": "iso8859_7", "ISO_IR 138": "iso8859_8", "ISO_IR 148": "iso8859_9",
+    "ISO_IR 203": "iso8859_15", "ISO_IR 166": "tis_620", "GB18030": "gb18030", "GBK": "gbk",
+}  # fmt: skip
+
+
+def _codec_encoder(codec: str) -> Encoder:
+    def encode(text: str, vr: str) -> bytes:
+        try:
+            return text.encode(codec)
+        except UnicodeEncodeError as err:
+            raise _unrepresentable(text[err.start]) from None
+
+    return encode
+
+
+def _unrepresentable(bad: str) -> CharsetError:
+    return CharsetError(
+        f"character {bad!r} (U+{ord(bad):04X}) cannot be represented in the declared character set"
+    )
+
+
 def _encoder_for(terms: list[str], path: str) -> Encoder:
     if terms == ["ISO_IR 192"]:
         return _utf8
@@ -89,6 +122,8 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
             raise CharsetError(
                 f"unknown Specific Character Set term '{term}' (PS3.3 C.12.1.1.2)", path=path
             )
+    if len(names) == 1 and names[0] in _PYTHON_CODECS:
+        return _codec_encoder(_PYTHON_CODECS[names[0]])
     state: dict[str, Any] = {}
 
     def encode(text: str, vr: str) -> bytes:
@@ -106,13 +141,26 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
                 codecs.append(codec)
             state["pc"], state["codecs"] = pc, codecs
         pc, codecs = state["pc"], state["codecs"]
-        if vr == "PN" and len(codecs) > 1:
-            # PS3.5 6.1.2.5.3: each component group starts in the default repertoire
-            return b"=".join(_encode(pc, part, codecs) for part in text.split("="))
-        return _encode(pc, text, codecs)
+        if len(codecs) == 1:
+            return _encode(pc, text, codecs)
+        # PS3.5 6.1.2.5.3: the value-1 character set is active again before every delimiter
+        # (control characters; '\\' between values; '^' and '=' in PN), so each piece between
+        # them is encoded on its own, with its own escape sequence (the PS3.5 I.2 example
+        # repeats ESC $ ) C after '^'); the delimiters themselves are ASCII in every set
+        splitter = _PN_DELIMITERS if vr == "PN" else _DELIMITERS
+        pieces = splitter.split(text)
+        if len(pieces) == 1:
+            return _encode(pc, text, codecs)
+        return b"".join(
+            piece.encode("ascii") if i % 2 else _encode(pc, piece, codecs)
+            for i, piece in enumerate(pieces)
+        )
 
     return encode
 
+
+_DELIMITERS = re.compile(r"([\\\r\n\f\t])")
+_PN_DELIMITERS = re.compile(r"([\\\r\n\f\t^=])")
 
 # pydicom names the default repertoire (ISO-IR 6, PS3.3 C.12.1.1.2) 'iso8859', which Python
 # reads as Latin-1: 'é' would become a silent E9. The default repertoire is ASCII (ISO 646).
@@ -173,10 +221,7 @@ def _encode(pc: Any, text: str, codecs: list[str]) -> bytes:
             return _encode_parts(pc, text, codecs)
         except ValueError:
             pass
-    bad = next((c for c in text if not _encodable(pc, c, codecs)), "?")
-    raise CharsetError(
-        f"character {bad!r} (U+{ord(bad):04X}) cannot be represented in the declared character set"
-    )
+    raise _unrepresentable(next((c for c in text if not _encodable(pc, c, codecs)), "?"))
 
 
 def _encodable(pc: Any, char: str, codecs: list[str]) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..options import ConvertOptions, TransferSyntax
+
 __all__ = [
     "ALL_VRS",
     "BINARY_NUMERIC",
@@ -16,6 +18,8 @@ __all__ = [
     "TEXT_VRS",
     "WORD_SIZE",
     "Element",
+    "PreEncoded",
+    "pre_encoding_pays",
     "tag_path",
 ]
 
@@ -76,6 +80,33 @@ class Element:
 
     def __repr__(self) -> str:
         return f"Element({tag_path(self.tag)}, {self.vr}, {self.value!r:.60})"
+
+
+class PreEncoded(Element):
+    """An element built together with its Explicit VR Little Endian encoding, ``piece``
+    (header and padded value, PS3.5 7.1.2): ASCII text or binary numbers.  ``value`` is as
+    for any element (ASCII text stays ``str`` until the character set step encodes it, to
+    the same bytes in every character set, PS3.5 6.1.2.2); the writer for that transfer
+    syntax appends ``piece`` as it is, any other writer encodes ``value``.  Nothing changes
+    an element's value after it is built except that step, so the two stay in step.
+    """
+
+    __slots__ = ("piece",)
+
+    def __init__(self, tag: int, vr: str, value: str | bytes, piece: bytes) -> None:
+        self.tag = tag
+        self.vr = vr
+        self.value = value
+        self.piece = piece
+
+
+def pre_encoding_pays(options: ConvertOptions) -> bool:
+    """Whether the dataset may be encoded in Explicit VR Little Endian (deflated too), so
+    that building the elements' encoding with them pays.  With +t= the JSON's (0002,0010)
+    decides later (encode.output_ts), and it is rarely given: the pieces are built, and a
+    writer for another transfer syntax ignores them."""
+    ts = options.transfer_syntax
+    return ts is not TransferSyntax.IMPLICIT and ts is not TransferSyntax.BIG
 
 
 def tag_path(tag: int) -> str:

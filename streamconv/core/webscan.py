@@ -26,10 +26,10 @@ def tag_of(key: str) -> int | None:
 
 
 @contextmanager
-def prefetching(value: Pairs, ctx: Any) -> Iterator[None]:
+def prefetching(value: Any, ctx: Any) -> Iterator[None]:
     """While the dataset is built: its http values fetched ahead; those never taken (the
     build failed first) are stopped and their files removed at the end."""
-    started = _prefetch_values(value, ctx)
+    started = _prefetch_values(value, ctx) if isinstance(value, Pairs) else []
     try:
         yield
     finally:
