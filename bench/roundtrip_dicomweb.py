@@ -405,7 +405,7 @@ def _compare(inst: Instance, workdir: Path, errors: dict[tuple[str, str], list[s
     big_endian = not ts.is_little_endian
     if inst.json is None:
         inst.defects = {
-            (): "json-omits: no DICOMweb metadata for this instance (404: its UIDs are shared by two patients in Orthanc)"
+            (): "json-omits: no DICOMweb metadata for this instance (HTTP 404, its UIDs are shared by two patients in Orthanc)"
         }
     else:
         inst.defects = audit(inst.json, original, big_endian)
@@ -457,18 +457,18 @@ def _report(
             print(f"    refused: {line}")
     studies = len({i.study for i in instances.values()})
     print(f"instances on the server: {len(instances)} in {studies} studies\n")
-    labels = {"stream": "`curl STUDY/metadata | streamconv stream +Bh URL`",
+    labels = {"stream": "`curl STUDY/metadata \\| streamconv stream +Bh URL`",
               "split": "`json2dcm --array-split STUDY/metadata +Bh URL --fetch-frames`"}  # fmt: skip
     print("| path | identical | differ: server JSON | differ: streamconv | failed: server JSON "
           "| failed: JSON faithful | target: JSON faithful -> identical |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for path in PATHS:
         c = Counter(verdict(i, path) for i in instances.values())
-        faithful = [i for i in instances.values() if faithful(i, path)]
-        ok = sum(i.results[path][0] == "identical" for i in faithful)
+        clean = [i for i in instances.values() if faithful(i, path)]
+        ok = sum(i.results[path][0] == "identical" for i in clean)
         print(f"| {labels[path]} | {c['identical']} | {c['differ (server JSON)']} | "
               f"{c['differ (streamconv)']} | {c['failed (server JSON)']} | "
-              f"{c['failed (JSON faithful)']} | {ok} of {len(faithful)} |")  # fmt: skip
+              f"{c['failed (JSON faithful)']} | {ok} of {len(clean)} |")  # fmt: skip
     causes: Counter[str] = Counter()
     for inst in instances.values():
         for d in {d.split(" (")[0] if "group length" in d else d for d in inst.defects.values()}:
@@ -485,6 +485,9 @@ def _report(
         print(f"- {inst.name} ({inst.original.file_meta.TransferSyntaxUID.name}): {row}")
         if inst.note:
             print(f"    note: {inst.note}")
+        if details:
+            for defect in inst.defects.values():
+                print(f"    server JSON: {defect}")
         for path in PATHS:
             shown = inst.results[path][1]
             for r in shown if details else shown[:4]:

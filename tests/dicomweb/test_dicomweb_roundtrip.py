@@ -61,9 +61,10 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict
     workdir = tmp_path_factory.mktemp("roundtrip")
     server = Orthanc(workdir / "orthanc")
     try:
-        instances, _counts = bench.roundtrip(server, workdir, list(EXPECTED))
+        instances, counts = bench.roundtrip(server, workdir, list(EXPECTED))
     finally:
         server.stop()
+    bench.COUNTS = counts
     yield bench, {i.name: i for i in instances.values()}
 
 
@@ -106,3 +107,22 @@ def test_the_check_catches_a_converter_fault(result: tuple[Any, dict[str, Any]])
     one_frame.PixelData = pydicom.encaps.encapsulate([frames[0], frames[0]])
     texts = [t for _p, t in bench.differences(rle, one_frame, True, False)]
     assert texts == ["(7FE0,0010) PixelData: frames differ"]
+
+
+def test_report_table(
+    result: tuple[Any, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed table counts what the verdicts say (6 + 2 identical on the README path,
+    8 with --fetch-frames; every instance whose JSON is faithful identical)."""
+    bench, by_name = result
+    instances = {i.orthanc_id: i for i in by_name.values()}
+    bench._report(instances, bench.COUNTS, False, 0.0)
+    out = capsys.readouterr().out
+    assert "instances on the server: 10 in " in out
+    rows = [line for line in out.splitlines() if line.startswith("| `")]
+    cells = [[c.strip() for c in row.split("|")[-7:-1]] for row in rows]
+    # identical | differ: JSON | differ: streamconv | failed: JSON | failed: faithful | target
+    assert cells == [
+        ["6", "4", "0", "0", "0", "6 of 6"],
+        ["8", "2", "0", "0", "0", "8 of 8"],
+    ]
