@@ -138,6 +138,18 @@ def _equal(orig: DataElement, out: DataElement, big_endian: bool) -> bool:
     return False
 
 
+def _same_text(a: Any, b: Any) -> bool:
+    """Equal once trailing spaces are stripped (padding in the JSON is harmless: a reader
+    strips it, as DCMTK and streamconv do)."""
+
+    def norm(v: Any) -> list[str] | None:
+        items = list(v) if isinstance(v, (list, pydicom.multival.MultiValue)) else [v]
+        return [x.rstrip(" ") for x in items] if all(isinstance(x, str) for x in items) else None
+
+    na = norm(a)
+    return na is not None and na == norm(b)
+
+
 def differences(
     original: Dataset, written: Dataset, encapsulated: bool, big_endian: bool
 ) -> list[tuple[list[tuple[int, int]], str]]:
@@ -231,7 +243,7 @@ def audit(doc: dict[str, Any], original: Dataset, big_endian: bool) -> dict[tupl
             except Exception as exc:
                 defects[here] = f"json-value: {elem.keyword or 'private'} {elem.tag}: {exc}"
                 continue
-            if not _equal(elem, parsed, big_endian):
+            if not _equal(elem, parsed, big_endian) and not _same_text(elem.value, parsed.value):
                 defects[here] = (
                     f"json-value: {elem.keyword or 'private'} {elem.tag} {elem.VR}: "
                     f"original {elem.value!r:.40}, JSON {parsed.value!r:.40}"
