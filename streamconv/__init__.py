@@ -3,6 +3,9 @@
 Public API (imported lazily so that the command-line tools start fast; typed for checkers
 through the ``TYPE_CHECKING`` imports below and ``py.typed``):
 
+- :func:`convert_bytes`, :func:`convert_url`, :func:`options_from_args`, :func:`make_options`
+  and the result records :class:`Converted` / :class:`Failed` (:mod:`streamconv.api`): the
+  plain API any engine calls (no event loop, everything picklable).
 - :func:`convert_file` (async) and :func:`convert_file_sync`: one input path (or "-") to
   its outputs; both return the paths written.
 - :class:`ConvertOptions`, :class:`Limits` and the enums in :mod:`streamconv.options`.
@@ -17,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .api import (
+        Converted,
+        Failed,
+        convert_bytes,
+        convert_url,
+        make_options,
+        options_from_args,
+    )
     from .core.pipeline import Converter
     from .errors import (
         ContentError,
@@ -32,7 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ContentError",
     "ConvertOptions",
+    "Converted",
     "Converter",
+    "Failed",
     "InputError",
     "Limits",
     "OutputError",
@@ -40,8 +53,12 @@ __all__ = [
     "UnsupportedURIError",
     "UsageError",
     "__version__",
+    "convert_bytes",
     "convert_file",
     "convert_file_sync",
+    "convert_url",
+    "make_options",
+    "options_from_args",
 ]
 
 _LAZY = {
@@ -56,6 +73,12 @@ _LAZY = {
     "OutputError": "errors",
     "ContentError": "errors",
     "UnsupportedURIError": "errors",
+    "convert_bytes": "api",
+    "convert_url": "api",
+    "options_from_args": "api",
+    "make_options": "api",
+    "Converted": "api",
+    "Failed": "api",
 }
 
 

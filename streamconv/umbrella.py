@@ -1,4 +1,4 @@
-"""`streamconv`: the umbrella command (convert, stream, watch)."""
+"""`streamconv`: the umbrella command (convert, stream, watch, batch)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ usage:
   streamconv stream --output-dir DIR [json2dcm options]      (stdin stream)
   streamconv watch INBOX --output-dir DIR [json2dcm options] (drop-folder daemon)
   streamconv watch --config FILE
+  streamconv batch SOURCE... --output DEST [--report DEST] [--cluster ADDRESS] [--jobs N]
+                   [json2dcm options]                        (many inputs, on Dask)
 
 `streamconv convert` is the same as `json2dcm`; run `json2dcm -h` for its options.
 """
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from .watch import main as watch_main
 
         return watch_main(rest)
+    if command == "batch":
+        from .batch.command import main as batch_main
+
+        return batch_main(rest)
     sys.stderr.write(f"streamconv: unknown command '{command}'\n\n{USAGE}")
     return 1
 

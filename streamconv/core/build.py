@@ -72,6 +72,7 @@ _MAX_CHARS = {
     "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UI": 64,
 }  # fmt: skip
 _NO_LIMIT = 1 << 62
+_ITEM_TAG = "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element"
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 # The fused path (PreEncoded): elements built with their Explicit VR Little Endian encoding,
@@ -191,15 +192,8 @@ def _build_items(
         group = tag >> 16
         if tag & 0xFFFF == 0:
             continue  # group length: dropped everywhere, (0002,0000) recomputed (PS3.5 7.2)
-        if group == 0xFFFE:
-            # PS3.5 7.5: (FFFE,E000/E00D/E0DD) frame items and sequences; as an element they
-            # would end the item or sequence early for every reader
-            problems.error(
-                ContentError(
-                    "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element",
-                    path=_Path(prefix, tag),
-                )
-            )
+        if group == 0xFFFE:  # PS3.5 7.5: they frame items; as elements they end them early
+            problems.error(ContentError(_ITEM_TAG, path=_Path(prefix, tag)))
             continue
         if tag in ds or (group == 2 and meta is not None and tag in meta):
             problems.error(
@@ -392,13 +386,9 @@ def _private_creator(tag: int, siblings: Pairs | None) -> str | None:
         if _key_tag(key) != creator_tag or not isinstance(content, Pairs):
             continue
         for name, value in content.pairs:
-            if (
-                name.lower() == "value"
-                and isinstance(value, list)
-                and value
-                and isinstance(value[0], str)
-            ):
-                return value[0]
+            first = value[0] if isinstance(value, list) and value else None
+            if name.lower() == "value" and isinstance(first, str):
+                return first
     return None
 
 

@@ -114,8 +114,10 @@ def recover(processing: str, own: ClaimDir, known: Iterable[str]) -> Recovery:
         if path in skip:
             continue
         if entry.name.startswith("."):
-            # a claim folder half made by a daemon that died while starting: empty but the lock
-            if entry.is_dir(follow_symlinks=False):
+            # a claim folder half made by a daemon that died while starting: empty but the lock.
+            # One made this minute may be a daemon starting right now, between its mkdir and
+            # its flock (two daemons started at once): not ours to touch
+            if entry.is_dir(follow_symlinks=False) and _older_than(path, HALF_MADE_GRACE):
                 claim = _try_lock(path)
                 if claim is not None:
                     claim.release(remove=True)
@@ -133,6 +135,16 @@ def recover(processing: str, own: ClaimDir, known: Iterable[str]) -> Recovery:
                     os.rename(path, dst)
                     rec.loose.append(entry.name)
     return rec
+
+
+HALF_MADE_GRACE = 60.0  # seconds: a starting daemon renames its claim folder within ms
+
+
+def _older_than(path: str, seconds: float) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _try_lock(path: str) -> ClaimDir | None:
