@@ -122,13 +122,12 @@ _NEVER = 1 << 62
 
 
 class Built:
-    __slots__ = ("dataset", "meta", "temporaries", "warnings")
+    __slots__ = ("dataset", "meta", "warnings")
 
     def __init__(self, dataset: Dataset, meta: Dataset) -> None:
         self.dataset = dataset
         self.meta = meta  # top-level group 0002 elements (with +f)
         self.warnings: list[str] = []  # +E: what was tolerated
-        self.temporaries: list[str] = []  # BuildContext.temporaries, for a failed encode
 
 
 _TAG_CACHE: dict[str, int] = {}

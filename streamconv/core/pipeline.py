@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ..errors import ContentError, Problems, StreamconvError
 from ..options import ArrayPolicy, ConvertOptions, TransferSyntax
 from .build import BuildContext, Built, build_dataset
-from .bulkdata import remove_temporaries, temporary_ref
+from .bulkdata import BulkRef, Encapsulated, remove_temporaries, temporary_ref
 from .documents import DocumentParser, RawDataset, SpillStore, parse_frame
 from .encode import (
     EXPLICIT,
@@ -140,7 +140,6 @@ def build_one(
     except BaseException:
         remove_temporaries(ctx.temporaries)  # fetched values of a dataset that failed
         raise
-    built.temporaries = ctx.temporaries
     return built, sop_changed
 
 
@@ -151,10 +150,24 @@ def convert_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = No
         enc = encode_part10(
             built.dataset, built.meta, run.options, sop_instance_changed=sop_changed
         )
-    except BaseException:
-        remove_temporaries(built.temporaries)  # e.g. +te asked of encapsulated pixels (40)
+    except BaseException:  # e.g. +te asked of encapsulated pixels (40): no output to release
+        remove_temporaries(_temporary_paths(built.dataset))
         raise
     return Output(raw.index, enc, built.dataset, built.warnings)
+
+
+def _temporary_paths(ds: dict[int, Element]) -> list[str]:
+    """The files of streamconv's own (fetched, spilled) that a built dataset's values hold."""
+    paths: list[str] = []
+    for elem in ds.values():
+        value = elem.value
+        refs = value.fragments if isinstance(value, Encapsulated) else [value]
+        paths += [r.path for r in refs if isinstance(r, BulkRef) and r.temporary]
+        if isinstance(value, list):  # a sequence: its items
+            for item in value:
+                if isinstance(item, dict):
+                    paths += _temporary_paths(item)
+    return paths
 
 
 class Converter:
