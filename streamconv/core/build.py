@@ -89,7 +89,7 @@ class BuildContext:
     __slots__ = (
         "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
         "fuse", "max_dataset", "max_elements", "max_value", "options", "problems", "run_key",
-        "source", "spills", "vr_agreed",
+        "source", "spills", "temporaries", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -106,6 +106,7 @@ class BuildContext:
         self.base_url: str | None = None  # an http(s) input: relative URIs resolve against it
         self.run_key: object = None  # http values are fetched once per run (httpfetch cache)
         self.first_http_uri = ""  # names the DICOMweb server for --fetch-frames
+        self.temporaries: list[str] = []  # fetched values' files (removed if the dataset fails)
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})

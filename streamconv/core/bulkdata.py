@@ -265,3 +265,12 @@ def iter_chunks(ref: BulkRef, dirs: tuple[str, ...], chunk: int = CHUNK) -> Iter
 
 def read_all(ref: BulkRef, dirs: tuple[str, ...]) -> bytes:
     return b"".join(iter_chunks(ref, dirs))
+
+
+def remove_temporaries(paths: list[str]) -> None:
+    """Unlink fetched values' files of a dataset that failed (gone already is fine)."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -22,7 +22,7 @@ import tempfile
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urljoin
 
@@ -82,6 +82,16 @@ class Part(NamedTuple):
         return str(params.get("transfer-syntax", ""))
 
 
+class Cancelled(Exception):
+    """A prefetched value nobody will take (its dataset failed): stop reading it."""
+
+
+def cache_key_of(
+    url: URL, offset: int, length: int | None, max_parts: int, cache_key: object
+) -> tuple[Any, ...]:
+    return (cache_key, url.geturl(), offset, length, max_parts)
+
+
 class Sink(Protocol):
     """Where a response's bytes go: a :class:`Body`, or the JSON parser of an http input."""
 
@@ -96,10 +106,11 @@ class Sink(Protocol):
 class Body:
     """The bytes of one response, part after part; memory first, then a temporary file."""
 
-    __slots__ = ("_fd", "budget", "data", "length", "part_start", "parts", "path")
+    __slots__ = ("_fd", "budget", "cancelled", "data", "length", "part_start", "parts", "path")
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
+        self.cancelled = False  # a prefetch nobody waits for any more: stop at the next chunk
         self.data: bytearray | None = bytearray()
         self.path = ""
         self._fd = -1
@@ -108,6 +119,8 @@ class Body:
         self.parts: list[Part] = []
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self.cancelled:
+            raise Cancelled
         n = len(chunk)
         self._check(self.length - self.part_start + n, self.length + n)
         self.length += n
@@ -148,6 +161,8 @@ class Body:
 
     def reset(self) -> None:
         """Forget what arrived (a new attempt starts from the first byte)."""
+        if self.cancelled:
+            raise Cancelled
         self.discard()
         self.data = bytearray()
         self.length = self.part_start = 0
@@ -333,6 +348,10 @@ def clear_cache() -> None:
     _cache_bytes = 0
 
 
+# set by httpprefetch once it is loaded: hands over a body fetched ahead (or None)
+take_prefetched: Callable[[tuple[Any, ...], Budget], Body | None] | None = None
+
+
 # -- fetching -------------------------------------------------------------------------------
 
 
@@ -381,7 +400,13 @@ def fetch(
     """
     target, offset, length = split_range(uri)
     url = permitted(target, http)
-    key = (cache_key, url.geturl(), offset, length, max_parts)
+    key = cache_key_of(url, offset, length, max_parts, cache_key)
+    if take_prefetched is not None and accept == (ACCEPT_MULTIPART, ACCEPT_SINGLE):
+        taken = take_prefetched(key, budget)
+        if taken is not None:
+            if cache_key is not None:
+                _cache_put(key, taken)
+            return taken
     if cache_key is not None:
         cached = _cache_get(key, budget)
         if cached is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ..errors import ContentError, Problems, StreamconvError
 from ..options import ArrayPolicy, ConvertOptions, TransferSyntax
 from .build import BuildContext, Built, build_dataset
-from .bulkdata import temporary_ref
+from .bulkdata import BulkRef, Encapsulated, remove_temporaries, temporary_ref
 from .documents import DocumentParser, RawDataset, SpillStore, parse_frame
 from .encode import (
     EXPLICIT,
@@ -118,26 +118,56 @@ def build_one(
     ctx.base_url = run.base_url
     if spills is not None:
         ctx.spills = spills
-    built = build_dataset(raw.value, ctx, in_array=in_array)
-    http = options.http
-    if not in_array and (http.prefixes or http.require_pixel_data):
-        # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);
-        # local conversions keep DCMTK's silence about images without pixels
-        from .pixels import complete_pixel_data
+    try:
+        if options.http.prefixes and options.parse_bulkdata:
+            from .webscan import prefetching  # a dataset's http values fetched side by side
 
-        complete_pixel_data(built.dataset, built.meta, ctx)
-    built.warnings = problems.warnings
-    # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
-    sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
-    apply_charset(built.dataset, options, run.source, declare=not in_array)
+            with prefetching(raw.value, ctx):
+                built = build_dataset(raw.value, ctx, in_array=in_array)
+        else:
+            built = build_dataset(raw.value, ctx, in_array=in_array)
+        http = options.http
+        if not in_array and (http.prefixes or http.require_pixel_data):
+            # a DICOMweb source (+Bh): pixel data omitted by the server, fragments (issue 12);
+            # local conversions keep DCMTK's silence about images without pixels
+            from .pixels import complete_pixel_data
+
+            complete_pixel_data(built.dataset, built.meta, ctx)
+        built.warnings = problems.warnings
+        # +Ug considers the top-level dataset only (dcmtk-behavior §10); a +ar dataset is an item
+        sop_changed = False if in_array else apply_uids(built.dataset, options, run.salt)
+        apply_charset(built.dataset, options, run.source, declare=not in_array)
+    except BaseException:
+        remove_temporaries(ctx.temporaries)  # fetched values of a dataset that failed
+        raise
     return built, sop_changed
 
 
 def convert_one(raw: RawDataset, run: RunContext, spills: SpillStore | None = None) -> Output:
     """One dataset's JSON -> encoded Part 10 output (:func:`build_one`, then the encoder)."""
     built, sop_changed = build_one(raw, run, spills)
-    enc = encode_part10(built.dataset, built.meta, run.options, sop_instance_changed=sop_changed)
+    try:
+        enc = encode_part10(
+            built.dataset, built.meta, run.options, sop_instance_changed=sop_changed
+        )
+    except BaseException:  # e.g. +te asked of encapsulated pixels (40): no output to release
+        remove_temporaries(_temporary_paths(built.dataset))
+        raise
     return Output(raw.index, enc, built.dataset, built.warnings)
+
+
+def _temporary_paths(ds: dict[int, Element]) -> list[str]:
+    """The files of streamconv's own (fetched, spilled) that a built dataset's values hold."""
+    paths: list[str] = []
+    for elem in ds.values():
+        value = elem.value
+        refs = value.fragments if isinstance(value, Encapsulated) else [value]
+        paths += [r.path for r in refs if isinstance(r, BulkRef) and r.temporary]
+        if isinstance(value, list):  # a sequence: its items
+            for item in value:
+                if isinstance(item, dict):
+                    paths += _temporary_paths(item)
+    return paths
 
 
 class Converter:

@@ -174,6 +174,8 @@ def _fetch_frames(ds: dict[int, Element], ctx: Any) -> None:
             raise ContentError(message) from None
         ctx.problems.warn(message + ": written without Pixel Data")
         return
+    if body.path:
+        ctx.temporaries.append(body.path)  # removed if the dataset fails (build_one)
     if len(body.parts) != count:
         body.discard()
         raise ContentError(

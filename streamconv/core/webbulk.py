@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ContentError
-from . import bulkdata, httpfetch
+from . import bulkdata, httpfetch, httpprefetch
 from .pixels import PIXEL_DATA, encapsulated_value
 from .vr import WORD_SIZE, Element
 
-__all__ = ["http_element"]
+__all__ = ["drop", "http_element", "prefetch"]
 
 
 def http_element(
@@ -41,6 +41,8 @@ def http_element(
     body = httpfetch.fetch(
         uri, opts.http, budget, max_parts=1 << 20 if pixels else 1, cache_key=ctx.run_key
     )
+    if body.path:
+        ctx.temporaries.append(body.path)  # removed if the dataset fails (build_one)
     if pixels:
         try:
             encapsulated = encapsulated_value(body, frames=False)
@@ -71,3 +73,36 @@ def http_element(
         body.discard()
         return Element(tag, vr, raw or None)
     return Element(tag, vr, value)  # the temporary file goes with the output (release)
+
+
+def prefetch(values: list[tuple[int, str, str]], ctx: Any) -> list[Any]:
+    """Start fetching a dataset's http values side by side ((tag, vr, rewritten URI) in
+    element order); the keys of those started, for :func:`drop`."""
+    opts = ctx.options
+    limits = opts.limits
+    budget = httpfetch.Budget(
+        limits.max_value_bytes,
+        limits.max_dataset_bytes or -1,
+        limits.max_dataset_bytes,
+    )
+    keys = []
+    for tag, vr, uri in values:
+        pixels = tag == PIXEL_DATA and vr in ("OB", "OW")
+        try:
+            resolved = httpfetch.resolve(uri, opts.http, ctx.base_url)
+        except ValueError:
+            continue  # the element's own fetch reports it
+        key = httpprefetch.prefetch(
+            resolved,
+            opts.http,
+            budget,
+            max_parts=1 << 20 if pixels else 1,
+            cache_key=ctx.run_key,
+        )
+        if key is not None:
+            keys.append(key)
+    return keys
+
+
+def drop(keys: list[Any]) -> None:
+    httpprefetch.drop(keys)

@@ -152,6 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             srv.stop_event.wait(srv.slow_seconds)
             self.close_connection = True
+        elif kind == "together":  # answered only once two such requests are in flight at once
+            try:
+                srv.together.wait()
+            except threading.BrokenBarrierError:
+                self._send(400, b"requests came one after the other", "text/plain")
+            else:
+                self._send(200, _part(data) + _END, _MULTI)
         elif kind == "big":  # n bytes, one part, generated while sent
             head = f"--{BOUNDARY}\r\nContent-Type: application/octet-stream\r\n"
             head += f"Content-Length: {n}\r\n\r\n"
@@ -190,6 +197,9 @@ class FaultServer(ThreadingHTTPServer):
         self.other_port = 9  # the redirect target: a port nothing listens on
         self.slow_seconds = 5.0
         self.stop_event = threading.Event()
+        # the "together" behaviour: proves two requests overlap (no timing involved; the
+        # timeout only bounds a failing run)
+        self.together = threading.Barrier(2, timeout=10)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def start(self) -> FaultServer:
@@ -211,6 +221,7 @@ class FaultServer(ThreadingHTTPServer):
         self._thread.join(timeout=10)
 
     def reset(self) -> None:
+        self.together.reset()
         with self.lock:
             self.requests.clear()
             self.counts.clear()
