@@ -64,7 +64,7 @@ def _http_values(obj: Pairs, ctx: Any, out: list[tuple[int, str, str]], depth: i
                 vr = val
             elif lname == "bulkdatauri":
                 uri = val
-            elif lname == "value" and isinstance(val, list) and depth < 8:
+            elif lname == "value" and type(val) is list and depth < 8:  # PairList: a list subclass
                 for item in val:
                     if isinstance(item, Pairs):
                         _http_values(item, ctx, out, depth + 1)
