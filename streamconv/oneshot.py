@@ -196,19 +196,37 @@ def _convert_sync(inp: _Input, output_path: str, options: ConvertOptions) -> lis
     conv = Converter(inp.run(options))
     written: list[str] = []
     try:
+        chunk = _read(fd)
+        ahead = _read(fd) if 0 < len(chunk) < READ_SIZE else None
+        if ahead == b"":
+            # the whole input in one read (a header, the usual case): parsed without ijson
+            # when it can be (start-up, issue 11); the bytes and messages are the same
+            outs = conv.feed_whole(chunk)
+            if outs is not None:
+                for out in outs:
+                    assert isinstance(out, Output)
+                    written.append(write_output(out, output_path, options))
+                chunk = b""
         while True:
-            try:
-                chunk = os.read(fd, READ_SIZE)
-            except OSError as exc:
-                raise InputError(f"cannot read JSON input: {exc.strerror}") from None
             outs = conv.feed(chunk) if chunk else conv.finish()
             for out in outs:
                 assert isinstance(out, Output)
                 written.append(write_output(out, output_path, options))
             if not chunk:
                 return written
+            if ahead is not None:
+                chunk, ahead = ahead, None
+            else:
+                chunk = _read(fd)
     except StreamconvError as exc:
         exc.with_source(source)
         raise
     finally:
         conv.close()
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, READ_SIZE)
+    except OSError as exc:
+        raise InputError(f"cannot read JSON input: {exc.strerror}") from None

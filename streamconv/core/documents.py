@@ -536,6 +536,46 @@ class DocumentParser:
             prefix = ""
         self._coro = _items_coro(self._target, prefix)
 
+    def parse_whole(self, whole: bytes) -> list[RawDataset] | None:
+        """The whole input, read in one piece, parsed by the standard library's C scanner as
+        :func:`parse_frame` does (no ijson import on a one-shot conversion's start-up).
+
+        None, with this parser untouched, when that does not apply or fails: the caller then
+        feeds the same bytes to :meth:`feed` and :meth:`finish`, and yajl says what is wrong
+        as it always did.  A fresh pre-pass runs over the bytes (BOM, trailing commas, limits,
+        lone surrogates, digits); below its splicing size nothing is spilled, so dropping it
+        leaves nothing behind.  After a success :meth:`finish` has nothing more to give.
+        """
+        if self._coro is not None or self.filter.consumed or len(whole) >= _SPILL_START:
+            return None
+        pre = JsonFilter(
+            self.spills,
+            max_depth=self.filter._max_depth,
+            max_input_bytes=self.filter._max_input,
+            max_value_bytes=self.filter._max_value,
+        )
+        try:
+            data = pre.feed(whole) + pre.finish()
+            first = data.lstrip(_WS)[:1]
+            if not first:
+                return None
+            value = _decoder()(data.decode("utf-8"))
+        except Exception:  # anything refused: yajl's path reports it (or accepts it)
+            return None
+        self.filter = pre
+        if first == b"[":
+            self.shape = "array"
+            values = value
+        else:
+            self.shape = "values"
+            values = [value]
+        self._closed = True
+        self._coro = _Done
+        if self.shape == "array" and not values:
+            raise ContentError("found empty JSON array instead of DICOM JSON dataset")
+        self._target.items = values
+        return self._collect()
+
     def feed(self, chunk: bytes) -> list[RawDataset]:
         data: bytes | bytearray = self.filter.feed(chunk)
         if self.filter.inside_string and self._coro is not None:
@@ -549,6 +589,8 @@ class DocumentParser:
         return self._push(data)
 
     def finish(self) -> list[RawDataset]:
+        if self._coro is _Done:  # parse_whole had it all
+            return []
         tail: bytes | bytearray = self.filter.finish()
         if self._held:
             self._held += tail
@@ -649,10 +691,26 @@ class DocumentParser:
 
 
 _decode: Any = None  # parse_frame's JSONDecoder.decode, made on first use
+_Done = object()  # DocumentParser._coro after parse_whole: the input was parsed whole
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"'{name}' is not a JSON value")
+
+
+def _decoder() -> Any:
+    """The standard library's JSON decoder, building what yajl builds (made once)."""
+    global _decode
+    if _decode is None:
+        import json  # here: only when a document is parsed whole or a frame is
+
+        _decode = json.JSONDecoder(
+            object_pairs_hook=PairList,
+            # as the spelling parser builds them (JsonNumber: a Decimal with its text)
+            parse_float=JsonNumber,
+            parse_constant=_no_constant,
+        ).decode
+    return _decode
 
 
 def parse_frame(
@@ -663,23 +721,14 @@ def parse_frame(
     The frame has been through the pre-pass already; ``start`` is its input offset, for
     error messages.
     """
-    global _decode
-    if _decode is None:
-        import json  # here: not on the start-up path of a one-shot conversion
-
-        _decode = json.JSONDecoder(
-            object_pairs_hook=PairList,
-            # as the spelling parser builds them (JsonNumber: a Decimal with its text)
-            parse_float=JsonNumber,
-            parse_constant=_no_constant,
-        ).decode
+    decode = _decoder()
     try:
         # the standard library's C scanner builds the objects at C speed; it accepts what
         # yajl accepts, no more (NaN and Infinity are refused by _no_constant; lone
         # surrogates were refused by the pre-pass), and numbers reach the model as yajl
         # gives them (int, or JsonNumber with the token's text).  Whatever it refuses
         # goes to yajl below, which says what is wrong, and where, as it always did.
-        return RawDataset(index, _decode(data.decode("utf-8")), offset)
+        return RawDataset(index, decode(data.decode("utf-8")), offset)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
         pass
     ijson = _yajl()[0]

@@ -196,6 +196,18 @@ class Converter:
         self._select(self.parser.feed(data))
         return []
 
+    def feed_whole(self, data: bytes) -> list[Output | Failure] | None:
+        """The whole input in one piece (a one-shot conversion of a small file): parsed
+        without ijson when it can be (DocumentParser.parse_whole), else None and nothing
+        done: the caller feeds it instead.  Not for --array-split, whose outputs are written
+        as each read completes them; :meth:`finish` follows as after :meth:`feed`."""
+        if not isinstance(self.parser, DocumentParser):
+            return None
+        if self.options.array_policy is ArrayPolicy.SPLIT:
+            return None
+        raws = self.parser.parse_whole(data)
+        return None if raws is None else self._handle(raws)
+
     def finish(self) -> list[Output | Failure]:
         if isinstance(self.parser, DocumentParser):
             outs = self._handle(self.parser.finish())
