@@ -15,11 +15,13 @@ through the ``TYPE_CHECKING`` imports below and ``py.typed``):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .api import (
         Converted,
         Failed,

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import NamedTuple
 
 from .errors import UsageError
-from .options import ArrayPolicy, ConvertOptions, HttpSettings, Limits, TransferSyntax, WriteMode
+from .options import (
+    ArrayPolicy,
+    ConvertOptions,
+    HttpSettings,
+    Limits,
+    NamedTuple,
+    TransferSyntax,
+    WriteMode,
+)
 
 __all__ = [
     "OPTIONS",

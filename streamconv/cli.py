@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TextIO
 
 from . import __version__
 from .args import PROG, build_options, log_level, parse_args, usage
 from .errors import StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["main", "main_entry", "run"]
 

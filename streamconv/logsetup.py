@@ -18,7 +18,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Final, TextIO
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Final, TextIO
 
 __all__ = [
     "DCMTK_LOGGERS",

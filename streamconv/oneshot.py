@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import AsyncIterator
-from typing import Any
 
 from .core.pipeline import Converter, Output, RunContext
 from .errors import InputError, OutputError, StreamconvError
 from .options import ArrayPolicy, ConvertOptions
 from .sinks import write_output
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["READ_SIZE", "convert_file", "convert_file_sync", "open_input", "read_chunks"]
 

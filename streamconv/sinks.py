@@ -16,13 +16,16 @@ import re
 import string
 import sys
 from collections.abc import Iterable
-from typing import Any, BinaryIO
 
 from .core.encode import Encoded, gather, iter_bytes
 from .core.pipeline import Output, release
 from .core.vr import Element
 from .errors import ContentError, OutputError, StreamconvError
 from .options import ArrayPolicy, ConvertOptions
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 __all__ = [
     "PART_SUFFIX",

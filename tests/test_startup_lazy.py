@@ -17,7 +17,13 @@ from streamconv.core.documents import DocumentParser, Pairs
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 # made lazy for issue 11: none of them is needed to convert a plain header
-LAZY = ("ijson", "inspect", "ast", "dis")  # (tokenize: compiling a .py without .pyc uses it)
+LAZY = (
+    "ijson",
+    "inspect",
+    "ast",
+    "dis",
+    "typing",
+)  # (tokenize: compiling a .py without .pyc uses it)
 
 
 def test_oneshot_imports_none_of_the_lazy_modules(tmp_path: Path) -> None:
@@ -89,3 +95,20 @@ def test_parse_whole_reports_an_empty_array() -> None:
 
     with pytest.raises(ContentError, match="empty JSON array"):
         DocumentParser().parse_whole(b" [ ] ")
+
+
+def test_option_records_are_named_tuples() -> None:
+    import pickle
+
+    from streamconv.core.dictionary import DictEntry
+    from streamconv.options import ConvertOptions, HttpAuth, Limits
+
+    o = ConvertOptions(array_select=2)
+    assert o._fields[:3] == ("read_meta", "generate_uids", "overwrite_uids")
+    assert o.limits == Limits() and Limits().max_depth == 64  # defaults, as declared
+    changed = o._replace(limits=Limits(max_depth=3))
+    assert changed.limits.max_depth == 3 and changed.array_select == 2
+    assert pickle.loads(pickle.dumps(changed)) == changed  # workers get them pickled
+    assert repr(HttpAuth("https://x/", "Authorization", "secret")).endswith("'***')")
+    assert isinstance(o, tuple) and Limits.__doc__ and "limits" in Limits.__doc__
+    assert callable(DictEntry.contains)  # methods of the class body are kept

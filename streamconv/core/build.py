@@ -12,7 +12,6 @@ import logging
 import re
 import struct
 from decimal import Decimal
-from typing import Any
 
 from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
 from ..options import ConvertOptions
@@ -55,6 +54,10 @@ from .vr import (
     pre_encoding_pays,
     tag_path,
 )
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["BuildContext", "Built", "build_dataset"]
 

@@ -20,17 +20,23 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from types import ModuleType
-from typing import Final, Literal, NamedTuple
 
 __all__ = ["DictEntry", "Dictionary", "get_dictionary", "load_dictionary"]
 
 logger = logging.getLogger(__name__)
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Final, Literal, NamedTuple
+
+    _Rule = Literal["any", "even", "odd"]
+else:
+    from ..options import NamedTuple
+
 # (VR, VM, name, retired, keyword) in pydicom's _dicom_dict; (VR, VM, name, retired) in
 # its _private_dict.
 _PublicEntry = tuple[str, str, str, str, str]
 _PrivateEntry = tuple[str, str, str, str]
-_Rule = Literal["any", "even", "odd"]
 
 PIXEL_DATA: Final = 0x7FE00010
 _LUT_DATA: Final = 0x00283006

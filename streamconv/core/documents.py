@@ -21,7 +21,6 @@ import itertools
 import operator
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
@@ -36,6 +35,10 @@ from .spelling import (
     negative_zero,
 )
 from .spills import Spill, SpillStore, decode_base64  # re-exported: their old home
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DocumentParser",

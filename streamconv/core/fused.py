@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 import re
 import struct
-from typing import Any
 
 from .numbers import _FL_LIMIT, _FUSED_BINARY, _SHORT_HEADER, _VR_BYTES, JsonNumber
 from .vr import BINARY_NUMERIC, LONG_HEADER_VRS, TEXT_VRS, Element, PreEncoded
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ascii_element", "fused_number"]
 

@@ -18,10 +18,13 @@ import re
 import struct
 import sys
 from decimal import Decimal
-from typing import Any
 
 from ..errors import ContentError, LimitError, Problems
 from .vr import ALL_VRS, BINARY_NUMERIC, Element, PreEncoded
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "JsonNumber",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ContentError, Problems, StreamconvError
 from ..options import ArrayPolicy, ConvertOptions, TransferSyntax
@@ -44,11 +43,15 @@ __all__ = [
     "release",
 ]
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from .framing import Frame, Framer
 
+    _T = TypeVar("_T")
+
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 PRIVATE_CREATOR = 0x00090010
 PRIVATE_SEQUENCE = 0x00091000

@@ -9,9 +9,12 @@ token whose value loses its spelling, ``-0``, with the helpers below.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from .numbers import NEGATIVE_ZERO, JsonNumber
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "NEG_ZERO",

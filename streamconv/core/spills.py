@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import binascii
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Spill", "SpillStore", "decode_base64"]
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import CharsetError, StreamconvError
 from ..options import ConvertOptions
 from .uids import generate_uid, mapped_uid
 from .vr import CHARSET_VRS, Element, tag_path
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["apply_charset", "apply_uids"]
 

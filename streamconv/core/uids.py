@@ -9,7 +9,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "GENERIC_SOP_CLASS",
