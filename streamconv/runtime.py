@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sys
 
 from .errors import WorkerDied
@@ -48,6 +47,7 @@ def worker_init(parent_pid: int) -> None:
         return
     _WORKER_READY = True
     tune_gc()
+    import signal  # here: json2dcm's one-shot start-up has no use for it (issue 11)
     import threading
 
     if threading.current_thread() is threading.main_thread():
