@@ -112,3 +112,32 @@ def test_option_records_are_named_tuples() -> None:
     assert repr(HttpAuth("https://x/", "Authorization", "secret")).endswith("'***')")
     assert isinstance(o, tuple) and Limits.__doc__ and "limits" in Limits.__doc__
     assert callable(DictEntry.contains)  # methods of the class body are kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"QQ==", b"QR==", b"QUJD", "QUJDRA==", b"QUJDREU=", b"////", b"A" * 4092 + b"QQ=="],
+)
+def test_short_base64_decodes_as_pybase64(text: bytes | str) -> None:
+    import pybase64
+
+    from streamconv.core.spills import decode_base64
+
+    assert decode_base64(text) == pybase64.b64decode(text, validate=True)
+
+
+@pytest.mark.parametrize(
+    "text", [b"QQ", b"Q===", b"QQ==QQ==", b"QQ\nQQ==", b"-_-_", "QÜ==", b"=QQQ"]
+)
+def test_short_base64_refused_with_pybase64s_words(text: bytes | str) -> None:
+    import binascii
+
+    import pybase64
+
+    from streamconv.core.spills import decode_base64
+
+    with pytest.raises((binascii.Error, ValueError)) as ours:
+        decode_base64(text)
+    with pytest.raises((binascii.Error, ValueError)) as theirs:
+        pybase64.b64decode(text, validate=True)
+    assert str(ours.value) == str(theirs.value)
