@@ -33,9 +33,11 @@ def test_oneshot_imports_none_of_the_lazy_modules(tmp_path: Path) -> None:
         "from streamconv.cli import main\n"
         f"rc = main([{str(EXAMPLES / 'ct.json')!r}, {str(out)!r}])\n"
         f"print(rc, sorted(m for m in sys.modules if m.split('.')[0] in {LAZY!r}))\n"
+        "from streamconv.core.dictionary import _Builtin\n"
+        "print('whole dictionary loaded:', _Builtin._public is not None)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.split("\n")[0] == "0 []", run.stdout + run.stderr
+    assert run.stdout.split("\n")[:2] == ["0 []", "whole dictionary loaded: False"], run.stderr
     assert out.read_bytes()[128:132] == b"DICM"
 
 
@@ -141,3 +143,21 @@ def test_short_base64_refused_with_pybase64s_words(text: bytes | str) -> None:
     with pytest.raises((binascii.Error, ValueError)) as theirs:
         pybase64.b64decode(text, validate=True)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_public_vr_table_is_pydicoms() -> None:
+    # core/public_vrs.py is what pydicom's dictionary of that size gives (renew it when
+    # pydicom changes: see dictionary.public_vrs_source); another pydicom: the VRs come
+    # from its whole dictionary.  Either way they are pydicom's.
+    import os
+
+    from streamconv.core import dictionary, public_vrs
+
+    path = Path(dictionary.__file__).with_name("public_vrs.py")
+    size = os.stat(dictionary._pydicom_file("_dicom_dict.py")).st_size
+    if size == public_vrs.SOURCE_SIZE:
+        assert path.read_text() == dictionary.public_vrs_source()
+    exact, masks = dictionary._Builtin.vrs()
+    whole, whole_masks = dictionary._Builtin.public()
+    assert exact == {tag: e[0] for tag, e in whole.items()} and len(exact) > 4000
+    assert masks == [(v, m, e[0]) for v, m, e in whole_masks]

@@ -269,12 +269,16 @@ class _UserEntries:
 # --- pydicom's data modules, executed without importing the pydicom package ---------------
 
 
-def _exec_pydicom_module(filename: str) -> ModuleType:
+def _pydicom_file(filename: str) -> str:
     # find_spec on a top-level name locates the package without running its __init__.
     spec = importlib.util.find_spec("pydicom")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("pydicom is not installed; streamconv needs its data dictionary")
-    path = os.path.join(next(iter(spec.submodule_search_locations)), filename)
+    return os.path.join(next(iter(spec.submodule_search_locations)), filename)
+
+
+def _exec_pydicom_module(filename: str) -> ModuleType:
+    path = _pydicom_file(filename)
     module_spec = importlib.util.spec_from_file_location(
         f"_streamconv_pydicom_{filename.removesuffix('.py').lstrip('_')}", path
     )
@@ -312,6 +316,30 @@ class _Builtin:
                     cls._public = (exact, masks)
         return cls._public
 
+    _vrs: tuple[dict[int, str], list[tuple[int, int, str]]] | None = None
+
+    @classmethod
+    def vrs(cls) -> tuple[dict[int, str], list[tuple[int, int, str]]]:
+        """The public VRs alone (exact tags, masks), all a conversion looks up.
+
+        Loading pydicom's whole dictionary (names and keywords: ~10,000 strings) costs
+        ~3.5 ms, a tenth of a one-shot json2dcm run (issue 11); core/public_vrs.py holds its
+        VRs, made from pydicom's _dicom_dict.py of the size it records.  Any other file:
+        taken from the whole dictionary, as before.
+        """
+        if cls._vrs is None:
+            from . import public_vrs
+
+            try:
+                same = os.stat(_pydicom_file("_dicom_dict.py")).st_size == public_vrs.SOURCE_SIZE
+            except OSError:
+                same = False
+            if same:
+                cls._vrs = (public_vrs.EXACT, list(public_vrs.MASKS))
+            else:
+                cls._vrs = public_vr_table()
+        return cls._vrs
+
     @classmethod
     def private(cls) -> dict[str, dict[str, _PrivateEntry]]:
         if cls._private is None:
@@ -320,6 +348,33 @@ class _Builtin:
                     module = _exec_pydicom_module("_private_dict.py")
                     cls._private = module.private_dictionaries
         return cls._private
+
+
+def public_vr_table() -> tuple[dict[int, str], list[tuple[int, int, str]]]:
+    """(tag -> VR, [(value, mask, VR)]) from pydicom's whole public dictionary."""
+    exact, masks = _Builtin.public()
+    return {tag: e[0] for tag, e in exact.items()}, [(v, m, e[0]) for v, m, e in masks]
+
+
+def public_vrs_source() -> str:
+    """The text of core/public_vrs.py for the installed pydicom (tests compare; to renew:
+    ``python -c "from streamconv.core.dictionary import public_vrs_source as s;
+    print(s(), end='')" > streamconv/core/public_vrs.py``)."""
+    exact, masks = public_vr_table()
+    size = os.stat(_pydicom_file("_dicom_dict.py")).st_size
+    lines = [
+        '"""The VRs of pydicom\'s public data dictionary (generated: see',
+        'dictionary.public_vrs_source; used while pydicom\'s file has SOURCE_SIZE bytes)."""',
+        "",
+        f"SOURCE_SIZE = {size}",
+        "EXACT: dict[int, str] = {",
+        *(f'    0x{tag:08X}: "{vr}",' for tag, vr in exact.items()),
+        "}",
+        "MASKS: tuple[tuple[int, int, str], ...] = (",
+        *(f'    (0x{v:08X}, 0x{m:08X}, "{vr}"),' for v, m, vr in masks),
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _builtin_private_entry(tag: int, creator: str) -> _PrivateEntry | None:
@@ -346,7 +401,7 @@ class Dictionary:
         self._user = _UserEntries()
         for entry in entries:
             self._user.add(entry)
-        self._exact, self._masks = _Builtin.public()
+        self._vr_exact, self._vr_masks = _Builtin.vrs()
         self.sources: tuple[str, ...] = tuple(sources)
         self._keywords: dict[str, int] | None = None
         self._choices: dict[int, frozenset[str]] = {}
@@ -398,8 +453,8 @@ class Dictionary:
         resolved = self.vr(tag)
         if resolved is None:
             return frozenset()
-        entry = None if _is_private(tag >> 16) else self._public_entry(tag)
-        raw = entry[0] if entry is not None else resolved
+        entry = None if _is_private(tag >> 16) else self._public_raw_vr(tag)
+        raw = entry if entry is not None else resolved
         choices = set(_PSEUDO_CHOICES.get(raw, ()))
         choices.update(c for c in raw.replace("_", " or ").split(" or ") if c in _STANDARD_VRS)
         choices.add(resolved)
@@ -420,7 +475,8 @@ class Dictionary:
     def tag_for_keyword(self, keyword: str) -> int | None:
         """The tag of a public keyword (not a repeating-group one), or None."""
         if self._keywords is None:
-            keywords = {entry[4]: tag for tag, entry in self._exact.items() if entry[4]}
+            exact = _Builtin.public()[0]
+            keywords = {entry[4]: tag for tag, entry in exact.items() if entry[4]}
             for (tag, creator), entry in self._user.exact.items():
                 if creator is None and entry.keyword:
                     keywords[entry.keyword] = tag
@@ -428,15 +484,34 @@ class Dictionary:
         return self._keywords.get(keyword)
 
     def _public_vr(self, tag: int) -> str | None:
-        found = self._public_entry(tag)
-        return _resolve_vr(found[0], tag) if found is not None else None
+        found = self._public_raw_vr(tag)
+        return _resolve_vr(found, tag) if found is not None else None
+
+    def _public_raw_vr(self, tag: int) -> str | None:
+        """_public_entry's VR, from the VR table alone (the same order of look-ups)."""
+        user = self._user.find_exact(tag, None) if self._user else None
+        if user is not None:
+            return user.vr
+        builtin = self._vr_exact.get(tag)
+        if builtin is not None:
+            return builtin
+        user = self._user.find_range(tag, None) if self._user else None
+        if user is not None:
+            return user.vr
+        if _is_private(tag >> 16):
+            return None  # repeating groups are even (PS3.5 7.6); pydicom's masks ignore that
+        for value, mask, vr in self._vr_masks:
+            if (tag ^ value) & mask == 0:
+                return vr
+        return None
 
     def _public_entry(self, tag: int) -> tuple[str, str, str] | None:
         """(VR, keyword, name) from the creator-less entries."""
         user = self._user.find_exact(tag, None) if self._user else None
         if user is not None:
             return user.vr, user.keyword, user.keyword
-        builtin = self._exact.get(tag)
+        exact, masks = _Builtin.public()
+        builtin = exact.get(tag)
         if builtin is not None:
             return builtin[0], builtin[4], builtin[2]
         user = self._user.find_range(tag, None) if self._user else None
@@ -444,7 +519,7 @@ class Dictionary:
             return user.vr, user.keyword, user.keyword
         if _is_private(tag >> 16):
             return None  # repeating groups are even (PS3.5 7.6); pydicom's masks ignore that
-        for value, mask, entry in self._masks:
+        for value, mask, entry in masks:
             if (tag ^ value) & mask == 0:
                 return entry[0], entry[4], entry[2]
         return None
