@@ -548,7 +548,9 @@ def test_second_sigterm_exits_now(tmp_path: Path) -> None:
     # signal came, the default action of a SIGTERM once the handlers are gone (-15)
     assert proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM), text
     if proc.returncode > 0:
-        assert "again" in text
+        # the second signal stopped the drain ("again"), or the drain of the datasets in hand
+        # was already over when it came (both a clean end: nothing half-written either way)
+        assert "again" in text or "the datasets in hand were finished" in text, text
     assert not part_files(out)  # the killed workers' temporaries were removed
     for path in out.glob("*.dcm"):
         pydicom.dcmread(path)
