@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="workers (default: CPUs)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best of each (2)")
     p.add_argument("--workdir", type=Path, default=corpus.DEFAULT_WORKDIR)
-    p.add_argument("--results", type=Path, default=BENCH_DIR / "results.ndjson")
+    p.add_argument("--results", type=Path, default=BENCH_DIR / "out" / "results.jsonl")
     add_idle_options(p)
     args = p.parse_args(argv)
     src = corpus.ensure_ndjson(args.workdir, args.n)
