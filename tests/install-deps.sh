@@ -17,7 +17,15 @@ if [ ! -x /usr/sbin/Orthanc ] || [ ! -e /usr/share/orthanc/plugins/libOrthancDic
              "the DICOMweb server tests will be skipped" >&2
     fi
 fi
-python -m pip install --quiet ".[test]"
+# an editable install (a developer's `pip install -e`) stays editable; otherwise, as in CI, a
+# plain install (what users get: bytecode compiled, no editable-import finder)
+if python -c 'import json, sys, importlib.metadata as m
+d = m.distribution("streamconv").read_text("direct_url.json") or "{}"
+sys.exit(0 if json.loads(d).get("dir_info", {}).get("editable") else 1)' 2>/dev/null; then
+    python -m pip install --quiet -e ".[test]"
+else
+    python -m pip install --quiet ".[test]"
+fi
 botocore_version=$(python -c "import importlib.metadata as m; print(m.version('botocore'))")
 python -m pip install --quiet "moto[server]" "boto3==$botocore_version" "botocore==$botocore_version" \
     || python -m pip install --quiet "moto[server]" "botocore==$botocore_version"
