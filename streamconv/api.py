@@ -136,14 +136,6 @@ def make_options(base: ConvertOptions | None = None, **fields: Any) -> ConvertOp
 # -- conversion ------------------------------------------------------------------------------
 
 
-def _sop_uid(out: Output) -> str:
-    elem = out.dataset.get(0x00080018)
-    value = None if elem is None else elem.value
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return value.strip(" \x00") if isinstance(value, str) else ""
-
-
 def _stem(source: str) -> str:
     base = source.rstrip("/").rsplit("/", 1)[-1]
     for ext in (".json", ".ndjson", ".jsonl"):
@@ -327,7 +319,7 @@ def convert_bytes(
             release(item)
             results.append(Failed.from_error(exc.with_source(source), index, source))
             continue
-        uid = _sop_uid(item)
+        uid = item.sop_instance_uid()
         warnings = tuple(item.warnings)
         payload = output_bytes(item, spool_threshold)
         size = len(payload) if isinstance(payload, bytes) else _size_of(payload)
@@ -375,7 +367,7 @@ def convert_url(
             target = (
                 out_store.join(dest, output_name(item, index, options, source)) if split else dest
             )
-            uid = _sop_uid(item)
+            uid = item.sop_instance_uid()
             size = out_store.write_output(item, target)
         except StreamconvError as exc:
             results.append(Failed.from_error(exc.with_source(source), index, source))

@@ -32,6 +32,7 @@ __all__ = [
     "ParsedArgs",
     "build_options",
     "expand_command_files",
+    "log_config",
     "log_level",
     "parse_args",
     "split_command_file",
@@ -408,6 +409,11 @@ def build_options(p: ParsedArgs) -> ConvertOptions:
         limits=limits,
         http=http,
     )
+
+
+def log_config(p: ParsedArgs) -> str | None:
+    """The -lc file, if one was given (every front end hands it to ``setup_logging``)."""
+    return str(p.values["log_config"]) if "log_config" in p.values else None
 
 
 def log_level(p: ParsedArgs) -> str:

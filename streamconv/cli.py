@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .args import PROG, build_options, log_level, parse_args, usage
+from .args import PROG, build_options, log_config, log_level, parse_args, usage
 from .errors import StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
 
@@ -102,8 +102,7 @@ def main(
     from .logsetup import setup_logging
 
     try:
-        setup_logging(level, str(parsed.values["log_config"]) if "log_config" in parsed.values else None,
-                      stream=err, appname=PROG)  # fmt: skip
+        setup_logging(level, log_config(parsed), stream=err, appname=PROG)
     except ValueError as exc:
         _print_error(err, str(exc))
         return 1
@@ -160,7 +159,7 @@ def run(
 
             import anyio  # worker processes: the async stream engine
 
-            # a worker that died: WorkerDied, exit 70 (streamconv.runtime.WORKER_DIED_EXIT)
+            # a worker that died: errors.WorkerDied, exit 70
             anyio.run(functools.partial(convert_file, src, dst, options, resume=resume))
         else:
             convert_file_sync(src, dst, options)

@@ -86,6 +86,12 @@ class _Input:
         run.base_url = self.base_url
         return run
 
+    def __enter__(self) -> _Input:
+        return self
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        self.close(exc if isinstance(exc, StreamconvError) else None)
+
     def close(self, failure: StreamconvError | None = None) -> None:
         """Close the input; a URL's fetch error wins over what the parser saw (a cut)."""
         if self.url is not None:
@@ -109,17 +115,8 @@ async def convert_file(
 
     if options.array_policy is ArrayPolicy.SPLIT and output_path != "-":
         await anyio.to_thread.run_sync(_make_output_dir, output_path)
-    inp = _Input(input_path, options)
-    try:
-        written = await _convert_file(inp, output_path, options, resume=resume)
-    except StreamconvError as exc:
-        inp.close(exc)
-        raise
-    except BaseException:
-        inp.close()
-        raise
-    inp.close()
-    return written
+    with _Input(input_path, options) as inp:
+        return await _convert_file(inp, output_path, options, resume=resume)
 
 
 async def _convert_file(
@@ -181,17 +178,8 @@ def convert_file_sync(input_path: str, output_path: str, options: ConvertOptions
     """
     if options.array_policy is ArrayPolicy.SPLIT:
         raise ValueError("--array-split needs convert_file (worker processes)")
-    inp = _Input(input_path, options)
-    try:
-        written = _convert_sync(inp, output_path, options)
-    except StreamconvError as exc:
-        inp.close(exc)
-        raise
-    except BaseException:
-        inp.close()
-        raise
-    inp.close()
-    return written
+    with _Input(input_path, options) as inp:
+        return _convert_sync(inp, output_path, options)
 
 
 def _convert_sync(inp: _Input, output_path: str, options: ConvertOptions) -> list[str]:

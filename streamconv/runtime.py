@@ -6,9 +6,7 @@ import gc
 import os
 import sys
 
-from .errors import WorkerDied
-
-__all__ = ["WORKER_DIED_EXIT", "tune_gc", "worker_init"]
+__all__ = ["tune_gc", "worker_init"]
 
 _TUNED = False
 
@@ -63,8 +61,3 @@ def worker_init(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:
         os._exit(1)  # the parent is already gone
-
-
-# A worker process that died (killed, out of memory): one exit code in every front end
-# (errors.WorkerDied; it was 65 in json2dcm, 137 in the stream, 70 in the daemon's records).
-WORKER_DIED_EXIT = WorkerDied.exit_code

@@ -40,7 +40,7 @@ exit codes: 0 all converted, 65 some datasets rejected, 1 usage, 40 output not w
 
 
 def main(argv: list[str]) -> int:
-    from .args import build_options, log_level, parse_args
+    from .args import build_options, log_config, log_level, parse_args
     from .logsetup import setup_logging
     from .sinks import claim_std_fds
 
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     try:
         setup_logging(
             level,
-            str(parsed.values["log_config"]) if "log_config" in parsed.values else None,
+            log_config(parsed),
             appname="streamconv",
         )
     except ValueError as exc:

@@ -12,6 +12,12 @@ from streamconv.logsetup import reset_logging
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """anyio's tests run on asyncio, the backend the front ends use."""
+    return "asyncio"
+
+
+@pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary directory of this test's own for everything streamconv spools (spill
     files, the +ar spool): a test can then say that nothing was left behind."""

@@ -26,9 +26,9 @@ import anyio
 import pydicom
 import pytest
 
+from streamconv.errors import WorkerDied
 from streamconv.oneshot import convert_file
 from streamconv.options import ArrayPolicy, ConvertOptions
-from streamconv.runtime import WORKER_DIED_EXIT
 from streamconv.sinks import part_name, part_writer, sweep_parts
 
 JSON2DCM = [sys.executable, "-m", "streamconv.cli"]
@@ -507,7 +507,7 @@ def test_a_worker_that_died_is_exit_70(tmp_path: Path, front: str) -> None:
         os.kill(workers[0], signal.SIGKILL)
         _, stderr = proc.communicate(timeout=DEADLINE)
     text = no_traceback(stderr)
-    assert proc.returncode == WORKER_DIED_EXIT, text
+    assert proc.returncode == WorkerDied.exit_code, text
     assert "worker process died" in text and "signal 9" in text
     assert not part_files(out)
 

@@ -26,11 +26,6 @@ from streamconv.service import (
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Receiver:
     """The service manager's end of NOTIFY_SOCKET: a bound AF_UNIX datagram socket."""
 

@@ -129,11 +129,6 @@ def _quiet() -> Iterator[None]:
     reset_logging()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class Run:
     rc: int

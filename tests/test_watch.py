@@ -37,11 +37,6 @@ from streamconv.watch.config import ConfigError, Naming, load_config
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path)
 

@@ -50,11 +50,6 @@ def uid(i: int) -> str:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path)
 

@@ -22,11 +22,6 @@ from streamconv.watch.jobs import SMALL_INPUT, Mode
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def tree(tmp_path: Path) -> Tree:
     return Tree(tmp_path)
 

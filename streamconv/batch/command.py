@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
     if any(x in ("-h", "--help") for x in argv):
         sys.stdout.write(USAGE)
         return 0
-    from ..args import build_options, log_level, parse_args
+    from ..args import build_options, log_config, log_level, parse_args
     from ..logsetup import setup_logging
 
     try:
@@ -184,7 +184,7 @@ def main(argv: list[str]) -> int:
     try:
         setup_logging(
             level,
-            str(parsed.values["log_config"]) if "log_config" in parsed.values else None,
+            log_config(parsed),
             appname="streamconv",
         )
     except ValueError as exc:

@@ -86,14 +86,6 @@ def output_target(
     return store.join(job.dest, piece.name + ".dcm")
 
 
-def _sop_uid(out: Output) -> str:
-    elem = out.dataset.get(0x00080018)
-    value = None if elem is None else elem.value
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return value.strip(" \x00") if isinstance(value, str) else ""
-
-
 def _piece_bytes(store: Store, piece: Piece) -> Iterator[bytes]:
     """A byte range made a whole JSON text again: a range from the middle of an array is
     ``{..},{..},`` and gets its brackets back (a trailing comma is accepted, CONTRACT §3)."""
@@ -124,7 +116,7 @@ def _convert_piece(store: Store, out_store: Store, job: Job, piece: Piece, res: 
     def write(index: int, out: Output, several: bool) -> None:
         try:
             target = output_target(out_store, job, piece, index, out, several)
-            uid = _sop_uid(out)
+            uid = out.sop_instance_uid()
             size = out_store.write_output(out, target)
         except StreamconvError as exc:
             release(out)

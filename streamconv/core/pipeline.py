@@ -78,6 +78,14 @@ class Output:
         self.dataset = dataset
         self.warnings: list[str] = [] if warnings is None else warnings
 
+    def sop_instance_uid(self) -> str:
+        """(0008,0018) as written (text, padding stripped); "" when there is none."""
+        elem = self.dataset.get(0x00080018)
+        value = None if elem is None else elem.value
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        return value.strip(" \x00") if isinstance(value, str) else ""
+
 
 class Failure:
     """A dataset that could not be converted (only with ``collect_errors``)."""

@@ -49,7 +49,6 @@ from watchfiles import Change
 
 from ..errors import StreamconvError, WorkerDied
 from ..fanout import WorkerPool
-from ..runtime import WORKER_DIED_EXIT
 from ..service import Notifier
 from .claims import (
     Recovery,
@@ -528,7 +527,7 @@ class Watcher:
         claimed = await anyio.to_thread.run_sync(os.path.lexists, own)
         info = ErrorInfo(
             "crash",
-            WORKER_DIED_EXIT,
+            WorkerDied.exit_code,
             f"the worker process died converting this input ({exc})",
             transient=True,
         )

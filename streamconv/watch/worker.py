@@ -24,8 +24,9 @@ from ..errors import (
     LimitError,
     OutputError,
     StreamconvError,
+    WorkerDied,
 )
-from ..runtime import WORKER_DIED_EXIT, worker_init
+from ..runtime import worker_init
 from ..sinks import fsync_dir
 from .jobs import (
     READ_SIZE,
@@ -104,7 +105,7 @@ def _internal_error(job: Job, exc: Exception) -> Result:
     logger.exception("internal error on %s", printable(job.name))
     result = Result("retry", directory=job.directory)
     result.error = ErrorInfo(
-        "internal", WORKER_DIED_EXIT, f"internal error: {exc!r}", transient=True
+        "internal", WorkerDied.exit_code, f"internal error: {exc!r}", transient=True
     )
     if os.path.lexists(os.path.join(job.claim_dir, job.name)):
         result.directory = job.claim_dir
