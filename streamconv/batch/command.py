@@ -197,9 +197,10 @@ def main(argv: list[str]) -> int:
 
         engine = InProcessEngine()
     else:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        # found, not imported: the engine imports it in a thread while we read the sources
+        if importlib.util.find_spec("distributed") is None:
             sys.stderr.write(
                 "streamconv batch: error: Dask is not installed: pip install 'streamconv[dask]' "
                 "(or use --jobs 1)\n"
