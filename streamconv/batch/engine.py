@@ -195,8 +195,14 @@ class DaskEngine(Engine):
 
 def _prepare_fork(dask: Any) -> bool:
     """Workers forked from here (Linux, unless the user chose): the converter imported
-    first, so that they start with it; a forked worker gets the default SIGTERM back."""
-    if not sys.platform.startswith("linux") or _START_METHOD_ENV in os.environ:
+    first, so that they start with it; a forked worker gets the default SIGTERM back.
+    (Set each time: a method set for an earlier engine of this process must not stay.)"""
+    method = os.environ.get(_START_METHOD_ENV) or (
+        "fork" if sys.platform.startswith("linux") else ""
+    )
+    if method:
+        dask.config.set({"distributed.worker.multiprocessing-method": method})
+    if method != "fork":
         return False
     import importlib
 
@@ -206,7 +212,6 @@ def _prepare_fork(dask: Any) -> bool:
     if not _FORK_HOOKED:
         _FORK_HOOKED = True
         os.register_at_fork(after_in_child=_in_child)
-    dask.config.set({"distributed.worker.multiprocessing-method": "fork"})
     return True
 
 
