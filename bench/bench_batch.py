@@ -33,6 +33,7 @@ from benchlib import (
     Row,
     Run,
     add_idle_options,
+    loadavg,
     machine_info,
     print_table,
     run,
@@ -81,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(
                 f"bench: {name} failed (exit {r.rc}, {files} files): {r.stderr[-2000:]}"
             )
+        loads[name].append(round(loadavg(), 2))
         print(
-            f"{name}: {r.wall:.2f} s, {args.n / r.wall:.0f} datasets/s, {r.cpu:.1f} CPU s",
+            f"{name}: {r.wall:.2f} s, {args.n / r.wall:.0f} datasets/s, {r.cpu:.1f} CPU s, "
+            f"load {loads[name][-1]:.2f}",
             flush=True,
         )
         shutil.rmtree(target, ignore_errors=True)
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     # interleaved rounds, the best of each: on a shared machine other tenants' bursts
     # come and go; the fastest run of each is the one least disturbed
     runs: dict[str, list[Run]] = {name: [] for name in commands}
+    loads: dict[str, list[float]] = {name: [] for name in commands}  # 1-min load after each run
     for _ in range(args.rounds):
         for name, (cmd, stdin) in commands.items():
             runs[name].append(timed(name, cmd, stdin))
@@ -104,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in best.items():
         figures[name] = {"wall": round(r.wall, 3), "rate": round(args.n / r.wall, 1),
                          "cpu": round(r.cpu, 2), "maxrss_kib": r.maxrss,
-                         "walls": [round(x.wall, 2) for x in runs[name]]}  # fmt: skip
+                         "walls": [round(x.wall, 2) for x in runs[name]],
+                         "loads": loads[name]}  # fmt: skip
     stream, batch, one = best["stream"], best["batch"], best["batch_1"]
     vs_stream = stream.wall / batch.wall
     speedup = one.wall / batch.wall
