@@ -49,12 +49,13 @@ def is_url(text: str) -> bool:
 class Store:
     """A local filesystem (``fs`` None) or an fsspec filesystem for one protocol."""
 
-    __slots__ = ("fs", "local", "protocol")
+    __slots__ = ("_dirs", "fs", "local", "protocol")
 
     def __init__(self, fs: Any, protocol: str) -> None:
         self.fs = fs
         self.protocol = protocol
         self.local = fs is None
+        self._dirs: set[str] = set()  # local folders known to exist (one stat per output less)
 
     @classmethod
     def for_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Store:
@@ -223,13 +224,16 @@ class Store:
 
             path = self.local_path(target)
             parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                try:
-                    os.makedirs(parent, exist_ok=True)
-                except OSError as exc:
-                    raise OutputError(
-                        f"cannot create directory '{parent}': {_reason(exc)}"
-                    ) from None
+            if parent and parent not in self._dirs:
+                if not os.path.isdir(parent):
+                    try:
+                        os.makedirs(parent, exist_ok=True)
+                    except OSError as exc:
+                        raise OutputError(
+                            f"cannot create directory '{parent}': {_reason(exc)}"
+                        ) from None
+                if len(self._dirs) < 1024:  # a bound: one folder per input is common
+                    self._dirs.add(parent)
             # made durable by one syncfs per task (Store.sync), not two fsyncs per file
             return write_atomic(path, chunks, fsync=False, sync_dir=False)
         try:
