@@ -8,7 +8,6 @@ Strict under -E, DCMTK-like under +E (CONTRACT §4): every problem goes through
 from __future__ import annotations
 
 import binascii
-import logging
 import re
 import struct
 from decimal import Decimal
@@ -29,6 +28,7 @@ from .fused import (
     ascii_element,
     fused_number,
 )
+from .lazylog import lazy_logger
 from .numbers import (
     _SHORT_HEADER,
     _VR_BYTES,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildContext", "Built", "build_dataset"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 _OBJECTS = frozenset(

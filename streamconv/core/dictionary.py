@@ -14,16 +14,17 @@ the rules for group length and private creator elements, then pydicom's private 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 
+from .lazylog import lazy_logger
+
 __all__ = ["DictEntry", "Dictionary", "get_dictionary", "load_dictionary"]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:

@@ -8,7 +8,6 @@ the sink streams from their files, byte-swapped for big endian and deflated for 
 from __future__ import annotations
 
 import array
-import logging
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -16,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from ..errors import OutputError
 from ..options import ConvertOptions, TransferSyntax, WriteMode
 from .bulkdata import BulkRef, Encapsulated, iter_chunks
+from .lazylog import lazy_logger
 from .uids import (
     GENERIC_SOP_CLASS,
     IMPLEMENTATION_CLASS_UID,
@@ -28,7 +28,7 @@ from .vr import LONG_HEADER_VRS, NEW_VRS, WORD_SIZE, Element, PreEncoded
 
 __all__ = ["Encoded", "Piece", "encode_items", "encode_part10", "iter_bytes", "output_ts"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 Piece = bytes | tuple[BulkRef, int]  # (ref, swap word size or 1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 
 from ..errors import CharsetError, StreamconvError
 from ..options import ConvertOptions
+from .lazylog import lazy_logger
 from .uids import generate_uid, mapped_uid
 from .vr import CHARSET_VRS, Element, tag_path
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["apply_charset", "apply_uids"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 SPECIFIC_CHARACTER_SET = 0x00080005
