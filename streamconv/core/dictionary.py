@@ -13,12 +13,11 @@ the rules for group length and private creator elements, then pydicom's private 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import threading
+import sys
+from _thread import allocate_lock  # threading.Lock, without importing threading (start-up)
 from collections.abc import Iterable, Mapping
-from types import ModuleType
 
 from .lazylog import lazy_logger
 
@@ -28,6 +27,7 @@ logger = lazy_logger(__name__)
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Final, Literal, NamedTuple
 
     _Rule = Literal["any", "even", "odd"]
@@ -101,7 +101,8 @@ _AMBIGUOUS_VRS: Final[Mapping[str, str]] = {
     "US or OW": "OW",
 }
 
-_HEX_PART: Final = re.compile(
+# DCMDICTPATH file syntax, compiled by re on first use (not at start-up: issue 11)
+_HEX_PART: Final = (
     r"(?P<lo>[0-9A-Fa-f]{1,4})(?:-(?P<rule>[oOeEuU])-(?P<hi>[0-9A-Fa-f]{1,4})"
     r"|-(?P<hi2>[0-9A-Fa-f]{1,4}))?"
 )
@@ -114,7 +115,7 @@ _PSEUDO_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
     "up": ("UL",),
 }
 _RULES: Final[Mapping[str, _Rule]] = {"o": "odd", "e": "even", "u": "any"}
-_VM: Final = re.compile(r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])")
+_VM: Final = r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])"
 
 
 def _resolve_vr(vr: str, tag: int) -> str | None:
@@ -271,14 +272,21 @@ class _UserEntries:
 
 
 def _pydicom_file(filename: str) -> str:
-    # find_spec on a top-level name locates the package without running its __init__.
-    spec = importlib.util.find_spec("pydicom")
+    # the import system's finders locate the package without running its __init__ (what
+    # importlib.util.find_spec does for a top-level name, without importing importlib.util)
+    spec = None
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None and (spec := find_spec("pydicom", None)) is not None:
+            break
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("pydicom is not installed; streamconv needs its data dictionary")
     return os.path.join(next(iter(spec.submodule_search_locations)), filename)
 
 
 def _exec_pydicom_module(filename: str) -> ModuleType:
+    import importlib.util
+
     path = _pydicom_file(filename)
     module_spec = importlib.util.spec_from_file_location(
         f"_streamconv_pydicom_{filename.removesuffix('.py').lstrip('_')}", path
@@ -293,7 +301,7 @@ def _exec_pydicom_module(filename: str) -> ModuleType:
 class _Builtin:
     """pydicom's dictionaries, loaded once per process."""
 
-    _lock = threading.Lock()
+    _lock = allocate_lock()
     _public: tuple[dict[int, _PublicEntry], list[tuple[int, int, _PublicEntry]]] | None = None
     _private: dict[str, dict[str, _PrivateEntry]] | None = None
 
@@ -538,7 +546,7 @@ class _BadLine(ValueError):
 
 def _parse_tag_part(text: str) -> tuple[int, int, _Rule]:
     # dcdict.cc parseTagPart: "lo", "lo-hi" (even only) or "lo-r-hi" with r in o/e/u.
-    match = _HEX_PART.fullmatch(text)
+    match = re.fullmatch(_HEX_PART, text)
     if match is None:
         raise _BadLine(f"bad tag part {text!r}")
     lo = int(match["lo"], 16)
@@ -593,7 +601,7 @@ def _parse_line(line: str, origin: str) -> DictEntry:
     if vr not in _STANDARD_VRS and vr not in _PSEUDO_VRS:
         raise _BadLine(f"bad VR field {vr!r}")
     vm = "".join(fields[3].split()) if len(fields) > 3 else "1"
-    if not _VM.fullmatch(vm):
+    if not re.fullmatch(_VM, vm):
         raise _BadLine(f"bad VM field {vm!r}")
     return DictEntry(
         group=group,
@@ -655,7 +663,7 @@ def load_dictionary(dcmdictpath: str | None) -> Dictionary:
     return Dictionary(entries, sources=sources)
 
 
-_default_lock = threading.Lock()
+_default_lock = allocate_lock()
 _default: Dictionary | None = None
 
 

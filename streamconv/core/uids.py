@@ -7,7 +7,6 @@ pydicom's ``_uid_dict.py`` is executed on its own, without importing the pydicom
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
@@ -71,6 +70,8 @@ def mapped_uid(salt: bytes, old: str) -> str:
 
 @functools.cache
 def _uid_table() -> dict[str, tuple[str, str, str, str, str]]:
+    import importlib.util  # here: not on a plain conversion's start-up (issue 11)
+
     spec = importlib.util.find_spec("pydicom")
     if spec is None or spec.origin is None:  # pragma: no cover - pydicom is a dependency
         return {}
