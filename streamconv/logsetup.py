@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from .core.lazyre import lazy_compile
+
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
     from typing import Final, TextIO
@@ -114,7 +116,7 @@ def _hostname() -> str:
 
 # --- PatternLayout ----------------------------------------------------------------------------
 
-_CONVERSION: Final = re.compile(r"%(-)?(\d+)?(?:\.(\d+))?([A-Za-z%])?")
+_CONVERSION: Final = lazy_compile(r"%(-)?(\d+)?(?:\.(\d+))?([A-Za-z%])?")
 _WITH_OPTION: Final = frozenset("cdDXE")
 _DEFAULT_DATE: Final = "%Y-%m-%d %H:%M:%S"
 _Render = Callable[[logging.LogRecord], str]
@@ -411,7 +413,7 @@ def _parse_properties(text: str) -> dict[str, str]:
     return properties
 
 
-_VARIABLE: Final = re.compile(r"\$\{([^}]*)\}")
+_VARIABLE: Final = lazy_compile(r"\$\{([^}]*)\}")
 
 
 def _substitute(properties: dict[str, str]) -> dict[str, str]:
@@ -431,7 +433,7 @@ def _substitute(properties: dict[str, str]) -> dict[str, str]:
     return {expand(key): expand(value) for key, value in properties.items()}
 
 
-_SIZE: Final = re.compile(r"\s*(\d+)\s*(|B|KB|MB|GB)\s*", re.IGNORECASE)
+_SIZE: Final = lazy_compile(r"\s*(\d+)\s*(|B|KB|MB|GB)\s*", re.IGNORECASE)
 _MIN_ROLLING_SIZE: Final = 200 * 1024  # log4cplus MINIMUM_ROLLING_LOG_SIZE
 
 

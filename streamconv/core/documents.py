@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
+from .lazyre import lazy_compile
 from .numbers import JsonNumber
 from .spelling import (
     NEG_ZERO,
@@ -52,9 +53,8 @@ __all__ = [
     "parse_frame",
 ]
 
-# ijson is imported on first use (_yajl): a stream's reader only frames, and its workers
-# parse with the json module (parse_frame), yajl only taking what that refuses; importing
-# ijson (and inspect, which it pulls in) costs ~50 ms of CPU in each of these processes.
+# ijson is imported on first use (_yajl): a stream's reader only frames and its workers parse
+# with the json module (parse_frame), yajl taking what that refuses (ijson + inspect: ~50 ms).
 _YAJL: tuple[Any, Any, Any] | None = None
 
 
@@ -94,22 +94,22 @@ _WS = b" \t\r\n"
 # a trailing comma: ',' + whitespace + closing bracket; strings matched first so that
 # commas inside them are never touched
 # a comma right after '[', '{' or another comma is not a trailing one: kept, yajl rejects it
-_TRAILING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|([\[{,][ \t\r\n]*,)|,([ \t\r\n]*[\]}])')
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_CANDIDATE = re.compile(rb",[ \t\r\n]*[\]}]")
-_ESC_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*\\"')
-_STRING_TAIL = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
+_TRAILING = lazy_compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|([\[{,][ \t\r\n]*,)|,([ \t\r\n]*[\]}])')
+_STRINGS = lazy_compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_CANDIDATE = lazy_compile(rb",[ \t\r\n]*[\]}]")
+_ESC_QUOTE = lazy_compile(rb'(?<!\\)(?:\\\\)*\\"')
+_STRING_TAIL = lazy_compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
 # \uD800-\uDBFF must be followed by \uDC00-\uDFFF; a lone half is an error (RFC 8259 §8.2)
-_SURROGATE = re.compile(
+_SURROGATE = lazy_compile(
     rb"(\\+)u[dD][89abAB][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
 # the end of an open string that may be an unfinished \uXXXX escape or surrogate pair
-_PARTIAL_ESCAPE = re.compile(
+_PARTIAL_ESCAPE = lazy_compile(
     rb"\\u(?:[0-9a-fA-F]{0,3}|[dD][89abAB][0-9a-fA-F]{2}(?:\\(?:u[0-9a-fA-F]{0,3})?)?)"
 )
 # nesting depth (JsonFilter._track_depth): keep quotes and brackets, then drop the strings
 _NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
-_QUOTED_MARKS = re.compile(rb'"[^"]*"')
+_QUOTED_MARKS = lazy_compile(rb'"[^"]*"')
 _BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 # JSON numbers (JsonFilter._check_digits): yajl2_c hands ijson the digits of an integer and
 # ijson 3.6 crashes (SIGSEGV) when int() refuses more than 4300 digits; a long exponent
@@ -121,7 +121,7 @@ _DIGITS = b"0123456789"
 # JSON nesting allowed whatever --max-depth says (0 included): the model would run out of
 # Python recursion first (RecursionError, 65) and ijson's cost grows with depth squared
 MAX_JSON_DEPTH = 1000
-_INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
+_INLINE_KEY = lazy_compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
 
 
 class Pairs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from .lazyre import lazy_compile
 from .numbers import NEGATIVE_ZERO, JsonNumber
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
@@ -87,10 +88,10 @@ def load_spelling_parser() -> Any:
 # the integer token -0 (JsonFilter._emit): ijson would make it int 0, losing the sign that
 # DCMTK copies into IS/DS/text VRs and FD (dcmtk-behavior N11, N12, S6); spelled as
 # NEGATIVE_ZERO it reaches the model as JsonNumber("-0")
-NEG_ZERO_TOKEN = re.compile(rb"-0(?![0-9.eE])")  # a literal first: searched at memchr speed
-NEG_ZERO = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|(?<![0-9.eE+\-])-0(?![0-9.eE])')
+NEG_ZERO_TOKEN = lazy_compile(rb"-0(?![0-9.eE])")  # a literal first: searched at memchr speed
+NEG_ZERO = lazy_compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|(?<![0-9.eE+\-])-0(?![0-9.eE])')
 NEG_ZERO_TEXT = NEGATIVE_ZERO.encode()
-NUMBER_TAIL = re.compile(rb"[0-9.eE+\-]{1,40}\Z")  # a number that may go on in the next chunk
+NUMBER_TAIL = lazy_compile(rb"[0-9.eE+\-]{1,40}\Z")  # a number that may go on in the next chunk
 
 
 NUMBER_END = frozenset(bytes([c]) for c in b"0123456789.eE+-")
