@@ -693,7 +693,7 @@ class DocumentParser:
         self.spills.discard_all()
 
 
-_decode: Any = None  # parse_frame's JSONDecoder.decode, made on first use
+_decode: Any = None  # parse_frame's decode (JSONDecoder.decode), made on first use
 _Done = object()  # DocumentParser._coro after parse_whole: the input was parsed whole
 
 
@@ -705,14 +705,10 @@ def _decoder() -> Any:
     """The standard library's JSON decoder, building what yajl builds (made once)."""
     global _decode
     if _decode is None:
-        import json  # here: only when a document is parsed whole or a frame is
+        from .jsonscan import make_decoder  # the C scanner, without the json package
 
-        _decode = json.JSONDecoder(
-            object_pairs_hook=PairList,
-            # as the spelling parser builds them (JsonNumber: a Decimal with its text)
-            parse_float=JsonNumber,
-            parse_constant=_no_constant,
-        ).decode
+        # numbers as the spelling parser builds them (JsonNumber: a Decimal with its text)
+        _decode = make_decoder(PairList, JsonNumber, _no_constant)
     return _decode
 
 
