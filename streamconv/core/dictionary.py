@@ -17,7 +17,8 @@ import os
 import re
 import sys
 from _thread import allocate_lock  # threading.Lock, without importing threading (start-up)
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
 
 from .lazylog import lazy_logger
 
@@ -325,10 +326,10 @@ class _Builtin:
                     cls._public = (exact, masks)
         return cls._public
 
-    _vrs: tuple[dict[int, str], list[tuple[int, int, str]]] | None = None
+    _vrs: tuple[Mapping[int, str], list[tuple[int, int, str]]] | None = None
 
     @classmethod
-    def vrs(cls) -> tuple[dict[int, str], list[tuple[int, int, str]]]:
+    def vrs(cls) -> tuple[Mapping[int, str], list[tuple[int, int, str]]]:
         """The public VRs alone (exact tags, masks), all a conversion looks up.
 
         Loading pydicom's whole dictionary (names and keywords: ~10,000 strings) costs
@@ -343,8 +344,9 @@ class _Builtin:
                 same = os.stat(_pydicom_file("_dicom_dict.py")).st_size == public_vrs.SOURCE_SIZE
             except OSError:
                 same = False
-            if same:
-                cls._vrs = (public_vrs.EXACT, list(public_vrs.MASKS))
+            if same and _SortedVRs.fits():
+                exact = _SortedVRs(public_vrs.TAGS, public_vrs.CODES, public_vrs.NAMES)
+                cls._vrs = (exact, list(public_vrs.MASKS))
             else:
                 cls._vrs = public_vr_table()
         return cls._vrs
@@ -359,6 +361,52 @@ class _Builtin:
         return cls._private
 
 
+class _SortedVRs(Mapping[int, str]):
+    """core/public_vrs.py's table: tag -> VR by binary search over the sorted tags.
+
+    Made as a dict (5,000 entries) it cost ~1 ms of a one-shot json2dcm run, executing the
+    literal or building it (issue 11); the tags load as one array and the VRs as one byte a
+    tag, each an index into a tuple of VR names, in microseconds.
+    """
+
+    __slots__ = ("_codes", "_names", "_tags")
+
+    def __init__(self, tags_hex: str, codes_hex: str, names: tuple[str, ...]) -> None:
+        from array import array
+
+        self._tags = array("I", bytes.fromhex(tags_hex))  # 8 hex digits a tag, big-endian
+        if sys.byteorder == "little":
+            self._tags.byteswap()
+        self._codes = bytes.fromhex(codes_hex)
+        self._names = names
+
+    @staticmethod
+    def fits() -> bool:
+        """Whether array's "I" holds 32 bits here (it does wherever CPython runs)."""
+        from array import array
+
+        return array("I").itemsize == 4
+
+    def get(self, tag: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        tags = self._tags
+        i = bisect_left(tags, tag)
+        if i < len(tags) and tags[i] == tag:
+            return self._names[self._codes[i]]
+        return default
+
+    def __getitem__(self, tag: int) -> str:
+        found = self.get(tag)
+        if found is None:
+            raise KeyError(tag)
+        return found
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._tags)
+
+    def __len__(self) -> int:
+        return len(self._tags)
+
+
 def public_vr_table() -> tuple[dict[int, str], list[tuple[int, int, str]]]:
     """(tag -> VR, [(value, mask, VR)]) from pydicom's whole public dictionary."""
     exact, masks = _Builtin.public()
@@ -371,17 +419,29 @@ def public_vrs_source() -> str:
     print(s(), end='')" > streamconv/core/public_vrs.py``)."""
     exact, masks = public_vr_table()
     size = os.stat(_pydicom_file("_dicom_dict.py")).st_size
-    pairs = [f'0x{tag:08X}: "{vr}",' for tag, vr in exact.items()]
+    tags = sorted(exact)
+    names = sorted(set(exact.values()))
+    assert len(names) < 256  # one byte a tag
+    index = {name: i for i, name in enumerate(names)}
+    tag_hex = [f"{tag:08X}" for tag in tags]
+    code_hex = [f"{index[exact[tag]]:02X}" for tag in tags]
     triples = [f'(0x{v:08X}, 0x{m:08X}, "{vr}"),' for v, m, vr in masks]
     lines = [
         '"""The VRs of pydicom\'s public data dictionary (generated: see',
-        'dictionary.public_vrs_source; used while pydicom\'s file has SOURCE_SIZE bytes)."""',
+        "dictionary.public_vrs_source; used while pydicom's file has SOURCE_SIZE bytes), read by",
+        'dictionary._SortedVRs: the tags ascending, each VR an index into NAMES."""',
         "",
         "# fmt: off",  # several entries a line: a module stays under 800 lines
         f"SOURCE_SIZE = {size}",
-        "EXACT: dict[int, str] = {",
-        *("    " + " ".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)),
-        "}",
+        "NAMES: tuple[str, ...] = (",
+        *("    " + " ".join(f'"{n}",' for n in names[i : i + 8]) for i in range(0, len(names), 8)),
+        ")",
+        "TAGS = (  # 8 hex digits a tag",
+        *(f'    "{"".join(tag_hex[i : i + 16])}"' for i in range(0, len(tag_hex), 16)),
+        ")",
+        "CODES = (  # 2 hex digits a tag: its VR's index in NAMES",
+        *(f'    "{"".join(code_hex[i : i + 64])}"' for i in range(0, len(code_hex), 64)),
+        ")",
         "MASKS: tuple[tuple[int, int, str], ...] = (",
         *("    " + " ".join(triples[i : i + 4]) for i in range(0, len(triples), 4)),
         ")",
