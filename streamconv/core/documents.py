@@ -16,7 +16,6 @@ Two stages, both fed by the caller (the core never opens files):
 
 from __future__ import annotations
 
-import array
 import itertools
 import operator
 import re
@@ -353,7 +352,7 @@ class JsonFilter:
         peak = (
             max(
                 itertools.accumulate(
-                    array.array("b", marks.translate(_BRACKET_STEP)), initial=start
+                    memoryview(marks.translate(_BRACKET_STEP)).cast("b"), initial=start
                 )
             )
             + 2
