@@ -17,7 +17,6 @@ import os
 import re
 import sys
 from _thread import allocate_lock  # threading.Lock, without importing threading (start-up)
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 
 from .lazylog import lazy_logger
@@ -344,8 +343,8 @@ class _Builtin:
                 same = os.stat(_pydicom_file("_dicom_dict.py")).st_size == public_vrs.SOURCE_SIZE
             except OSError:
                 same = False
-            if same and _SortedVRs.fits():
-                exact = _SortedVRs(public_vrs.TAGS, public_vrs.CODES, public_vrs.NAMES)
+            if same:
+                exact = _SortedVRs(public_vrs.TAGS, public_vrs.CODES, public_vrs.VRS)
                 cls._vrs = (exact, list(public_vrs.MASKS))
             else:
                 cls._vrs = public_vr_table()
@@ -362,36 +361,37 @@ class _Builtin:
 
 
 class _SortedVRs(Mapping[int, str]):
-    """core/public_vrs.py's table: tag -> VR by binary search over the sorted tags.
+    """core/public_vrs.py's table: tag -> VR by binary search over its text.
 
     Made as a dict (5,000 entries) it cost ~1 ms of a one-shot json2dcm run, executing the
-    literal or building it (issue 11); the tags load as one array and the VRs as one byte a
-    tag, each an index into a tuple of VR names, in microseconds.
+    literal or building it (issue 11).  TAGS is the tags' 8 upper-case hex digits each,
+    ascending (text of equal length sorts as the numbers do); CODES one letter a tag, its VR
+    in VRS.  Two string constants: no dict to build, no array or bisect module to load.
     """
 
-    __slots__ = ("_codes", "_names", "_tags")
+    __slots__ = ("_codes", "_count", "_tags", "_vrs")
 
-    def __init__(self, tags_hex: str, codes_hex: str, names: tuple[str, ...]) -> None:
-        from array import array
-
-        self._tags = array("I", bytes.fromhex(tags_hex))  # 8 hex digits a tag, big-endian
-        if sys.byteorder == "little":
-            self._tags.byteswap()
-        self._codes = bytes.fromhex(codes_hex)
-        self._names = names
-
-    @staticmethod
-    def fits() -> bool:
-        """Whether array's "I" holds 32 bits here (it does wherever CPython runs)."""
-        from array import array
-
-        return array("I").itemsize == 4
+    def __init__(self, tags: str, codes: str, vrs: Mapping[str, str]) -> None:
+        if len(tags) != 8 * len(codes):
+            raise ValueError("public_vrs: TAGS and CODES differ in length")
+        self._tags = tags
+        self._codes = codes
+        self._vrs = vrs
+        self._count = len(codes)
 
     def get(self, tag: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        key = f"{tag:08X}"
         tags = self._tags
-        i = bisect_left(tags, tag)
-        if i < len(tags) and tags[i] == tag:
-            return self._names[self._codes[i]]
+        lo, hi = 0, self._count
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            at = tags[mid * 8 : mid * 8 + 8]
+            if at < key:
+                lo = mid + 1
+            elif at > key:
+                hi = mid
+            else:
+                return self._vrs[self._codes[mid]]
         return default
 
     def __getitem__(self, tag: int) -> str:
@@ -401,10 +401,11 @@ class _SortedVRs(Mapping[int, str]):
         return found
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._tags)
+        tags = self._tags
+        return (int(tags[i : i + 8], 16) for i in range(0, len(tags), 8))
 
     def __len__(self) -> int:
-        return len(self._tags)
+        return self._count
 
 
 def public_vr_table() -> tuple[dict[int, str], list[tuple[int, int, str]]]:
@@ -420,27 +421,31 @@ def public_vrs_source() -> str:
     exact, masks = public_vr_table()
     size = os.stat(_pydicom_file("_dicom_dict.py")).st_size
     tags = sorted(exact)
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     names = sorted(set(exact.values()))
-    assert len(names) < 256  # one byte a tag
-    index = {name: i for i, name in enumerate(names)}
+    assert len(names) <= len(letters)  # one letter a tag
+    letter = dict(zip(names, letters, strict=False))
     tag_hex = [f"{tag:08X}" for tag in tags]
-    code_hex = [f"{index[exact[tag]]:02X}" for tag in tags]
+    codes = [letter[exact[tag]] for tag in tags]
     triples = [f'(0x{v:08X}, 0x{m:08X}, "{vr}"),' for v, m, vr in masks]
     lines = [
         '"""The VRs of pydicom\'s public data dictionary (generated: see',
         "dictionary.public_vrs_source; used while pydicom's file has SOURCE_SIZE bytes), read by",
-        'dictionary._SortedVRs: the tags ascending, each VR an index into NAMES."""',
+        'dictionary._SortedVRs: the tags ascending, 8 hex digits each; a letter a tag for its VR."""',
         "",
         "# fmt: off",  # several entries a line: a module stays under 800 lines
         f"SOURCE_SIZE = {size}",
-        "NAMES: tuple[str, ...] = (",
-        *("    " + " ".join(f'"{n}",' for n in names[i : i + 8]) for i in range(0, len(names), 8)),
-        ")",
-        "TAGS = (  # 8 hex digits a tag",
+        "VRS: dict[str, str] = {",
+        *(
+            "    " + " ".join(f'"{letter[n]}": "{n}",' for n in names[i : i + 6])
+            for i in range(0, len(names), 6)
+        ),
+        "}",
+        "TAGS = (",
         *(f'    "{"".join(tag_hex[i : i + 16])}"' for i in range(0, len(tag_hex), 16)),
         ")",
-        "CODES = (  # 2 hex digits a tag: its VR's index in NAMES",
-        *(f'    "{"".join(code_hex[i : i + 64])}"' for i in range(0, len(code_hex), 64)),
+        "CODES = (  # a letter a tag: its VR in VRS",
+        *(f'    "{"".join(codes[i : i + 96])}"' for i in range(0, len(codes), 96)),
         ")",
         "MASKS: tuple[tuple[int, int, str], ...] = (",
         *("    " + " ".join(triples[i : i + 4]) for i in range(0, len(triples), 4)),
