@@ -369,7 +369,7 @@ class _SortedVRs(Mapping[int, str]):
     in VRS.  Two string constants: no dict to build, no array or bisect module to load.
     """
 
-    __slots__ = ("_codes", "_count", "_tags", "_vrs")
+    __slots__ = ("_codes", "_count", "_last", "_tags", "_vrs")
 
     def __init__(self, tags: str, codes: str, vrs: Mapping[str, str]) -> None:
         if len(tags) != 8 * len(codes):
@@ -378,8 +378,18 @@ class _SortedVRs(Mapping[int, str]):
         self._codes = codes
         self._vrs = vrs
         self._count = len(codes)
+        # a conversion looks each tag up twice in a row (Dictionary.vr_choices, then its VR)
+        self._last: tuple[int, str | None] = (-1, None)
 
     def get(self, tag: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        last_tag, last_vr = self._last
+        if tag == last_tag:
+            return last_vr if last_vr is not None else default
+        found = self._find(tag)
+        self._last = (tag, found)
+        return found if found is not None else default
+
+    def _find(self, tag: int) -> str | None:
         key = f"{tag:08X}"
         tags = self._tags
         lo, hi = 0, self._count
@@ -392,7 +402,7 @@ class _SortedVRs(Mapping[int, str]):
                 hi = mid
             else:
                 return self._vrs[self._codes[mid]]
-        return default
+        return None
 
     def __getitem__(self, tag: int) -> str:
         found = self.get(tag)
