@@ -14,8 +14,9 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from support import JSON2DCM
@@ -295,3 +296,75 @@ def test_public_vr_table_looks_up_as_a_dict(table: dictionary._SortedVRs) -> Non
 def test_public_vr_table_refuses_mismatched_text() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         dictionary._SortedVRs("00100010", "AB", public_vrs.VRS)
+
+
+def test_records_behave_as_named_tuples() -> None:
+    # option records are built by streamconv/_records.py at run time: what typing.NamedTuple
+    # would give for the same class statement (mypy checks against typing.NamedTuple)
+    import collections
+    import copy
+    import pickle
+
+    from streamconv.options import ConvertOptions, HttpAuth, Limits
+
+    make: Any = collections.namedtuple  # the reference, under the same class name
+    reference = make(
+        "Limits",
+        "max_depth max_elements max_value_bytes max_dataset_bytes max_input_bytes",
+        defaults=(64, 1_000_000, 4 << 30, 16 << 30, 0),
+    )
+    for args, kwargs in (((), {}), ((3,), {}), ((1, 2), {"max_input_bytes": 9})):
+        ours, theirs = Limits(*args, **kwargs), reference(*args, **kwargs)
+        assert tuple(ours) == tuple(theirs) and repr(ours) == repr(theirs)
+        assert ours._asdict() == theirs._asdict()
+    assert Limits._fields == reference._fields
+    assert Limits._field_defaults == reference._field_defaults
+    assert Limits().max_depth == 64 and Limits(max_depth=3)[0] == 3
+    assert Limits._make(range(5)) == (0, 1, 2, 3, 4)
+    assert Limits()._replace(max_elements=7).max_elements == 7
+    untyped: Any = Limits  # calls a type checker would refuse
+    refused: list[Callable[[], object]] = [
+        lambda: untyped(1, 2, 3, 4, 5, 6),
+        lambda: untyped(1, max_depth=2),
+        lambda: untyped(depth=2),
+        lambda: untyped._make(range(4)),
+        lambda: cast(Any, HttpAuth)("https://x/"),
+    ]
+    for bad in refused:
+        with pytest.raises(TypeError):
+            bad()
+    with pytest.raises(ValueError, match="unexpected field names"):
+        untyped()._replace(depth=1)
+    with pytest.raises(AttributeError):
+        Limits().max_depth = 1  # type: ignore[misc]
+    o = ConvertOptions(array_select=2, limits=Limits(max_depth=3))
+    assert pickle.loads(pickle.dumps(o)) == o == copy.deepcopy(o)
+    assert type(pickle.loads(pickle.dumps(o))) is ConvertOptions
+    assert repr(HttpAuth("https://x/", "Authorization", "secret")).endswith("'***')")
+
+
+def test_option_enums_behave_as_enums() -> None:
+    import copy
+    import pickle
+
+    from streamconv.options import ArrayPolicy, TransferSyntax
+
+    assert [m.name for m in TransferSyntax] == ["SAME", "LITTLE", "BIG", "IMPLICIT", "DEFLATED"]
+    assert TransferSyntax("1.2.840.10008.1.2.2") is TransferSyntax.BIG is TransferSyntax["BIG"]
+    assert TransferSyntax.BIG.value == "1.2.840.10008.1.2.2" and len(TransferSyntax) == 5
+    assert repr(ArrayPolicy.SPLIT) == "<ArrayPolicy.SPLIT: 'split'>"
+    assert str(ArrayPolicy.SPLIT) == "ArrayPolicy.SPLIT"
+    assert ArrayPolicy.SPLIT in ArrayPolicy and ArrayPolicy.SPLIT not in TransferSyntax
+    assert (
+        cast(object, ArrayPolicy.SPLIT) != "split"
+        and {ArrayPolicy.SPLIT: 1}[ArrayPolicy("split")] == 1
+    )
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(ArrayPolicy.SEQUENCE, protocol)) is ArrayPolicy.SEQUENCE
+    assert copy.deepcopy(ArrayPolicy.SELECT) is ArrayPolicy.SELECT
+    with pytest.raises(ValueError, match="'nope' is not a valid ArrayPolicy"):
+        ArrayPolicy("nope")
+    with pytest.raises(KeyError):
+        ArrayPolicy["NOPE"]
+    with pytest.raises(AttributeError):
+        setattr(ArrayPolicy, "SPLIT", ArrayPolicy.SELECT)  # noqa: B010 (a member is fixed)
