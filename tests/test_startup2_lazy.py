@@ -56,6 +56,9 @@ NEVER = frozenset(
         "uuid",
         "hashlib",
         "tempfile",
+        "re",  # with enum: ~3 ms where the console script does not import it (pip >= 25, uv)
+        "enum",
+        "functools",
     }
 )
 # Everything outside streamconv that a plain conversion may import beyond what the console
@@ -75,8 +78,18 @@ ALLOWED = frozenset(
         "gc",
         "errno",
         "collections.abc",
+        # collections, imported by _decimal (its DecimalTuple), with what it imports
+        "collections",
+        "_collections",
+        "itertools",
+        "keyword",
+        "operator",
+        "_operator",
+        "reprlib",
     }
 )
+# what pip >= 25 and uv write as the console script (pip < 25's also imports re)
+ENTRY = "import sys\nfrom streamconv.cli import main_entry\nsys.exit(main_entry())\n"
 
 
 @pytest.fixture(autouse=True)
@@ -107,17 +120,49 @@ def _latin1_header(tmp_path: Path) -> Path:
     return src
 
 
+@pytest.mark.parametrize("script", ["installed", "re-free"])
 @pytest.mark.parametrize("kind", ["ascii", "latin1"])
-def test_plain_conversion_imports_only_what_it_needs(tmp_path: Path, kind: str) -> None:
+def test_plain_conversion_imports_only_what_it_needs(
+    tmp_path: Path, kind: str, script: str
+) -> None:
     src = EXAMPLES / "ct.json" if kind == "ascii" else _latin1_header(tmp_path)
     out = tmp_path / "out.dcm"
-    # the installed console script, as a user's shell loop starts it
-    names = _imported(JSON2DCM, str(src), str(out))
+    if script == "installed":  # the console script, as a user's shell loop starts it
+        names = _imported(JSON2DCM, str(src), str(out))
+        baseline = _imported("-c", "import re, sys")  # what pip < 25's script imports
+    else:  # the script pip >= 25 and uv write: nothing of ours may import re either
+        names = _imported("-c", ENTRY, str(src), str(out))
+        baseline = _imported("-c", "import sys")
     assert out.read_bytes()[128:132] == b"DICM"
-    baseline = _imported("-c", "import re, sys")  # what the console script itself imports
     extra = {n for n in names - baseline if not n.startswith(("streamconv", "encodings."))}
     assert not (names - baseline) & NEVER, sorted((names - baseline) & NEVER)
     assert extra <= ALLOWED, f"new on json2dcm's start-up: {sorted(extra - ALLOWED)}"
+
+
+@pytest.mark.parametrize("kind", ["ascii", "latin1"])
+def test_plain_conversion_runs_with_the_never_modules_blocked(tmp_path: Path, kind: str) -> None:
+    # the same fact, seen where -X importtime cannot see it (an editable install's finder
+    # imports re, enum and importlib.util at start-up): with each NEVER module made
+    # unimportable, the conversion still succeeds and writes the same bytes
+    src = EXAMPLES / "ct.json" if kind == "ascii" else _latin1_header(tmp_path)
+    code = (
+        "import sys\n"
+        f"for name in {sorted(NEVER)!r}:\n"
+        "    sys.modules[name] = None  # import name: ImportError\n"
+        "from streamconv.cli import main\n"
+        "print(main(sys.argv[1:]))\n"
+        f"for name in {sorted(NEVER)!r}:\n"
+        "    if sys.modules[name] is None:\n"
+        "        del sys.modules[name]  # the interpreter's exit looks some of them up\n"
+    )
+    blocked, free = tmp_path / "blocked.dcm", tmp_path / "free.dcm"
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(src), str(blocked)], capture_output=True, text=True
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, "0\n", "")
+    assert main([str(src), str(free)]) == 0
+    # the same file, but for the UIDs generated from time and randomness (none in these)
+    assert blocked.read_bytes() == free.read_bytes()
 
 
 def test_a_warning_still_imports_logging_and_prints_dcmtks_look(tmp_path: Path) -> None:
@@ -368,3 +413,58 @@ def test_option_enums_behave_as_enums() -> None:
         ArrayPolicy["NOPE"]
     with pytest.raises(AttributeError):
         setattr(ArrayPolicy, "SPLIT", ArrayPolicy.SELECT)  # noqa: B010 (a member is fixed)
+
+
+TRAILING_CASES = [
+    b'{"a": [1, 2, ], "b": {"c": 1,\n\t}}',
+    b'{"a": [1, 2], "b": {"c": 1}}',
+    b"[,]",
+    b", ]",
+    b",\r\n}",
+    b"],",
+    b'"x, ]"',  # inside a string: a candidate all the same (the substitution tells them apart)
+    b"",
+    b",",
+    b",\x0b]",  # vertical tab: no JSON whitespace
+]
+
+
+@pytest.mark.parametrize("segment", TRAILING_CASES)
+def test_trailing_comma_candidate_without_re(segment: bytes) -> None:
+    from streamconv.core import documents
+
+    expected = documents._CANDIDATE.search(segment) is not None
+    assert documents._squeezed_candidate(segment) is expected
+    assert documents._trailing_comma_candidate(segment) is expected
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [b"-0", b"[-0]", b"-0.5", b"1-0", b"-0e1", b"-01", b"[-0,-0.0]", b"x-0 ", b"--0", b"-0-0", b""],
+)
+def test_negative_zero_look_without_re(segment: bytes) -> None:
+    from streamconv.core import spelling
+
+    found = any(
+        m.start() == 0 or segment[m.start() - 1] not in spelling.NUMBER_CHARS
+        for m in re.finditer(rb"-0(?![0-9.eE])", segment)
+    )
+    assert spelling.has_negative_zero(segment) is found
+
+
+def test_whitespace_look_without_re() -> None:
+    from streamconv.core.fused import _SPACE
+
+    space = re.compile(r"\s")
+    for code in range(0x3100):
+        for text in (chr(code), f"1.2{chr(code)}3", f"{chr(code)}1.2.840"):
+            assert _SPACE.search(text) is (space.search(text) is not None), hex(code)
+
+
+def test_tag_key_look_without_re() -> None:
+    # build._key_tag: exactly 8 hex digits (what [0-9A-Fa-f]{8}\Z matched), else an error
+    from streamconv.core import build
+
+    for key in ("00100010", "7fe00010", "0010001", "001000100", "0010 010", "0x100010", "+0100010"):
+        expected = int(key, 16) if re.fullmatch(r"[0-9A-Fa-f]{8}", key) else None
+        assert build._key_tag(key) == expected, key

@@ -14,12 +14,12 @@ the rules for group length and private creator elements, then pydicom's private 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from _thread import allocate_lock  # threading.Lock, without importing threading (start-up)
 from collections.abc import Iterable, Iterator, Mapping
 
 from .lazylog import lazy_logger
+from .lazyre import lazy_compile
 
 __all__ = ["DictEntry", "Dictionary", "get_dictionary", "load_dictionary"]
 
@@ -101,8 +101,8 @@ _AMBIGUOUS_VRS: Final[Mapping[str, str]] = {
     "US or OW": "OW",
 }
 
-# DCMDICTPATH file syntax, compiled by re on first use (not at start-up: issue 11)
-_HEX_PART: Final = (
+# DCMDICTPATH file syntax, compiled on first use (not at start-up: issue 11)
+_HEX_PART: Final = lazy_compile(
     r"(?P<lo>[0-9A-Fa-f]{1,4})(?:-(?P<rule>[oOeEuU])-(?P<hi>[0-9A-Fa-f]{1,4})"
     r"|-(?P<hi2>[0-9A-Fa-f]{1,4}))?"
 )
@@ -115,7 +115,7 @@ _PSEUDO_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
     "up": ("UL",),
 }
 _RULES: Final[Mapping[str, _Rule]] = {"o": "odd", "e": "even", "u": "any"}
-_VM: Final = r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])"
+_VM: Final = lazy_compile(r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])")
 
 
 def _resolve_vr(vr: str, tag: int) -> str | None:
@@ -621,7 +621,7 @@ class _BadLine(ValueError):
 
 def _parse_tag_part(text: str) -> tuple[int, int, _Rule]:
     # dcdict.cc parseTagPart: "lo", "lo-hi" (even only) or "lo-r-hi" with r in o/e/u.
-    match = re.fullmatch(_HEX_PART, text)
+    match = _HEX_PART.fullmatch(text)
     if match is None:
         raise _BadLine(f"bad tag part {text!r}")
     lo = int(match["lo"], 16)
@@ -676,7 +676,7 @@ def _parse_line(line: str, origin: str) -> DictEntry:
     if vr not in _STANDARD_VRS and vr not in _PSEUDO_VRS:
         raise _BadLine(f"bad VR field {vr!r}")
     vm = "".join(fields[3].split()) if len(fields) > 3 else "1"
-    if not re.fullmatch(_VM, vm):
+    if not _VM.fullmatch(vm):
         raise _BadLine(f"bad VM field {vm!r}")
     return DictEntry(
         group=group,

@@ -53,7 +53,7 @@ def cancel_setup() -> None:
 
 def logging_used() -> bool:
     """Whether ``logging`` was imported (by a LazyLogger or anyone else)."""
-    return "logging" in sys.modules
+    return sys.modules.get("logging") is not None
 
 
 def _materialize() -> None:
@@ -92,17 +92,17 @@ class LazyLogger:
         return found
 
     def isEnabledFor(self, level: int) -> bool:
-        if level < WARNING and "logging" not in sys.modules:
+        if level < WARNING and sys.modules.get("logging") is None:
             return False
         return self.logger.isEnabledFor(level)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if "logging" in sys.modules:
+        if sys.modules.get("logging") is not None:
             kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
             self.logger.debug(msg, *args, **kwargs)
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if "logging" in sys.modules:
+        if sys.modules.get("logging") is not None:
             kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
             self.logger.info(msg, *args, **kwargs)
 
