@@ -51,25 +51,29 @@ LEVELS: Final[Mapping[str, int]] = {
 DEFAULT_PATTERN: Final = "%P: %m%n"  # oflog.cc: the console pattern of every DCMTK tool
 
 # DCMTK logger names in a -lc file and the streamconv loggers they stand for. dcmtk.dcmdata is
-# the library (the modules below the front ends); dcmtk.apps.json2dcm is the CLI; other
-# dcmtk.apps.NAME map to streamconv.NAME; any other name is used as written.
+# the library (core/ and the shared edges below the front ends); dcmtk.apps the front ends,
+# dcmtk.apps.json2dcm the CLI; other dcmtk.apps.NAME map to streamconv.NAME; any other name
+# is used as written.
 _LIBRARY_MODULES: Final = tuple(
     f"streamconv.{name}"
     for name in (
-        "documents",
-        "model",
-        "bulkdata",
-        "dictionary",
-        "transform",
-        "encode",
+        "core",
         "sinks",
-        "pipeline",
+        "storage",
+        "oneshot",
+        "fanout",
+        "api",
+        "httpinput",
+        "runtime",
     )
+)
+_FRONT_ENDS: Final = tuple(
+    f"streamconv.{name}" for name in ("cli", "stream", "watch", "batch", "service", "umbrella")
 )
 DCMTK_LOGGERS: Final[Mapping[str, tuple[str, ...]]] = {
     "dcmtk": ("streamconv",),
     "dcmtk.dcmdata": _LIBRARY_MODULES,
-    "dcmtk.apps": ("streamconv.cli", "streamconv.stream", "streamconv.watch", "streamconv.service"),
+    "dcmtk.apps": _FRONT_ENDS,
     "dcmtk.apps.json2dcm": ("streamconv.cli",),
 }
 
