@@ -8,8 +8,6 @@ Strict under -E, DCMTK-like under +E (CONTRACT §4): every problem goes through
 from __future__ import annotations
 
 import binascii
-import logging
-import re
 import struct
 from decimal import Decimal
 
@@ -29,6 +27,7 @@ from .fused import (
     ascii_element,
     fused_number,
 )
+from .lazylog import lazy_logger
 from .numbers import (
     _SHORT_HEADER,
     _VR_BYTES,
@@ -61,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildContext", "Built", "build_dataset"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 _OBJECTS = frozenset(
@@ -69,7 +68,7 @@ _OBJECTS = frozenset(
 )  # a JSON object as ijson (Pairs) or json (PairList) builds it
 
 PIXEL_DATA = 0x7FE00010
-_HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
+_HEX = "0123456789ABCDEFabcdef"
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _ATTRS = {
     "vr": "vr",
@@ -142,7 +141,7 @@ def _key_tag(key: str) -> int | None:
     tag = _TAG_CACHE.get(key)
     if tag is not None:
         return tag
-    if len(key) == 8 and _HEX8.match(key):
+    if len(key) == 8 and not key.strip(_HEX):  # 8 hex digits, without re (start-up)
         tag = int(key, 16)
         if len(_TAG_CACHE) < 65536:
             _TAG_CACHE[key] = tag
