@@ -93,7 +93,6 @@ def test_the_driver_syncs_for_workers_of_this_host(
 
     class Counting(Store):
         __slots__ = ("calls",)
-        calls: int
 
         def sync(self, url: str) -> None:
             self.calls += 1
