@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -82,29 +81,3 @@ def test_sweep_removes_temporaries_by_name_only(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     assert Store.for_url(str(tmp_path)).sweep(str(tmp_path)) == 2
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(keep)
-
-
-def test_the_driver_syncs_for_workers_of_this_host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On this host the driver's thread makes outputs durable (syncfs in a worker does the
-    whole filesystem's writeback there); it stops when asked, and syncs while it runs."""
-    from streamconv.batch import command
-
-    class Counting(Store):
-        __slots__ = ("calls",)
-
-        def sync(self, url: str) -> None:
-            self.calls += 1
-            super().sync(url)
-
-    store = Counting(None, "file")
-    store.calls = 0
-    monkeypatch.setattr(command, "SYNC_INTERVAL", 0.01)
-    syncer = command._Syncer(store, str(tmp_path))
-    syncer.start()
-    deadline = time.monotonic() + 30
-    while store.calls < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    syncer.stop()
-    assert store.calls >= 3 and not syncer.thread.is_alive()

@@ -18,7 +18,7 @@ from ..storage import _ATOMIC_PUT, Store, is_url
 from .plan import Piece, plan_tasks
 from .report import Previous, Report, read_previous
 from .sources import Input, expand_sources, name_owners
-from .task import SYNC_INTERVAL, Job, TaskResult, failure_line, job_options
+from .task import Job, TaskResult, failure_line, job_options
 
 __all__ = ["USAGE", "main"]
 
@@ -237,10 +237,7 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         return OutputError.exit_code
     dest = args.output if is_url(args.output) else os.path.normpath(args.output)
     task_options, whole = job_options(options)
-    # on this host the driver makes the outputs durable, in a thread of its own (as the
-    # stream does): a worker's syncfs does the whole filesystem's writeback in the worker
-    syncer = _Syncer(out_store, dest) if out_store.local and engine.local else None
-    job = Job(task_options, dest, new_salt(), args.storage, whole, sync=syncer is None)
+    job = Job(task_options, dest, new_salt(), args.storage, whole)
     stores: dict[str, Store] = {}
 
     def store_for(url: str) -> Store:
@@ -360,8 +357,6 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
 
     stopped_by = 0
     try:
-        if syncer is not None:
-            syncer.start()
         engine.run(tasks, job, on_result)
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _on_signal)
         stopped_by = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
@@ -372,8 +367,6 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         # no worker of ours may write after this (an embedded cluster is shut down here;
         # tasks on a --cluster finish their current output, renamed whole)
         engine.close()
-        if syncer is not None:
-            syncer.stop()
         if out_store.local:
             out_store.sync(dest)  # what the workers wrote since their last sync
         if out_store.local or out_store.protocol not in _ATOMIC_PUT:
@@ -421,32 +414,6 @@ def _name_taken(inp: Input, owner: str) -> OutputError:
     )
     err.errno = errno.EEXIST
     return err
-
-
-class _Syncer:
-    """syncfs(2) of DEST's filesystem every SYNC_INTERVAL while the workers write."""
-
-    def __init__(self, store: Store, dest: str) -> None:
-        import threading
-
-        self.store, self.dest = store, dest
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="batch-sync", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.done.wait(SYNC_INTERVAL):
-            try:
-                self.store.sync(self.dest)
-            except OSError as exc:  # the final sync (in the driver) reports a real problem
-                log.debug("syncfs of %s: %s", self.dest, exc)
-
-    def stop(self) -> None:
-        self.done.set()
-        if self.thread.is_alive():
-            self.thread.join()
 
 
 def _on_signal(signum: int, frame: object) -> None:

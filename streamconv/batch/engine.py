@@ -60,7 +60,6 @@ OnResult = Callable[[list[Piece], TaskResult | None, BaseException | None], None
 class Engine:
     name = "in-process"
     workers = 1
-    local = True  # the workers write on this host (the driver can make their outputs durable)
 
     def run(self, tasks: Iterable[list[Piece]], job: Job, on_result: OnResult) -> None:
         raise NotImplementedError
@@ -89,7 +88,6 @@ class DaskEngine(Engine):
     def __init__(self, jobs: int, address: str | None, dashboard: bool) -> None:
         self.jobs = jobs
         self.address = address
-        self.local = address is None
         self.dashboard = dashboard
         self.client: Any = None
         self.cluster: Any = None

@@ -40,7 +40,6 @@ class Job(NamedTuple):
     salt: bytes
     storage_options: dict[str, Any]
     whole: bool = False  # +ar / +as n: one output per input, NAME.dcm
-    sync: bool = True  # workers make their outputs durable; False: the driver does (same host)
 
 
 class TaskResult(NamedTuple):
@@ -190,12 +189,7 @@ def run_task(pieces: list[Piece], job: Job) -> TaskResult:
             continue
         _convert_piece(store, out_store, job, piece, res)
     global _last_sync
-    if (
-        job.sync
-        and out_store.local
-        and res.successes
-        and time.monotonic() - _last_sync >= SYNC_INTERVAL
-    ):
+    if out_store.local and res.successes and time.monotonic() - _last_sync >= SYNC_INTERVAL:
         # one syncfs(2) at most this often per worker, as the stream engine does (it flushes
         # the whole filesystem: per task it cost more than the conversion on a busy disk);
         # the driver syncs once more at the end
