@@ -24,10 +24,12 @@ from .fused import (
     _FUSED_TEXT,
     _MAX_CHARS,
     _PAD,
+    _RECENT,
     _SPACE,
     SPECIFIC_CHARACTER_SET,
     ascii_element,
     fused_number,
+    remember,
 )
 from .numbers import (
     _SHORT_HEADER,
@@ -91,8 +93,8 @@ class BuildContext:
 
     __slots__ = (
         "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
-        "fuse", "max_dataset", "max_elements", "max_value", "options", "problems", "run_key",
-        "source", "spills", "temporaries", "vr_agreed",
+        "fuse", "max_dataset", "max_elements", "max_value", "options", "problems", "recent",
+        "run_key", "source", "spills", "temporaries", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -113,6 +115,7 @@ class BuildContext:
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
+        self.recent = _RECENT.setdefault(id(self.dictionary), {})
         self.elements = 0
         self.decoded_bytes = 0
         # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
@@ -181,6 +184,7 @@ def _build_items(
     problems = ctx.problems
     tags = _TAG_CACHE
     fuse = ctx.fuse
+    recent = ctx.recent
     for key, content in obj.pairs:
         tag = tags.get(key)
         if tag is None:
@@ -211,15 +215,33 @@ def _build_items(
                 # the commonest elements, {"vr": VR, "Value": [text or numbers]}, in one step
                 (k1, vr), (k2, values) = pairs
                 if k1 == "vr" and k2 == "Value" and type(values) is list and type(vr) is str:
+                    one = len(values) == 1
+                    if one:
+                        # the element this tag had last (fused.Recent): a series repeats most
+                        v = values[0]
+                        seen = recent.get(tag)
+                        if seen is not None and seen[1] is type(v) and seen[0] == vr:
+                            n = seen[3]
+                            if (
+                                seen[2] == (v.text if type(v) is JsonNumber else v)
+                                and n <= ctx.max_value
+                                and ctx.decoded_bytes + n <= ctx.max_dataset
+                            ):
+                                ctx.decoded_bytes += n
+                                ds[tag] = seen[4]
+                                continue
+                    before = ctx.decoded_bytes
                     fast = None
                     if vr in _FAST_TEXT:
-                        if len(values) == 1:
+                        if one:
                             fast = ascii_element(tag, vr, values[0], ctx)
                     elif vr in _FUSED_NUMBER and values and ctx.vr_agreed.get(tag) == vr:
                         # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
                         fast = fused_number(tag, vr, values, ctx)
                     if fast is not None:
                         ds[tag] = fast
+                        if one:
+                            remember(recent, tag, vr, values[0], ctx.decoded_bytes - before, fast)
                         continue
         path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:

@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up, see optio
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ascii_element", "fused_number"]
+__all__ = ["ascii_element", "fused_number", "remember"]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 _SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
@@ -65,6 +65,39 @@ def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
     padded = value + _PAD[vr] if n & 1 else value
     head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
     return PreEncoded(tag, vr, text, head + padded)
+
+
+# Recent: per dictionary (by id, as build._VR_AGREED), tag -> (vr, type, token, n, element)
+# of the last single-valued element the fused path built for that tag.  The headers of one
+# series repeat most values from dataset to dataset (of a CT header's 150 elements, ~140
+# are the same in the next slice's), and an element given the same VR and the same value
+# token is the same element: build._build_items hands out the one built before (its
+# ``n`` decoded bytes counted against the limits as if built again).  One entry per tag,
+# so memory is bounded by the tags seen, not by the datasets converted.  The elements are
+# shared between datasets: nothing changes an element after it is built but the
+# character set step, which leaves bytes values alone (PreEncoded values are bytes).
+_RECENT: dict[int, dict[int, tuple[str, type, Any, int, Element]]] = {}
+_RECENT_MAX = 20_000  # tags remembered per dictionary (private tags are many)
+
+
+def remember(
+    recent: dict[int, tuple[str, type, Any, int, Element]],
+    tag: int,
+    vr: str,
+    value: Any,
+    n: int,
+    elem: Element,
+) -> None:
+    """Keep ``elem``, built from the single ``value`` (a str, an int or a JsonNumber, whose
+    token is its text: 1.0 and 1.00 are equal Decimals, not the same element)."""
+    t = type(value)
+    if t is JsonNumber:
+        value = value.text
+    elif t is not str and t is not int:
+        return
+    if len(recent) >= _RECENT_MAX and tag not in recent:
+        recent.clear()  # a stream of ever new private tags: start again, bounded
+    recent[tag] = (vr, t, value, n, elem)
 
 
 _ONE_BINARY = {vr: struct.Struct("<" + code).pack for vr, code in BINARY_NUMERIC.items()}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ..errors import CharsetError, StreamconvError
 from ..options import ConvertOptions
 from .uids import generate_uid, mapped_uid
-from .vr import CHARSET_VRS, Element, tag_path
+from .vr import CHARSET_VRS, Element, PreEncoded, tag_path
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
@@ -289,7 +289,11 @@ def _walk(
         value = elem.value
         if isinstance(value, str):
             if value.isascii():
-                elem.value = value.encode("ascii")
+                # a PreEncoded element is left as it is: its piece holds the bytes already
+                # (ASCII, the same in every character set, PS3.5 6.1.2.2), and it may be
+                # shared with other datasets (fused.Recent)
+                if type(elem) is not PreEncoded:
+                    elem.value = value.encode("ascii")
             elif elem.vr in CHARSET_VRS:
                 if on_undeclared is not None:
                     on_undeclared()

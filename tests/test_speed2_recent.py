@@ -1,0 +1,162 @@
+"""Elements reused from the dataset before (fused.Recent, issue 11 §3): a tag given the same VR
+and the same value token gets the element built for it last time; anything else is built
+again, so the bytes, warnings, errors and limits are those of a fresh build.
+
+Expected bytes come from PS3.5 7.1.2 (tag, VR, 2-byte length, value) and 6.2 (padding), or
+from the same dataset converted with nothing remembered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from streamconv.core import build, fused
+from streamconv.core.build import BuildContext, build_dataset
+from streamconv.core.documents import DocumentParser
+from streamconv.core.encode import encode_part10, iter_bytes
+from streamconv.core.transform import apply_charset
+from streamconv.errors import LimitError, Problems
+from streamconv.options import ConvertOptions, Limits
+
+
+@pytest.fixture(autouse=True)
+def fresh_recent(monkeypatch: pytest.MonkeyPatch) -> dict[int, Any]:
+    """Nothing remembered from other tests; the dictionary the tests here share."""
+    recent: dict[int, Any] = {}
+    monkeypatch.setattr(build, "_RECENT", recent)
+    return recent
+
+
+def built(doc: bytes, options: ConvertOptions | None = None) -> dict[int, Any]:
+    parser = DocumentParser()  # with the pre-pass, as every front end
+    raw = (parser.feed(doc) + parser.finish())[0]
+    ctx = BuildContext(options or ConvertOptions(), Problems(strict=True))
+    return build_dataset(raw.value, ctx).dataset
+
+
+def convert(doc: bytes, options: ConvertOptions | None = None) -> bytes:
+    options = options or ConvertOptions()
+    ds = built(doc, options)
+    apply_charset(ds, options)
+    return b"".join(iter_bytes(encode_part10(ds, {}, options)))
+
+
+def doc(**values: str) -> bytes:
+    """A dataset of a few elements, the JSON value text of each given by keyword."""
+    tags = {
+        "cs": ("00080060", "CS"),
+        "lo": ("00081030", "LO"),
+        "ds": ("00180050", "DS"),
+        "is_": ("00200013", "IS"),
+        "us": ("00280010", "US"),
+        "fd": ("00189089", "FD"),
+    }
+    parts = [
+        '"00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]}',
+        '"00080018": {"vr": "UI", "Value": ["1.2.3.4"]}',  # the meta header's, not generated
+    ]
+    parts += [
+        f'"{tags[k][0]}": {{"vr": "{tags[k][1]}", "Value": [{v}]}}' for k, v in values.items()
+    ]
+    return ("{" + ", ".join(parts) + "}").encode()
+
+
+def test_the_same_value_gets_the_same_element() -> None:
+    built(doc(cs='"CT"', ds="1.25", us="512"))  # the dictionary's VRs now known to agree
+    first = built(doc(cs='"CT"', ds="1.25", us="512"))
+    second = built(doc(cs='"CT"', ds="1.25", us="512"))
+    for tag in (0x00080060, 0x00180050, 0x00280010):
+        assert second[tag] is first[tag]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "piece"),
+    [
+        # equal Decimals, different tokens: DS keeps the spelling (CONTRACT §7, PS3.5 6.2)
+        ({"ds": "1.0"}, {"ds": "1.00"}, b"\x18\x00\x50\x00DS\x04\x001.00"),
+        ({"ds": "1.00"}, {"ds": "1.0"}, b"\x18\x00\x50\x00DS\x04\x001.0 "),
+        ({"ds": "0.0"}, {"ds": "-0"}, b"\x18\x00\x50\x00DS\x02\x00-0"),
+        ({"ds": "1e-06"}, {"ds": "1E-06"}, b"\x18\x00\x50\x00DS\x06\x001E-06 "),
+        # an integer and a number with a fraction: equal values, different tokens
+        ({"ds": "7"}, {"ds": "7.0"}, b"\x18\x00\x50\x00DS\x04\x007.0 "),
+        ({"ds": "7.0"}, {"ds": "7"}, b"\x18\x00\x50\x00DS\x02\x007 "),
+        # FD: -0 and 0 are equal numbers, not the same double (IEEE 754 sign bit)
+        ({"fd": "0.0"}, {"fd": "-0.0"}, b"\x18\x00\x89\x90FD\x08\x00" + b"\x00" * 7 + b"\x80"),
+        # text: trailing spaces are not significant (PS3.5 6.2), but a new value is new
+        ({"lo": '"abc"'}, {"lo": '"abd"'}, b"\x08\x00\x30\x10LO\x04\x00abd "),
+        ({"cs": '"CT"'}, {"cs": '"MR"'}, b"\x08\x00\x60\x00CS\x02\x00MR"),
+        ({"us": "512"}, {"us": "513"}, b"\x28\x00\x10\x00US\x02\x00\x01\x02"),
+    ],
+)
+def test_a_different_token_is_built_again(
+    before: dict[str, str], after: dict[str, str], piece: bytes, fresh_recent: dict[int, Any]
+) -> None:
+    convert(doc(**before))
+    convert(doc(**before))  # the dictionary's VR agrees now: remembered
+    assert fresh_recent, "the first dataset's element was remembered"
+    data = convert(doc(**after))
+    assert piece in data
+    fresh_recent.clear()
+    assert convert(doc(**after)) == data
+
+
+def test_a_string_or_a_boolean_is_not_the_number_remembered() -> None:
+    convert(doc(ds="1.5", us="1"))
+    convert(doc(ds="1.5", us="1"))
+    # DS given the string "1.5" and US given true go through the general path: the string
+    # is checked as DS text, the boolean is an error (CONTRACT §4) as without the number before
+    assert b"DS\x04\x001.5 " in convert(doc(ds='"1.5"'))
+    with pytest.raises(Exception, match="boolean"):
+        convert(doc(us="true"))
+
+
+def test_reused_elements_count_against_the_dataset_limit() -> None:
+    # decoded bytes: LO 40, CS 2, DS 4, US 2, IS 1, FD 8, the two UIDs 25 + 7: 89
+    one = doc(lo='"' + "x" * 40 + '"', cs='"CT"', ds="1.25", us="512", is_="7", fd="0.5")
+    for _ in range(3):
+        convert(one)  # every element remembered
+    convert(one, ConvertOptions(limits=Limits(max_dataset_bytes=89)))
+    with pytest.raises(LimitError, match="max-dataset-bytes"):
+        convert(one, ConvertOptions(limits=Limits(max_dataset_bytes=88)))
+    # the same element twice in one dataset (items): counted twice
+    item = {"00081030": {"vr": "LO", "Value": ["x" * 40]}}
+    seq = json.dumps({"00081115": {"vr": "SQ", "Value": [item, item]}}).encode()
+    for _ in range(3):
+        convert(seq)
+    convert(seq, ConvertOptions(limits=Limits(max_dataset_bytes=80)))
+    with pytest.raises(LimitError, match="max-dataset-bytes"):
+        convert(seq, ConvertOptions(limits=Limits(max_dataset_bytes=79)))
+
+
+def test_reused_elements_count_against_the_value_limit() -> None:
+    for _ in range(3):
+        convert(doc(lo='"' + "y" * 30 + '"'))
+    with pytest.raises(LimitError, match="max-value-bytes"):
+        convert(doc(lo='"' + "y" * 30 + '"'), ConvertOptions(limits=Limits(max_value_bytes=20)))
+
+
+def test_the_character_set_step_leaves_shared_elements_alone() -> None:
+    options = ConvertOptions()  # no character set declared: UTF-8
+    built(doc(cs='"CT"', lo='"M\\u00fcller"'))
+    a = built(doc(cs='"CT"', lo='"M\\u00fcller"'))
+    apply_charset(a, options)
+    b = built(doc(cs='"CT"', lo='"M\\u00fcller"'))
+    assert b[0x00080060] is a[0x00080060] and a[0x00080060].value == "CT"
+    assert a[0x00081030].value == "Müller".encode()  # not ASCII: built anew, encoded (UTF-8)
+    assert b[0x00081030].value == "Müller"
+
+
+def test_memory_is_bounded_by_the_tags_not_the_datasets(
+    monkeypatch: pytest.MonkeyPatch, fresh_recent: dict[int, Any]
+) -> None:
+    monkeypatch.setattr(fused, "_RECENT_MAX", 8)
+    for i in range(50):
+        private = {f"0009{0x1000 + i:04X}": {"vr": "LO", "Value": [f"v{i}"]}}
+        convert(json.dumps(private).encode())
+        assert sum(len(r) for r in fresh_recent.values()) <= 8
+    for i in range(50):  # one tag, ever new values: one entry
+        convert(doc(us=str(i)))
+    assert sum(len(r) for r in fresh_recent.values()) <= 8
