@@ -160,3 +160,66 @@ def test_memory_is_bounded_by_the_tags_not_the_datasets(
     for i in range(50):  # one tag, ever new values: one entry
         convert(doc(us=str(i)))
     assert sum(len(r) for r in fresh_recent.values()) <= 8
+
+
+def element_doc(elements: dict[str, Any]) -> bytes:
+    return json.dumps(elements).encode()
+
+
+@pytest.mark.parametrize(
+    ("values", "piece"),
+    [
+        # PS3.5 6.2: values joined with a backslash; trailing spaces of the last one go
+        (["ORIGINAL", "PRIMARY"], b"\x08\x00\x08\x00CS\x10\x00ORIGINAL\\PRIMARY"),
+        (["ORIGINAL", "SECONDARY"], b"\x08\x00\x08\x00CS\x12\x00ORIGINAL\\SECONDARY"),
+        (["A ", "B  "], b"\x08\x00\x08\x00CS\x04\x00A \\B"),
+        (["A", "B", "C"], b"\x08\x00\x08\x00CS\x06\x00A\\B\\C "),
+    ],
+)
+def test_several_text_values_are_reused_only_when_all_are_the_same(
+    values: list[str], piece: bytes
+) -> None:
+    before = element_doc({"00080008": {"vr": "CS", "Value": ["ORIGINAL", "PRIMARY"]}})
+    for _ in range(3):
+        convert(before)
+    data = convert(element_doc({"00080008": {"vr": "CS", "Value": values}}))
+    assert piece in data
+
+
+def test_a_value_too_long_warns_every_time(caplog: pytest.LogCaptureFixture) -> None:
+    # PS3.5 6.2: CS values hold at most 16 characters; a warning, not an error (CONTRACT §4)
+    doc_ = element_doc({"00080008": {"vr": "CS", "Value": ["ORIGINAL", "X" * 17]}})
+    for _ in range(3):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            convert(doc_)
+        assert any("longer than the 16 allowed" in r.getMessage() for r in caplog.records)
+
+
+def test_empty_elements_are_reused_and_sequences_are_not() -> None:
+    doc_ = element_doc(
+        {
+            "00080050": {"vr": "SH"},
+            "00081140": {"vr": "SQ"},
+            "00100010": {"vr": "PN"},
+        }
+    )
+    for _ in range(2):
+        built(doc_)
+    a, b = built(doc_), built(doc_)
+    assert b[0x00080050] is a[0x00080050] and a[0x00080050].value is None
+    assert b[0x00100010] is a[0x00100010]
+    # an empty sequence is a list of items: never shared
+    assert a[0x00081140].value == [] and b[0x00081140].value is not a[0x00081140].value
+    # PS3.5 7.1.2: an empty element is its header with length 0
+    assert b"\x08\x00\x50\x00SH\x00\x00" in convert(doc_)
+
+
+def test_an_empty_element_with_another_vr_is_built_again(caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(3):
+        convert(element_doc({"00080050": {"vr": "SH"}}))
+    with caplog.at_level("WARNING"):
+        data = convert(element_doc({"00080050": {"vr": "LO"}}))
+    # the JSON VR wins over the dictionary's, with a warning (CONTRACT §4)
+    assert b"\x08\x00\x50\x00LO\x00\x00" in data
+    assert any("the data dictionary says SH" in r.getMessage() for r in caplog.records)

@@ -7,17 +7,16 @@ Strict under -E, DCMTK-like under +E (CONTRACT §4): every problem goes through
 
 from __future__ import annotations
 
-import binascii
 import logging
 import re
 import struct
 from decimal import Decimal
 
-from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
+from ..errors import ContentError, LimitError, Problems, StreamconvError
 from ..options import ConvertOptions
-from . import bulkdata
+from .binaryvalues import bulk_element, inline_element
 from .dictionary import Dictionary, get_dictionary
-from .documents import SPILL_PREFIX, PairList, Pairs, SpillStore, decode_base64
+from .documents import PairList, Pairs, SpillStore
 from .fused import (
     _FAST_TEXT,
     _FUSED_NUMBER,
@@ -28,8 +27,10 @@ from .fused import (
     _SPACE,
     SPECIFIC_CHARACTER_SET,
     ascii_element,
+    ascii_values,
     fused_number,
     remember,
+    same_number,
 )
 from .numbers import (
     _SHORT_HEADER,
@@ -46,11 +47,9 @@ from .numbers import (
 from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
-    BYTE_VRS,
     MULTI_TEXT_VRS,
     SINGLE_TEXT_VRS,
     TEXT_VRS,
-    WORD_SIZE,
     Element,
     PreEncoded,
     pre_encoding_pays,
@@ -84,8 +83,6 @@ _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
 _CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
 _NO_LIMIT = 1 << 62
 _ITEM_TAG = "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element"
-_BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
-_INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 
 
 class BuildContext:
@@ -211,38 +208,55 @@ def _build_items(
         ctx.elements += 1
         if fuse and group != 2 and type(content) in _OBJECTS and ctx.elements <= ctx.max_elements:
             pairs = content if type(content) is PairList else content.pairs
+            # what this tag had last (fused.Recent): the headers of a series repeat most
+            seen = recent.get(tag)
             if len(pairs) == 2:
                 # the commonest elements, {"vr": VR, "Value": [text or numbers]}, in one step
                 (k1, vr), (k2, values) = pairs
                 if k1 == "vr" and k2 == "Value" and type(values) is list and type(vr) is str:
-                    one = len(values) == 1
-                    if one:
-                        # the element this tag had last (fused.Recent): a series repeats most
-                        v = values[0]
-                        seen = recent.get(tag)
-                        if seen is not None and seen[1] is type(v) and seen[0] == vr:
-                            n = seen[3]
-                            if (
-                                seen[2] == (v.text if type(v) is JsonNumber else v)
-                                and n <= ctx.max_value
-                                and ctx.decoded_bytes + n <= ctx.max_dataset
-                            ):
-                                ctx.decoded_bytes += n
-                                ds[tag] = seen[4]
-                                continue
+                    if (
+                        seen is not None
+                        and seen[0] == vr
+                        and values == seen[1]
+                        and (seen[2] or same_number(values[0], seen))
+                    ):
+                        n = seen[3]
+                        if n <= ctx.max_value and ctx.decoded_bytes + n <= ctx.max_dataset:
+                            ctx.decoded_bytes += n
+                            ds[tag] = seen[4]
+                            continue
                     before = ctx.decoded_bytes
                     fast = None
                     if vr in _FAST_TEXT:
-                        if one:
+                        if len(values) == 1:
                             fast = ascii_element(tag, vr, values[0], ctx)
+                        else:
+                            fast = ascii_values(tag, vr, values, ctx)
                     elif vr in _FUSED_NUMBER and values and ctx.vr_agreed.get(tag) == vr:
                         # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
                         fast = fused_number(tag, vr, values, ctx)
                     if fast is not None:
                         ds[tag] = fast
-                        if one:
-                            remember(recent, tag, vr, values[0], ctx.decoded_bytes - before, fast)
+                        remember(recent, tag, vr, values, ctx.decoded_bytes - before, fast)
                         continue
+            elif len(pairs) == 1 and pairs[0][0] == "vr":
+                # {"vr": VR}: an empty element (PS3.18 F.2.5), as _build_element builds it
+                # once the dictionary's VR is known to agree (a sequence's list and the
+                # pixel data and character set elements, checked there, are left to it)
+                vr = pairs[0][1]
+                if seen is not None and seen[1] is None and seen[0] == vr:
+                    ds[tag] = seen[4]
+                    continue
+                if (
+                    type(vr) is str
+                    and ctx.vr_agreed.get(tag) == vr
+                    and vr != "SQ"
+                    and tag != PIXEL_DATA
+                    and tag != SPECIFIC_CHARACTER_SET
+                ):
+                    ds[tag] = empty = Element(tag, vr, None)
+                    remember(recent, tag, vr, None, 0, empty)
+                    continue
         path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:
             limit = ctx.options.limits.max_elements
@@ -345,8 +359,8 @@ def _build_element(
     if kind == "Value":
         return _value(tag, vr, payload, ctx, path, depth)
     if kind == "InlineBinary":
-        return _inline(tag, vr, payload, ctx, path)
-    return _bulk(tag, vr, payload, ctx, path)
+        return inline_element(tag, vr, payload, ctx, path)
+    return bulk_element(tag, vr, payload, ctx, path)
 
 
 # per dictionary (by id; dictionaries are cached for the process): tag -> a VR known to agree
@@ -694,101 +708,3 @@ _VALUE_HANDLERS: dict[str, Any] = {
     **{vr: _text for vr in TEXT_VRS if vr != "PN"},
     **{vr: binary_numbers for vr in BINARY_NUMERIC},
 }
-
-
-# -- InlineBinary and BulkDataURI ------------------------------------------------------------
-
-
-def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
-    problems = ctx.problems
-    if not isinstance(payload, str):
-        raise ContentError(f"InlineBinary value must be a JSON string, found {json_type(payload)}")
-    if vr not in BYTE_VRS:
-        problems.error(
-            ContentError(
-                f"InlineBinary is not allowed for VR {vr} (only OB, OD, OF, OL, OV, OW, UN)",
-                path=path,
-            )
-        )
-        return None
-    if payload.startswith(SPILL_PREFIX):
-        spill = ctx.spills.take(int(payload[len(SPILL_PREFIX) :]))
-        if spill is None:
-            raise ContentError("internal error: spilled InlineBinary value not found")
-        if spill.error:
-            spill.discard()
-            problems.error(ContentError(spill.error, path=path))
-            return None
-        _check_words(vr, spill.length, ctx, path)
-        count_bytes(ctx, spill.length, path)
-        if spill.path:
-            ref = bulkdata.temporary_ref(
-                spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1)
-            )
-            return Element(tag, vr, ref)
-        data = bytes(spill.data or b"")
-        spill.discard()
-        return Element(tag, vr, _trim(vr, data) or None)
-    try:
-        data = decode_base64(payload)
-    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
-        problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
-        return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
-    _check_words(vr, len(data), ctx, path)
-    count_bytes(ctx, len(data), path)
-    return Element(tag, vr, _trim(vr, data) or None)
-
-
-def _trim(vr: str, data: bytes) -> bytes:
-    w = WORD_SIZE.get(vr, 1)
-    extra = len(data) % w
-    return data[: len(data) - extra] if extra else data
-
-
-def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
-    w = WORD_SIZE.get(vr, 1)
-    if length % w:
-        ctx.problems.error(
-            ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
-        )
-
-
-def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
-    opts = ctx.options
-    if not opts.parse_bulkdata:
-        log.info("%s: ignoring BulkDataURI, leaving element empty", path)
-        return Element(tag, vr, [] if vr == "SQ" else None)
-    if not isinstance(payload, str):
-        raise ContentError(f"BulkDataURI value must be a JSON string, found {json_type(payload)}")
-    if vr not in BYTE_VRS and vr not in BINARY_NUMERIC and vr not in _BULK_TEXT_VRS:
-        # check the VR first: a BulkDataURI on AE, SQ etc. can never be converted (§6.4)
-        raise ContentError(f"BulkDataURI is not allowed for VR {vr}")
-    http = opts.http
-    if http.rewrites:
-        from .urlperm import rewrite
-
-        payload = rewrite(payload, http.rewrites)
-    if http.prefixes and bulkdata.is_http(payload, ctx.base_url is not None):
-        from .webbulk import http_element  # urllib3 and multipart: only for an http(s) URI
-
-        return http_element(tag, vr, payload, ctx, path, count_bytes, text=vr in _BULK_TEXT_VRS)
-    try:
-        ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
-    except BulkDataAccessError:
-        raise
-    w = WORD_SIZE.get(vr, 1)
-    if ref.length % w:
-        ctx.problems.error(
-            ContentError(
-                f"{vr} bulk data of {ref.length} bytes is not a multiple of {w}", path=path
-            )
-        )
-        ref = bulkdata.BulkRef(ref.path, ref.offset, ref.length - ref.length % w, ref.dev, ref.ino)
-    count_bytes(ctx, ref.length, path)
-    if vr in _BULK_TEXT_VRS:
-        raw = bulkdata.read_all(ref, opts.bulkdata_dirs).rstrip(b" \x00")
-        return Element(tag, vr, raw or None)
-    if ref.length <= _INLINE_LIMIT:
-        data = bulkdata.read_all(ref, opts.bulkdata_dirs)
-        return Element(tag, vr, data or None)
-    return Element(tag, vr, ref)

@@ -14,13 +14,13 @@ import re
 import struct
 
 from .numbers import _FL_LIMIT, _FUSED_BINARY, _SHORT_HEADER, _VR_BYTES, JsonNumber
-from .vr import BINARY_NUMERIC, LONG_HEADER_VRS, TEXT_VRS, Element, PreEncoded
+from .vr import BINARY_NUMERIC, LONG_HEADER_VRS, SINGLE_TEXT_VRS, TEXT_VRS, Element, PreEncoded
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ascii_element", "fused_number", "remember"]
+__all__ = ["ascii_element", "ascii_values", "fused_number", "remember", "same_number"]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 _SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
@@ -67,37 +67,89 @@ def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
     return PreEncoded(tag, vr, text, head + padded)
 
 
-# Recent: per dictionary (by id, as build._VR_AGREED), tag -> (vr, type, token, n, element)
-# of the last single-valued element the fused path built for that tag.  The headers of one
-# series repeat most values from dataset to dataset (of a CT header's 150 elements, ~140
-# are the same in the next slice's), and an element given the same VR and the same value
-# token is the same element: build._build_items hands out the one built before (its
-# ``n`` decoded bytes counted against the limits as if built again).  One entry per tag,
-# so memory is bounded by the tags seen, not by the datasets converted.  The elements are
-# shared between datasets: nothing changes an element after it is built but the
-# character set step, which leaves bytes values alone (PreEncoded values are bytes).
-_RECENT: dict[int, dict[int, tuple[str, type, Any, int, Element]]] = {}
+# Recent: per dictionary (by id, as build._VR_AGREED), tag -> the element the fused path
+# built last for that tag, and what it was built from.  The headers of one series repeat
+# most values from dataset to dataset (of a CT header's ~160 elements, ~150 are the same in
+# the next slice's), and an element given the same VR and the same value tokens is the same
+# element: build._build_items hands out the one built before (its ``n`` decoded bytes
+# counted against the limits as if built again).  One entry per tag, so memory is bounded
+# by the tags seen, not by the datasets converted.  The elements are shared between
+# datasets: nothing changes an element after it is built but the character set step,
+# which leaves PreEncoded and empty elements alone.
+#
+# An entry is (vr, values, exact, n, element, type, token): ``values`` a copy of the JSON
+# Value list (None: an empty element, {"vr": VR} alone); ``exact`` when they are all
+# strings, which are equal only to the same strings; otherwise one number, whose ``type``
+# and ``token`` must match as well (equal numbers are not the same element: 1.0 and 1.00
+# are spelled differently in DS, 1 and true are not the same JSON, CONTRACT §7)
+if TYPE_CHECKING:
+    Recent = dict[int, tuple[str, list[Any] | None, bool, int, Element, type, Any]]
+_RECENT: dict[int, Recent] = {}
 _RECENT_MAX = 20_000  # tags remembered per dictionary (private tags are many)
 
 
 def remember(
-    recent: dict[int, tuple[str, type, Any, int, Element]],
-    tag: int,
-    vr: str,
-    value: Any,
-    n: int,
-    elem: Element,
+    recent: Recent, tag: int, vr: str, values: list[Any] | None, n: int, elem: Element
 ) -> None:
-    """Keep ``elem``, built from the single ``value`` (a str, an int or a JsonNumber, whose
-    token is its text: 1.0 and 1.00 are equal Decimals, not the same element)."""
-    t = type(value)
-    if t is JsonNumber:
-        value = value.text
-    elif t is not str and t is not int:
-        return
+    """Keep ``elem``, built from ``values`` (see Recent), for the next dataset."""
+    t: type = str
+    token: Any = None
+    if values is not None and not all(type(v) is str for v in values):
+        if len(values) != 1:
+            return
+        t = type(values[0])
+        if t is JsonNumber:
+            token = values[0].text
+        elif t is int:
+            token = values[0]
+        else:
+            return
     if len(recent) >= _RECENT_MAX and tag not in recent:
         recent.clear()  # a stream of ever new private tags: start again, bounded
-    recent[tag] = (vr, t, value, n, elem)
+    copy = None if values is None else list(values)
+    recent[tag] = (vr, copy, t is str, n, elem, t, token)
+
+
+def same_number(value: Any, seen: tuple[Any, ...]) -> bool:
+    """``value`` (equal to the one number of entry ``seen``) is the same JSON token."""
+    t = type(value)
+    return t is seen[5] and (t is not JsonNumber or value.text == seen[6])
+
+
+# text VRs whose values ascii_values joins as they are (UI values are checked one by one)
+_MULTI_FAST = frozenset(_FAST_TEXT - SINGLE_TEXT_VRS - {"UI"})
+
+
+def ascii_values(tag: int, vr: str, values: list[Any], ctx: Any) -> Element | None:
+    """``{"vr": VR, "Value": [texts]}`` with several values (CS "ORIGINAL\\PRIMARY"), fused
+    as ascii_element fuses one: ASCII strings without a backslash, none longer than the VR
+    allows (PS3.5 6.2); the same element as _text builds.  None for anything else."""
+    if (
+        vr not in _MULTI_FAST
+        or ctx.vr_agreed.get(tag) != vr
+        or (tag == SPECIFIC_CHARACTER_SET and vr != "CS")
+    ):
+        return None
+    for v in values:
+        if type(v) is not str:
+            return None
+    text = "\\".join(values)
+    if not text.isascii() or text.count("\\") != len(values) - 1:
+        return None  # a backslash inside a value would change the value multiplicity
+    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them,
+    # of the last value: _text_element strips the joined text)
+    text = text.rstrip(" \x00")
+    n = len(text)
+    limit = _MAX_CHARS[vr]
+    if n > limit and any(len(v.rstrip(" \x00")) > limit for v in values):
+        return None  # the general path warns about it (_check_lengths)
+    if not n or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    ctx.decoded_bytes += n
+    value = text.encode("ascii")
+    padded = value + _PAD[vr] if n & 1 else value
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+    return PreEncoded(tag, vr, text, head + padded)
 
 
 _ONE_BINARY = {vr: struct.Struct("<" + code).pack for vr, code in BINARY_NUMERIC.items()}
