@@ -223,3 +223,40 @@ def test_an_empty_element_with_another_vr_is_built_again(caplog: pytest.LogCaptu
     # the JSON VR wins over the dictionary's, with a warning (CONTRACT §4)
     assert b"\x08\x00\x50\x00LO\x00\x00" in data
     assert any("the data dictionary says SH" in r.getMessage() for r in caplog.records)
+
+
+def test_elements_of_frames_parsed_by_the_json_module_are_reused_too() -> None:
+    # the stream's workers parse frames with the json module (PairList objects, not Pairs)
+    from streamconv.core.documents import parse_frame
+
+    def frame_built() -> dict[int, Any]:
+        raw = parse_frame(doc(cs='"CT"', ds="1.25", us="512"), 0, 0)
+        return build_dataset(
+            raw.value, BuildContext(ConvertOptions(), Problems(strict=True))
+        ).dataset
+
+    frame_built()
+    first, second = frame_built(), frame_built()
+    assert second[0x00080060] is first[0x00080060] and second[0x00180050] is first[0x00180050]
+    raw = parse_frame(doc(ds="1.250"), 0, 0)
+    ds = build_dataset(raw.value, BuildContext(ConvertOptions(), Problems(strict=True))).dataset
+    assert ds[0x00180050].value == "1.250"
+
+
+def test_a_duplicate_tag_is_an_error_even_when_remembered() -> None:
+    for _ in range(3):
+        convert(doc(cs='"CT"'))
+    twice = (
+        b'{"00080060": {"vr": "CS", "Value": ["CT"]}, "00080060": {"vr": "CS", "Value": ["CT"]}}'
+    )
+    with pytest.raises(Exception, match="duplicate tag"):
+        convert(twice)
+
+
+def test_reused_elements_count_against_the_element_limit() -> None:
+    one = doc(cs='"CT"', ds="1.25", us="512")  # and the two UIDs: 5 elements
+    for _ in range(3):
+        convert(one)
+    convert(one, ConvertOptions(limits=Limits(max_elements=5)))
+    with pytest.raises(LimitError, match="max-elements"):
+        convert(one, ConvertOptions(limits=Limits(max_elements=4)))

@@ -28,9 +28,9 @@ from .fused import (
     SPECIFIC_CHARACTER_SET,
     ascii_element,
     ascii_values,
+    empty_element,
     fused_number,
     remember,
-    same_number,
 )
 from .numbers import (
     _SHORT_HEADER,
@@ -183,6 +183,36 @@ def _build_items(
     fuse = ctx.fuse
     recent = ctx.recent
     for key, content in obj.pairs:
+        if fuse:
+            # the element this key had last (fused.Recent): the headers of a series repeat
+            # most; the same JSON content (compared at C speed) is the same element
+            seen = recent.get(key)
+            if seen is not None:
+                # a PairList (the json module's object) is its pairs; ijson builds Pairs
+                pairs = content if type(content) is PairList else getattr(content, "pairs", None)
+            if (
+                seen is not None
+                and pairs == seen[1]
+                and (
+                    seen[2]  # strings only: equal is the same
+                    or (
+                        type(number := pairs[1][1][0]) is seen[5]
+                        and (type(number) is not JsonNumber or number.text == seen[6])
+                    )
+                )
+            ):
+                known = seen[0]
+                n = seen[3]
+                if (
+                    known not in ds
+                    and ctx.elements < ctx.max_elements
+                    and n <= ctx.max_value
+                    and ctx.decoded_bytes + n <= ctx.max_dataset
+                ):
+                    ctx.elements += 1
+                    ctx.decoded_bytes += n
+                    ds[known] = seen[4]
+                    continue
         tag = tags.get(key)
         if tag is None:
             tag = _key_tag(key)
@@ -208,23 +238,10 @@ def _build_items(
         ctx.elements += 1
         if fuse and group != 2 and type(content) in _OBJECTS and ctx.elements <= ctx.max_elements:
             pairs = content if type(content) is PairList else content.pairs
-            # what this tag had last (fused.Recent): the headers of a series repeat most
-            seen = recent.get(tag)
             if len(pairs) == 2:
                 # the commonest elements, {"vr": VR, "Value": [text or numbers]}, in one step
                 (k1, vr), (k2, values) = pairs
                 if k1 == "vr" and k2 == "Value" and type(values) is list and type(vr) is str:
-                    if (
-                        seen is not None
-                        and seen[0] == vr
-                        and values == seen[1]
-                        and (seen[2] or same_number(values[0], seen))
-                    ):
-                        n = seen[3]
-                        if n <= ctx.max_value and ctx.decoded_bytes + n <= ctx.max_dataset:
-                            ctx.decoded_bytes += n
-                            ds[tag] = seen[4]
-                            continue
                     before = ctx.decoded_bytes
                     fast = None
                     if vr in _FAST_TEXT:
@@ -237,16 +254,13 @@ def _build_items(
                         fast = fused_number(tag, vr, values, ctx)
                     if fast is not None:
                         ds[tag] = fast
-                        remember(recent, tag, vr, values, ctx.decoded_bytes - before, fast)
+                        remember(recent, key, tag, vr, values, ctx.decoded_bytes - before, fast)
                         continue
             elif len(pairs) == 1 and pairs[0][0] == "vr":
                 # {"vr": VR}: an empty element (PS3.18 F.2.5), as _build_element builds it
                 # once the dictionary's VR is known to agree (a sequence's list and the
                 # pixel data and character set elements, checked there, are left to it)
                 vr = pairs[0][1]
-                if seen is not None and seen[1] is None and seen[0] == vr:
-                    ds[tag] = seen[4]
-                    continue
                 if (
                     type(vr) is str
                     and ctx.vr_agreed.get(tag) == vr
@@ -254,8 +268,8 @@ def _build_items(
                     and tag != PIXEL_DATA
                     and tag != SPECIFIC_CHARACTER_SET
                 ):
-                    ds[tag] = empty = Element(tag, vr, None)
-                    remember(recent, tag, vr, None, 0, empty)
+                    ds[tag] = empty = empty_element(tag, vr)
+                    remember(recent, key, tag, vr, None, 0, empty)
                     continue
         path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:

@@ -14,13 +14,28 @@ import re
 import struct
 
 from .numbers import _FL_LIMIT, _FUSED_BINARY, _SHORT_HEADER, _VR_BYTES, JsonNumber
-from .vr import BINARY_NUMERIC, LONG_HEADER_VRS, SINGLE_TEXT_VRS, TEXT_VRS, Element, PreEncoded
+from .vr import (
+    ALL_VRS,
+    BINARY_NUMERIC,
+    LONG_HEADER_VRS,
+    NEW_VRS,
+    SINGLE_TEXT_VRS,
+    TEXT_VRS,
+    Element,
+    PreEncoded,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ascii_element", "ascii_values", "fused_number", "remember", "same_number"]
+__all__ = [
+    "ascii_element",
+    "ascii_values",
+    "empty_element",
+    "fused_number",
+    "remember",
+]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 _SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
@@ -67,31 +82,39 @@ def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
     return PreEncoded(tag, vr, text, head + padded)
 
 
-# Recent: per dictionary (by id, as build._VR_AGREED), tag -> the element the fused path
-# built last for that tag, and what it was built from.  The headers of one series repeat
-# most values from dataset to dataset (of a CT header's ~160 elements, ~150 are the same in
-# the next slice's), and an element given the same VR and the same value tokens is the same
-# element: build._build_items hands out the one built before (its ``n`` decoded bytes
-# counted against the limits as if built again).  One entry per tag, so memory is bounded
-# by the tags seen, not by the datasets converted.  The elements are shared between
-# datasets: nothing changes an element after it is built but the character set step,
-# which leaves PreEncoded and empty elements alone.
+# Recent: per dictionary (by id, as build._VR_AGREED), JSON key -> the element the fused
+# path built last for that key, and the JSON content it was built from.  The headers of one
+# series repeat most values from dataset to dataset (of a CT header's ~160 elements, ~150
+# are the same in the next slice's), and the same content, with the same VR, is the same
+# element: build._build_items hands out the one built before (its ``n`` decoded bytes and
+# the element counted against the limits as if built again).  One entry per key, so memory
+# is bounded by the tags seen, not by the datasets converted.  The elements are shared
+# between datasets: nothing changes an element after it is built but the character set
+# step, which leaves PreEncoded elements alone.
 #
-# An entry is (vr, values, exact, n, element, type, token): ``values`` a copy of the JSON
-# Value list (None: an empty element, {"vr": VR} alone); ``exact`` when they are all
-# strings, which are equal only to the same strings; otherwise one number, whose ``type``
-# and ``token`` must match as well (equal numbers are not the same element: 1.0 and 1.00
-# are spelled differently in DS, 1 and true are not the same JSON, CONTRACT §7)
+# An entry is (tag, content, exact, n, element, type, token): ``content`` the element's
+# JSON object as (name, value) pairs, [("vr", VR), ("Value", [...])] or [("vr", VR)];
+# ``exact`` when its values are all strings, which are equal only to the same strings;
+# otherwise it holds one number, whose ``type`` and ``token`` must match as well: equal
+# numbers are not the same element (1.0 and 1.00 are spelled differently in DS, 7 and 7.0
+# too, and 1 and true are not the same JSON; CONTRACT §7)
 if TYPE_CHECKING:
-    Recent = dict[int, tuple[str, list[Any] | None, bool, int, Element, type, Any]]
+    Recent = dict[str, tuple[int, list[Any], bool, int, Element, type, Any]]
 _RECENT: dict[int, Recent] = {}
-_RECENT_MAX = 20_000  # tags remembered per dictionary (private tags are many)
+_RECENT_MAX = 20_000  # keys remembered per dictionary (private tags are many)
 
 
 def remember(
-    recent: Recent, tag: int, vr: str, values: list[Any] | None, n: int, elem: Element
+    recent: Recent,
+    key: str,
+    tag: int,
+    vr: str,
+    values: list[Any] | None,
+    n: int,
+    elem: Element,
 ) -> None:
-    """Keep ``elem``, built from ``values`` (see Recent), for the next dataset."""
+    """Keep ``elem``, built from ``{"vr": vr, "Value": values}`` (``{"vr": vr}`` for None)
+    under ``key`` (see Recent), for the next dataset."""
     t: type = str
     token: Any = None
     if values is not None and not all(type(v) is str for v in values):
@@ -104,16 +127,21 @@ def remember(
             token = values[0]
         else:
             return
-    if len(recent) >= _RECENT_MAX and tag not in recent:
+    if len(recent) >= _RECENT_MAX and key not in recent:
         recent.clear()  # a stream of ever new private tags: start again, bounded
-    copy = None if values is None else list(values)
-    recent[tag] = (vr, copy, t is str, n, elem, t, token)
+    content = [("vr", vr)] if values is None else [("vr", vr), ("Value", list(values))]
+    recent[key] = (tag, content, t is str, n, elem, t, token)
 
 
-def same_number(value: Any, seen: tuple[Any, ...]) -> bool:
-    """``value`` (equal to the one number of entry ``seen``) is the same JSON token."""
-    t = type(value)
-    return t is seen[5] and (t is not JsonNumber or value.text == seen[6])
+# an empty element of these VRs is its short header alone (PS3.5 7.1.2), whatever -u says
+_EMPTY_FUSED = frozenset(ALL_VRS - LONG_HEADER_VRS - NEW_VRS)
+
+
+def empty_element(tag: int, vr: str) -> Element:
+    """``{"vr": VR}`` (PS3.18 F.2.5: no value): PreEncoded where its encoding is known."""
+    if vr in _EMPTY_FUSED:
+        return PreEncoded(tag, vr, None, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], 0))
+    return Element(tag, vr, None)
 
 
 # text VRs whose values ascii_values joins as they are (UI values are checked one by one)

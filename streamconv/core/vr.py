@@ -87,7 +87,7 @@ class Element:
 
 class PreEncoded(Element):
     """An element built together with its Explicit VR Little Endian encoding, ``piece``
-    (header and padded value, PS3.5 7.1.2): ASCII text or binary numbers.  ``value`` is as
+    (header and padded value, PS3.5 7.1.2): ASCII text, binary numbers, or no value.  ``value`` is as
     for any element (ASCII text stays ``str``: it is the same bytes in every character set,
     PS3.5 6.1.2.2, and every writer encodes it as ASCII); the writer for that transfer
     syntax appends ``piece`` as it is, any other writer encodes ``value``.  Nothing changes
@@ -98,7 +98,7 @@ class PreEncoded(Element):
 
     __slots__ = ("piece",)
 
-    def __init__(self, tag: int, vr: str, value: str | bytes, piece: bytes) -> None:
+    def __init__(self, tag: int, vr: str, value: str | bytes | None, piece: bytes) -> None:
         self.tag = tag
         self.vr = vr
         self.value = value
