@@ -186,9 +186,15 @@ class JsonFilter:
         self._spill: Spill | None = None
         self._started = False
         self.consumed = 0  # bytes of input accepted so far
+        # the bytes the last feed returned have no string holding a bracket (known from
+        # the depth tracking's scan, so only with max_depth): framing.Framer then counts
+        # brackets in them without looking for strings again
+        self.strings_plain = False
+        self._plain = False
 
     def feed(self, data: bytes) -> bytes:
         self.inside_string = False
+        self.strings_plain = self._plain = False
         self.consumed += len(data)
         if self._max_input and self.consumed > self._max_input:
             raise LimitError(f"input larger than {self._max_input} bytes (limit --max-input-bytes)")
@@ -202,7 +208,9 @@ class JsonFilter:
             if data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]  # RFC 8259 §8.1: a BOM may be ignored
         out: list[bytes] = []
+        self._plain = self._max_depth > 0
         self._process(data, out)
+        self.strings_plain = self._plain
         result = b"".join(out)
         if result:
             # a backslash is looked for at memchr speed first: most inputs have none
@@ -263,6 +271,7 @@ class JsonFilter:
                 self.inside_string = True
                 return
             out.append(buf[: end + 1])
+            self._note_string(buf[: end + 1])
             self._in_string = False
             buf = buf[end + 1 :]
         # Where does the last complete token end?  Count real (unescaped) quotes.
@@ -341,6 +350,7 @@ class JsonFilter:
             # empty strings and joins neighbours, whose contents stay between quotes
             marks = marks.replace(b'""', b"")
             if b'"' in marks:
+                self._plain = False  # a string holds a bracket (see framing._bracket_delta)
                 marks = _QUOTED_MARKS.sub(b"", marks)
         if not marks:
             return
@@ -402,7 +412,13 @@ class JsonFilter:
             self._carry = tail[-n:]
         else:
             out.append(tail)
+        self._note_string(tail)
         self._in_string = True
+
+    def _note_string(self, text: bytes) -> None:
+        """``text`` is (part of) a string passed on outside _emit: does it hold a bracket?"""
+        if self._plain and (b"{" in text or b"}" in text or b"[" in text or b"]" in text):
+            self._plain = False
 
     def _spill_text(self, text: bytes) -> None:
         assert self._spill is not None
