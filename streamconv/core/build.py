@@ -7,6 +7,7 @@ Strict under -E, DCMTK-like under +E (CONTRACT §4): every problem goes through
 
 from __future__ import annotations
 
+import binascii
 import logging
 import re
 import struct
@@ -14,9 +15,9 @@ from decimal import Decimal
 
 from ..errors import ContentError, LimitError, Problems, StreamconvError
 from ..options import ConvertOptions
-from .binaryvalues import bulk_element, inline_element
+from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
-from .documents import PairList, Pairs, SpillStore
+from .documents import SPILL_PREFIX, PairList, Pairs, SpillStore, decode_base64
 from .fused import (
     _FAST_TEXT,
     _FUSED_NUMBER,
@@ -47,9 +48,11 @@ from .numbers import (
 from .vr import (
     ALL_VRS,
     BINARY_NUMERIC,
+    BYTE_VRS,
     MULTI_TEXT_VRS,
     SINGLE_TEXT_VRS,
     TEXT_VRS,
+    WORD_SIZE,
     Element,
     PreEncoded,
     pre_encoding_pays,
@@ -373,7 +376,9 @@ def _build_element(
     if kind == "Value":
         return _value(tag, vr, payload, ctx, path, depth)
     if kind == "InlineBinary":
-        return inline_element(tag, vr, payload, ctx, path)
+        return _inline(tag, vr, payload, ctx, path)
+    from .bulkuri import bulk_element  # only for datasets with BulkDataURI values
+
     return bulk_element(tag, vr, payload, ctx, path)
 
 
@@ -478,8 +483,9 @@ def _sequence(items: list[Any], ctx: BuildContext, path: Any, depth: int) -> lis
             f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed (limit --max-depth {limit})"
         )
     out: list[Dataset] = []
+    where = str(path)
     for i, item in enumerate(items, 1):
-        ipath = f"{path}[{i}]"
+        ipath = f"{where}[{i}]"
         if not isinstance(item, Pairs):
             ctx.problems.error(
                 ContentError(
@@ -722,3 +728,60 @@ _VALUE_HANDLERS: dict[str, Any] = {
     **{vr: _text for vr in TEXT_VRS if vr != "PN"},
     **{vr: binary_numbers for vr in BINARY_NUMERIC},
 }
+
+
+# -- InlineBinary (BulkDataURI: bulkuri.py) ------------------------------------------------
+
+
+def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
+    problems = ctx.problems
+    if not isinstance(payload, str):
+        raise ContentError(f"InlineBinary value must be a JSON string, found {json_type(payload)}")
+    if vr not in BYTE_VRS:
+        problems.error(
+            ContentError(
+                f"InlineBinary is not allowed for VR {vr} (only OB, OD, OF, OL, OV, OW, UN)",
+                path=path,
+            )
+        )
+        return None
+    if payload.startswith(SPILL_PREFIX):
+        spill = ctx.spills.take(int(payload[len(SPILL_PREFIX) :]))
+        if spill is None:
+            raise ContentError("internal error: spilled InlineBinary value not found")
+        if spill.error:
+            spill.discard()
+            problems.error(ContentError(spill.error, path=path))
+            return None
+        _check_words(vr, spill.length, ctx, path)
+        count_bytes(ctx, spill.length, path)
+        if spill.path:
+            ref = bulkdata.temporary_ref(
+                spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1)
+            )
+            return Element(tag, vr, ref)
+        data = bytes(spill.data or b"")
+        spill.discard()
+        return Element(tag, vr, _trim(vr, data) or None)
+    try:
+        data = decode_base64(payload)
+    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
+        problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
+        return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
+    _check_words(vr, len(data), ctx, path)
+    count_bytes(ctx, len(data), path)
+    return Element(tag, vr, _trim(vr, data) or None)
+
+
+def _trim(vr: str, data: bytes) -> bytes:
+    w = WORD_SIZE.get(vr, 1)
+    extra = len(data) % w
+    return data[: len(data) - extra] if extra else data
+
+
+def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
+    w = WORD_SIZE.get(vr, 1)
+    if length % w:
+        ctx.problems.error(
+            ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
+        )

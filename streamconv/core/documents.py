@@ -692,9 +692,11 @@ class DocumentParser:
     def _syntax(
         self, exc: Exception, truncated: bool = False, data: bytes | bytearray = b""
     ) -> JSONSyntaxError:
+        from .yajlerrors import locate, yajl_message  # an error: not at start-up
+
         message, text = yajl_message(exc)
         offset = self.filter.consumed
-        located = _locate(message, data)
+        located = locate(message, data)
         if located is not None:
             # yajl shows the text around the error; find it in what was fed (approximate
             # only where the pre-pass removed a trailing comma or spliced out InlineBinary)
@@ -757,8 +759,10 @@ def parse_frame(
         coro.send(data)
         coro.close()
     except ijson.JSONError as exc:
+        from .yajlerrors import locate, yajl_message  # an error: not at start-up
+
         message, text = yajl_message(exc)
-        located = _locate(message, data)
+        located = locate(message, data)
         raise JSONSyntaxError(
             f"invalid JSON: {text}", offset=start + (located or 0), source=source
         ) from None
@@ -775,31 +779,6 @@ def parse_frame(
     if len(target.items) != 1:
         raise JSONSyntaxError("invalid JSON: expected one value", offset=start, source=source)
     return RawDataset(index, target.items[0], offset)
-
-
-def yajl_message(exc: Exception) -> tuple[str, str]:
-    """ijson's error as (its whole message, its first line for ours)."""
-    arg = exc.args[0] if exc.args else ""
-    message = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    return message, first
-
-
-def _locate(message: str, data: bytes | bytearray) -> int | None:
-    """The index in ``data`` of the error yajl's message points at (its "(right here) ^")."""
-    lines = message.split("\n")
-    if len(lines) < 3 or "^" not in lines[2] or not data:
-        return None
-    shown = lines[1]
-    snippet = shown.lstrip(" ")
-    if not snippet:
-        return None
-    column = lines[2].index("^") - (len(shown) - len(snippet))
-    raw = snippet.encode("utf-8", "replace")
-    where = data.find(raw)
-    if where < 0 or data.find(raw, where + 1) >= 0:
-        return None  # not found, or not unique
-    return where + max(0, min(column, len(raw)))
 
 
 def iter_datasets(parser: DocumentParser, chunks: Iterator[bytes]) -> Iterator[RawDataset]:

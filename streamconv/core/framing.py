@@ -27,7 +27,7 @@ import re
 
 from ..errors import ContentError, JSONSyntaxError
 from ..options import Limits
-from .documents import Spill, SpillStore, _Via, load_ijson, make_filter, yajl_message
+from .documents import Spill, SpillStore, _Via, load_ijson, make_filter
 
 __all__ = ["Frame", "Framer"]
 
@@ -424,6 +424,8 @@ def check_json(data: bytes, at: int = 0) -> None:
         coro.send(data)
         coro.close()
     except ijson.JSONError as exc:
+        from .yajlerrors import yajl_message
+
         raise JSONSyntaxError(f"invalid JSON: {yajl_message(exc)[1]}", offset=at) from None
     except UnicodeDecodeError:
         raise JSONSyntaxError("invalid JSON: a string is not valid UTF-8", offset=at) from None

@@ -286,14 +286,14 @@ def _walk(
     utf8_all: bool = False,
 ) -> None:
     for tag, elem in ds.items():
+        if type(elem) is PreEncoded:
+            # left as it is: its piece holds the bytes already (ASCII, the same in every
+            # character set, PS3.5 6.1.2.2), and it may serve other datasets (fused.Recent)
+            continue
         value = elem.value
         if isinstance(value, str):
             if value.isascii():
-                # a PreEncoded element is left as it is: its piece holds the bytes already
-                # (ASCII, the same in every character set, PS3.5 6.1.2.2), and it may be
-                # shared with other datasets (fused.Recent)
-                if type(elem) is not PreEncoded:
-                    elem.value = value.encode("ascii")
+                elem.value = value.encode("ascii")
             elif elem.vr in CHARSET_VRS:
                 if on_undeclared is not None:
                     on_undeclared()

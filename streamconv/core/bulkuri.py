@@ -1,14 +1,12 @@
-"""InlineBinary and BulkDataURI values of one element (PS3.18 F.2.7, F.2.6; CONTRACT §5):
-base64 decoded (or taken from the pre-pass's spill), bulk data resolved and confined."""
+"""BulkDataURI values of one element (PS3.18 F.2.6; CONTRACT §5): resolved and confined,
+read now or streamed at write time.  Imported by build when a dataset has one."""
 
 from __future__ import annotations
 
-import binascii
 import logging
 
 from ..errors import BulkDataAccessError, ContentError
 from . import bulkdata
-from .documents import SPILL_PREFIX, decode_base64
 from .numbers import count_bytes, json_type
 from .vr import BINARY_NUMERIC, BYTE_VRS, WORD_SIZE, Element
 
@@ -16,7 +14,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up, see optio
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["bulk_element", "inline_element"]
+__all__ = ["bulk_element"]
 
 # ``ctx`` is a build.BuildContext (Any here: build imports this module)
 
@@ -24,60 +22,6 @@ log = logging.getLogger(__name__)
 
 _BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
 _INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
-
-
-def inline_element(tag: int, vr: str, payload: Any, ctx: Any, path: Any) -> Element | None:
-    problems = ctx.problems
-    if not isinstance(payload, str):
-        raise ContentError(f"InlineBinary value must be a JSON string, found {json_type(payload)}")
-    if vr not in BYTE_VRS:
-        problems.error(
-            ContentError(
-                f"InlineBinary is not allowed for VR {vr} (only OB, OD, OF, OL, OV, OW, UN)",
-                path=path,
-            )
-        )
-        return None
-    if payload.startswith(SPILL_PREFIX):
-        spill = ctx.spills.take(int(payload[len(SPILL_PREFIX) :]))
-        if spill is None:
-            raise ContentError("internal error: spilled InlineBinary value not found")
-        if spill.error:
-            spill.discard()
-            problems.error(ContentError(spill.error, path=path))
-            return None
-        _check_words(vr, spill.length, ctx, path)
-        count_bytes(ctx, spill.length, path)
-        if spill.path:
-            ref = bulkdata.temporary_ref(
-                spill.path, spill.length - spill.length % WORD_SIZE.get(vr, 1)
-            )
-            return Element(tag, vr, ref)
-        data = bytes(spill.data or b"")
-        spill.discard()
-        return Element(tag, vr, _trim(vr, data) or None)
-    try:
-        data = decode_base64(payload)
-    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII character
-        problems.error(ContentError(f"invalid base64 in InlineBinary: {exc}", path=path))
-        return Element(tag, vr, None)  # +E: DCMTK keeps the element empty (Q19)
-    _check_words(vr, len(data), ctx, path)
-    count_bytes(ctx, len(data), path)
-    return Element(tag, vr, _trim(vr, data) or None)
-
-
-def _trim(vr: str, data: bytes) -> bytes:
-    w = WORD_SIZE.get(vr, 1)
-    extra = len(data) % w
-    return data[: len(data) - extra] if extra else data
-
-
-def _check_words(vr: str, length: int, ctx: Any, path: Any) -> None:
-    w = WORD_SIZE.get(vr, 1)
-    if length % w:
-        ctx.problems.error(
-            ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
-        )
 
 
 def bulk_element(tag: int, vr: str, payload: Any, ctx: Any, path: Any) -> Element | None:
