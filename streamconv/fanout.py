@@ -493,9 +493,10 @@ async def convert_stream(
         finally:
             in_flight.release()
 
-    # names from keywords can collide; index-only names cannot (and need no memory)
+    # names from keywords (or a template without a field) can collide; names with the index
+    # and nothing else cannot (and need no memory)
     fields = {f for _, f, _, _ in string.Formatter().parse(options.filename_template)}
-    index_only = fields <= {None, "index", "index1"}
+    index_only = fields <= {None, "index", "index1"} and bool(fields & {"index", "index1"})
     names: dict[str, int] = {}
 
     async def _record(res: _Result, frame: Frame) -> None:

@@ -7,7 +7,13 @@ import os
 import time
 from pathlib import Path
 
-from streamconv.watch.claims import HALF_MADE_GRACE, LOCK_NAME, make_claim_dir, recover
+from streamconv.watch.claims import (
+    HALF_MADE_GRACE,
+    LOCK_NAME,
+    claim_entry,
+    make_claim_dir,
+    recover,
+)
 
 
 def _half_made(processing: Path, age: float) -> Path:
@@ -47,3 +53,23 @@ def test_a_half_made_claim_folder_of_a_dead_daemon_is_removed(tmp_path: Path) ->
         assert not hidden.exists()
     finally:
         own.release(remove=True)
+
+
+def test_a_claim_never_replaces_an_input_claimed_before(tmp_path: Path) -> None:
+    # the same name dropped again while the first input is still in processing/: the second
+    # waits in the inbox ("busy"), the first keeps its bytes; a vanished entry is "gone"
+    inbox, claim = tmp_path / "inbox", tmp_path / "processing" / "host.1.abc"
+    inbox.mkdir()
+    claim.mkdir(parents=True)
+    (claim / "a.json").write_bytes(b"first")
+    (inbox / "a.json").write_bytes(b"second")
+
+    assert claim_entry(str(inbox / "a.json"), str(claim / "a.json")) == "busy"
+    assert (claim / "a.json").read_bytes() == b"first"
+    assert (inbox / "a.json").read_bytes() == b"second"
+
+    (claim / "a.json").unlink()
+    assert claim_entry(str(inbox / "a.json"), str(claim / "a.json")) == "claimed"
+    assert (claim / "a.json").read_bytes() == b"second"
+    assert not (inbox / "a.json").exists()
+    assert claim_entry(str(inbox / "a.json"), str(claim / "a.json")) == "gone"

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import signal
+import string
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import OutputError, StreamconvError, UsageError
+from ..errors import ContentError, OutputError, StreamconvError, UsageError
 from ..storage import _ATOMIC_PUT, Store, is_url
 from .plan import Piece, plan_tasks
 from .report import Previous, Report, read_previous
-from .sources import expand_sources
+from .sources import Input, expand_sources, name_owners
 from .task import Job, TaskResult, failure_line, job_options
 
 __all__ = ["USAGE", "main"]
@@ -248,8 +250,10 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     except UsageError as exc:
         log.error("%s", exc.message)
         return 1
+    # two inputs of one name would write the same outputs: the later one is not converted
+    taken = name_owners(inputs)
     tasks: Iterator[list[Piece]] = plan_tasks(
-        inputs,
+        [i for i in inputs if i.url not in taken] if taken else inputs,
         store_for,
         batch_size=args.batch_size,
         limits=options.limits,
@@ -273,13 +277,18 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
 
     missing = [
         failure_line(i.url, None, InputError(_input_message(i.url, i.error), source=i.url))
-        for i in inputs
         if i.size < 0
+        else failure_line(i.url, None, _name_taken(i, taken[i.url]))
+        for i in inputs
+        if i.size < 0 or i.url in taken
     ]
     if missing:
         report.add([], missing)
         for line in missing:
-            log.error("%s", line["message"])
+            if line["source"] in taken:
+                log.error("%s: %s", line["source"], line["message"])
+            else:  # the message names the input
+                log.error("%s", line["message"])
         counts["failed"] += len(missing)
         counts["failed_inputs"] += len(missing)
     progress = None
@@ -288,6 +297,36 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
 
         progress = tqdm(unit=" tasks", desc="streamconv batch", file=sys.stderr)
 
+    # names from keywords ({SOPInstanceUID}), or a template without the index, can repeat
+    # inside one input, also across the tasks of a split one; names with the index cannot
+    # (and need no memory): as json2dcm
+    # --array-split, the later dataset is reported (65) rather than replaced without a word
+    fields = {f for _, f, _, _ in string.Formatter().parse(options.filename_template)}
+    indexed = fields <= {None, "index", "index1", "name"} and bool(fields & {"index", "index1"})
+    names: dict[str, tuple[str, int]] | None = None if indexed else {}
+    if names is not None:
+        for line in carried:
+            names.setdefault(str(line["output"]), (str(line["source"]), int(line["index"])))
+
+    def duplicates(res: TaskResult) -> TaskResult:
+        assert names is not None
+        kept: list[dict[str, Any]] = []
+        failures = list(res.failures)
+        for line in res.successes:
+            src, index = line["source"], line["index"]
+            first = names.setdefault(line["output"], (src, index))
+            if first == (src, index):
+                kept.append(line)
+                continue
+            where = f"dataset {first[1] + 1}" + ("" if first[0] == src else f" of '{first[0]}'")
+            err = ContentError(
+                f"--filename-template gives the same name '{line['output']}' as {where}; "
+                "the file holds whichever was written last",
+                source=src,
+            )
+            failures.append(failure_line(src, index, err))
+        return res._replace(successes=kept, failures=failures)
+
     def on_result(pieces: list[Piece], res: TaskResult | None, exc: BaseException | None) -> None:
         counts["tasks"] += 1
         if res is None:
@@ -295,6 +334,8 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
             err = StreamconvError(f"task failed: {type(exc).__name__}: {exc}")
             err.category = "worker"
             res = TaskResult([], [failure_line(p.source, None, err) for p in pieces], 0.0, "")
+        elif names is not None:
+            res = duplicates(res)
         report.add(res.successes, res.failures)
         if res.worker:
             workers_used.add(res.worker)
@@ -361,6 +402,17 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
     if stopped_by:
         return 128 + int(stopped_by)
     return 65 if counts["failed"] else 0
+
+
+def _name_taken(inp: Input, owner: str) -> OutputError:
+    err = OutputError(
+        f"its outputs would be named '{inp.name}' like those of '{owner}', which keeps the "
+        "name; not converted (give the inputs different names, or convert them in separate "
+        "runs or to separate --output folders)",
+        source=inp.url,
+    )
+    err.errno = errno.EEXIST
+    return err
 
 
 def _on_signal(signum: int, frame: object) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from ..errors import InputError, UsageError
 from ..storage import Store, is_url
 
-__all__ = ["EXTENSIONS", "Input", "expand_sources", "stem"]
+__all__ = ["EXTENSIONS", "Input", "expand_sources", "name_owners", "stem"]
 
 EXTENSIONS = (".json", ".ndjson")
 _MAGIC = frozenset("*?[")
@@ -127,6 +127,26 @@ def expand_sources(
     for source in sources:
         expand(source)
     return out
+
+
+def name_owners(inputs: Iterable[Input]) -> dict[str, str]:
+    """Inputs whose outputs would take an earlier input's names -> that earlier input.
+
+    Every output of an input is named after its ``name`` (``NAME.dcm``, ``NAME/000000.dcm``,
+    a template's names inside ``NAME``'s folder), so two inputs with one name (``a.json`` and
+    ``a.ndjson``; ``x/a.json`` and ``y/a.json`` given as two file SOURCEs) would write over
+    each other's outputs.  The first one in SOURCE order keeps the name, as in the daemon;
+    inputs that could not be found write nothing and take no name.
+    """
+    owner: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for inp in inputs:
+        if inp.size < 0:
+            continue
+        first = owner.setdefault(inp.name, inp.url)
+        if first != inp.url:
+            taken[inp.url] = first
+    return taken
 
 
 def _norm_base(base: str, store: Store) -> str:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..sinks import fsync_dir
+from ..sinks import fsync_dir, rename_noreplace
 from .config import InboxConfig, WatchConfig
 from .events import PROBE_RE
 
@@ -29,6 +29,7 @@ __all__ = [
     "TEMP_RE",
     "ClaimDir",
     "Recovery",
+    "claim_entry",
     "claimed_names",
     "make_claim_dir",
     "prepare_inbox",
@@ -243,3 +244,21 @@ def remove_temps_of(inbox: InboxConfig, pattern: re.Pattern[str]) -> int:
     """Temporaries of *pattern* (a dead writer's) in every folder a worker writes to."""
     roots = [(inbox.output_dir, True), (inbox.failed_dir, False), (inbox.done_dir, False)]
     return remove_temps(roots, min_idle=0.0, pattern=pattern)
+
+
+def claim_entry(src: str, dst: str) -> str:
+    """Move an inbox entry into our claim folder: the rename is the lock (daemon-conventions
+    §3).  ``"claimed"``; ``"busy"`` when our claim folder holds that name already (an input of
+    the same name dropped again while the first is converted: never replaced, it waits);
+    ``"gone"`` when the entry vanished (another daemon's rename won).  Other OSErrors rise.
+
+    ``renameat2(RENAME_NOREPLACE)``: a check and then a rename could replace an input claimed in
+    between; where the filesystem lacks it, that check and rename are the fallback.
+    """
+    try:
+        rename_noreplace(src, dst)
+    except FileExistsError:
+        return "busy"
+    except (FileNotFoundError, NotADirectoryError):
+        return "gone"
+    return "claimed"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from .. import __version__
 from ..errors import OutputError, StreamconvError
 from ..sinks import rename_noreplace, write_atomic
+from .claims import claim_entry
 from .jobs import ErrorInfo, Job, Mode, Result, Sig, printable
 from .outputs import Writer, error_fields, no_space, transient
 
@@ -246,12 +247,9 @@ def fail_input(job: Job, info: ErrorInfo) -> Result:
     path = os.path.join(job.directory, job.name)
     if job.directory != job.claim_dir:
         dst = os.path.join(job.claim_dir, job.name)
-        if os.path.lexists(dst):
-            return Result("not_ready", "busy")
-        try:
-            os.rename(path, dst)
-        except FileNotFoundError:
-            return Result("gone")
+        claim = claim_entry(path, dst)
+        if claim != "claimed":
+            return Result("not_ready", "busy") if claim == "busy" else Result("gone")
         path = dst
     stem = os.path.splitext(job.name)[0] or job.name
     writer = Writer(job, stem)

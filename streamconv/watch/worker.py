@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ..runtime import worker_init
 from ..sinks import fsync_dir
+from .claims import claim_entry
 from .jobs import (
     READ_SIZE,
     SMALL_INPUT,
@@ -202,13 +203,11 @@ def _process(job: Job) -> Result | Pending:
             return Result("not_ready", verdict, sig)
         # -- claim (daemon-conventions §3): the rename is the lock
         dst = os.path.join(job.claim_dir, job.name)
-        if os.path.lexists(dst):
+        claim = claim_entry(src, dst)
+        if claim != "claimed":
             _discard(prepared)
-            return Result("not_ready", "busy", sig)
-        try:
-            os.rename(src, dst)
-        except FileNotFoundError:
-            _discard(prepared)
+            if claim == "busy":
+                return Result("not_ready", "busy", sig)
             return Result("gone", reason="claimed elsewhere")
         claimed = os.stat(dst, follow_symlinks=False)
         if (claimed.st_ino, claimed.st_size, claimed.st_mtime_ns) != sig:
@@ -382,15 +381,13 @@ def _refuse(job: Job, reason: str, lst: os.stat_result) -> Result | Pending:
     path = os.path.join(job.directory, job.name)
     if job.directory != job.claim_dir:
         dst = os.path.join(job.claim_dir, job.name)
-        if os.path.lexists(dst):
-            return Result("not_ready", "busy")
         try:
-            os.rename(path, dst)
-        except (FileNotFoundError, NotADirectoryError):
-            return Result("gone")
+            claim = claim_entry(path, dst)
         except OSError as exc:
             sig = (lst.st_ino, lst.st_size, lst.st_mtime_ns)
             return Result("left", f"{reason}; cannot move it: {exc.strerror or exc}", sig)
+        if claim != "claimed":
+            return Result("not_ready", "busy") if claim == "busy" else Result("gone")
         try:
             st = os.lstat(dst)
         except FileNotFoundError:
