@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
-from .numbers import JsonNumber
+from .numbers import json_number
 from .spelling import (
     NEG_ZERO,
     NUMBER_CHARS,
@@ -728,7 +728,7 @@ def _decoder() -> Any:
         _decode = json.JSONDecoder(
             object_pairs_hook=PairList,
             # as the spelling parser builds them (JsonNumber: a Decimal with its text)
-            parse_float=JsonNumber,
+            parse_float=json_number,
             parse_constant=_no_constant,
         ).decode
     return _decode
