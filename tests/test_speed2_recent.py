@@ -260,3 +260,120 @@ def test_reused_elements_count_against_the_element_limit() -> None:
     convert(one, ConvertOptions(limits=Limits(max_elements=5)))
     with pytest.raises(LimitError, match="max-elements"):
         convert(one, ConvertOptions(limits=Limits(max_elements=4)))
+
+
+def sq(items: list[dict[str, Any]], tag: str = "00081140") -> dict[str, Any]:
+    return {tag: {"vr": "SQ", "Value": items}}
+
+
+UID_ITEM = {
+    "00081150": {"vr": "UI", "Value": ["1.2.3"]},
+    "00081155": {"vr": "UI", "Value": ["1.2.4"]},
+}
+
+
+def test_a_sequence_of_text_items_is_reused() -> None:
+    doc_ = element_doc(sq([UID_ITEM, UID_ITEM]))
+    for _ in range(2):
+        built(doc_)
+    a, b = built(doc_), built(doc_)
+    assert b[0x00081140] is a[0x00081140]
+    # PS3.5 7.5: two items (FFFE,E000) of 2 x (8 + 6) bytes each
+    data = convert(doc_)
+    assert data.count(b"\xfe\xff\x00\xe0\x1c\x00\x00\x00") == 2
+    assert b"\x08\x00\x50\x11UI\x06\x001.2.3\x00" in data
+
+
+def test_a_changed_sequence_is_built_again_every_time() -> None:
+    for i in range(70):  # past the 64 changes after which keeping it is tried again
+        item = {"00081155": {"vr": "UI", "Value": [f"1.2.{i}"]}}
+        data = convert(element_doc(sq([item])))
+        uid = f"1.2.{i}".encode()
+        uid += b"\x00" * (len(uid) & 1)  # PS3.5 6.2: UI pads with a NUL
+        assert b"\x08\x00\x55\x11UI" + bytes([len(uid), 0]) + uid in data
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"00280010": {"vr": "US", "Value": [512]}},  # a number: equal is not the same
+        {"00081030": {"vr": "LO", "Value": ["M\u00fcller"]}},  # not ASCII: not PreEncoded
+        {"00081030": {"vr": "UT", "Value": ["x"]}},  # the JSON VR is not the dictionary's
+    ],
+)
+def test_a_sequence_that_cannot_serve_again_is_not_kept(item: dict[str, Any]) -> None:
+    doc_ = element_doc(sq([item]))
+    for _ in range(3):
+        built(doc_)
+    assert built(doc_)[0x00081140] is not built(doc_)[0x00081140]
+
+
+def test_a_warning_in_a_sequence_is_given_every_time(caplog: pytest.LogCaptureFixture) -> None:
+    doc_ = element_doc(sq([{"00081030": {"vr": "LO", "Value": ["x" * 65]}}]))
+    for _ in range(3):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            convert(doc_)
+        assert any("longer than the 64 allowed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reused_sequence_counts_against_the_limits() -> None:
+    # 1 + 4 elements, 4 x 5 decoded bytes; then one more of 2 bytes, counted after them
+    doc_ = element_doc({**sq([UID_ITEM, UID_ITEM]), "00100020": {"vr": "LO", "Value": ["ab"]}})
+    for _ in range(3):
+        convert(doc_)
+    convert(doc_, ConvertOptions(limits=Limits(max_elements=6, max_dataset_bytes=22)))
+    with pytest.raises(LimitError, match="max-elements"):
+        convert(doc_, ConvertOptions(limits=Limits(max_elements=5)))
+    with pytest.raises(LimitError, match="max-dataset-bytes"):
+        convert(doc_, ConvertOptions(limits=Limits(max_dataset_bytes=21)))
+    with pytest.raises(LimitError, match="max-value-bytes"):
+        convert(doc_, ConvertOptions(limits=Limits(max_value_bytes=4)))
+    with pytest.raises(LimitError, match="max-depth"):
+        convert(doc_, ConvertOptions(limits=Limits(max_depth=1)))
+
+
+def test_the_character_set_step_leaves_a_shared_sequence_alone() -> None:
+    doc_ = element_doc({"00080005": {"vr": "CS", "Value": ["ISO_IR 100"]}, **sq([UID_ITEM])})
+    for _ in range(2):
+        built(doc_)
+    a = built(doc_)
+    apply_charset(a, ConvertOptions())
+    b = built(doc_)
+    assert b[0x00081140] is a[0x00081140]
+    assert b[0x00081140].value[0][0x00081150].value == "1.2.3"
+
+
+@pytest.mark.parametrize(
+    ("name", "piece"),
+    [
+        # PS3.5 7.1.2 and 6.2: PN pads an odd length with a space
+        ("Doe^John", b"\x10\x00\x10\x00PN\x08\x00Doe^John"),
+        ("Doe^Jo", b"\x10\x00\x10\x00PN\x06\x00Doe^Jo"),
+        ("Doe^Jan", b"\x10\x00\x10\x00PN\x08\x00Doe^Jan "),
+        ("Doe^Jan  ", b"\x10\x00\x10\x00PN\x08\x00Doe^Jan "),
+    ],
+)
+def test_a_person_name_is_fused_and_reused(name: str, piece: bytes) -> None:
+    doc_ = element_doc({"00100010": {"vr": "PN", "Value": [{"Alphabetic": name}]}})
+    for _ in range(3):
+        assert piece in convert(doc_)
+    a, b = built(doc_), built(doc_)
+    assert b[0x00100010] is a[0x00100010]
+
+
+def test_a_person_name_with_other_groups_or_not_ascii_is_built_as_before() -> None:
+    options = ConvertOptions()
+    latin = {"00080005": {"vr": "CS", "Value": ["ISO_IR 100"]}}
+    for _ in range(3):
+        data = convert(
+            element_doc(
+                {**latin, "00100010": {"vr": "PN", "Value": [{"Alphabetic": "M\u00fcller"}]}}
+            ),
+            options,
+        )
+        assert b"PN\x06\x00M\xfcller" in data  # ISO 8859-1 (PS3.3 C.12.1.1.2)
+        data = convert(
+            element_doc({"00100010": {"vr": "PN", "Value": [{"Alphabetic": "A", "Phonetic": "B"}]}})
+        )
+        assert b"PN\x04\x00A==B" in data  # PS3.5 6.2.1: component groups

@@ -28,10 +28,13 @@ from .fused import (
     _SPACE,
     SPECIFIC_CHARACTER_SET,
     ascii_element,
+    ascii_person_name,
     ascii_values,
     empty_element,
     fused_number,
+    keep_sequence,
     remember,
+    reuse_sequence,
 )
 from .numbers import (
     _SHORT_HEADER,
@@ -239,6 +242,7 @@ def _build_items(
             )
             continue
         ctx.elements += 1
+        sequence: Any = None  # a sequence's content, to keep once built (fused.keep_sequence)
         if fuse and group != 2 and type(content) in _OBJECTS and ctx.elements <= ctx.max_elements:
             pairs = content if type(content) is PairList else content.pairs
             if len(pairs) == 2:
@@ -255,6 +259,11 @@ def _build_items(
                     elif vr in _FUSED_NUMBER and values and ctx.vr_agreed.get(tag) == vr:
                         # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
                         fast = fused_number(tag, vr, values, ctx)
+                    elif vr == "PN" and len(values) == 1 and ctx.vr_agreed.get(tag) == vr:
+                        fast = ascii_person_name(tag, values[0], ctx)
+                    elif vr == "SQ" and ctx.vr_agreed.get(tag) == vr:
+                        fast = reuse_sequence(key, pairs, ctx, depth)
+                        sequence = pairs
                     if fast is not None:
                         ds[tag] = fast
                         remember(recent, key, tag, vr, values, ctx.decoded_bytes - before, fast)
@@ -280,6 +289,7 @@ def _build_items(
             raise LimitError(
                 f"more than {limit} elements in one dataset (limit --max-elements)", path=path
             )
+        counts, warned = (ctx.elements, ctx.decoded_bytes), problems.warned + len(problems.warnings)
         try:
             elem = _build_element(tag, content, ctx, path, depth, obj)
         except StreamconvError as exc:
@@ -291,6 +301,8 @@ def _build_items(
             continue
         if elem is None:
             continue
+        if sequence is not None:
+            keep_sequence(key, sequence, elem, ctx, counts, warned)
         if group == 2:
             # PS3.10 7.1: file meta belongs in the meta header; in items it is dropped.
             if meta is not None and not prefix:

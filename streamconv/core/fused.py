@@ -13,6 +13,7 @@ import math
 import re
 import struct
 
+from .documents import PairList, Pairs
 from .numbers import _FL_LIMIT, _FUSED_BINARY, _SHORT_HEADER, _VR_BYTES, JsonNumber
 from .vr import (
     ALL_VRS,
@@ -31,10 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ascii_element",
+    "ascii_person_name",
     "ascii_values",
     "empty_element",
     "fused_number",
+    "keep_sequence",
     "remember",
+    "reuse_sequence",
 ]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -99,7 +103,7 @@ def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
 # numbers are not the same element (1.0 and 1.00 are spelled differently in DS, 7 and 7.0
 # too, and 1 and true are not the same JSON; CONTRACT §7)
 if TYPE_CHECKING:
-    Recent = dict[str, tuple[int, list[Any], bool, int, Element, type, Any]]
+    Recent = dict[Any, tuple[Any, ...]]  # str keys: elements; (key,): sequences
 _RECENT: dict[int, Recent] = {}
 _RECENT_MAX = 20_000  # keys remembered per dictionary (private tags are many)
 
@@ -115,9 +119,11 @@ def remember(
 ) -> None:
     """Keep ``elem``, built from ``{"vr": vr, "Value": values}`` (``{"vr": vr}`` for None)
     under ``key`` (see Recent), for the next dataset."""
+    if vr == "SQ":
+        return  # sequences are kept by keep_sequence, with their nested counts
     t: type = str
     token: Any = None
-    if values is not None and not all(type(v) is str for v in values):
+    if values is not None and not _all_text(values):
         if len(values) != 1:
             return
         t = type(values[0])
@@ -131,6 +137,103 @@ def remember(
         recent.clear()  # a stream of ever new private tags: start again, bounded
     content = [("vr", vr)] if values is None else [("vr", vr), ("Value", list(values))]
     recent[key] = (tag, content, t is str, n, elem, t, token)
+
+
+def _all_text(value: Any) -> bool:
+    """Strings only, in lists and objects (pairs): equal is then the same JSON."""
+    t = type(value)
+    if t is str:
+        return True
+    if t is list or t is tuple or t is PairList:
+        return all(type(v) is str or _all_text(v) for v in value)
+    if t is Pairs:
+        return _all_text(value.pairs)
+    return False
+
+
+# Sequences are kept in Recent too, under (key,): (content, nested elements, decoded bytes,
+# the largest piece, element, changes).  Only one whose items hold PreEncoded elements alone and were
+# built without a warning, from strings alone: nothing in it changes after it is built (the
+# character set step leaves PreEncoded elements alone), and the same content is the same
+# sequence.  Its nested elements and bytes count against the limits as if built again.
+_SEQUENCE_MAX = 1 << 16  # bytes of a sequence kept (headers' sequences are small)
+
+
+def reuse_sequence(key: str, pairs: list[Any], ctx: Any, depth: int) -> Element | None:
+    """The sequence built last under ``key`` if ``pairs`` is the same content (an SQ
+    element whose dictionary VR agrees), within the limits; None: build it."""
+    seen = ctx.recent.get((key,))
+    if seen is None or pairs != seen[0]:
+        return None
+    limit = ctx.options.limits.max_depth
+    if limit and depth + 1 >= limit:
+        return None  # build._sequence says why
+    nested, n, widest, elem = seen[1], seen[2], seen[3], seen[4]
+    if (
+        ctx.elements + nested > ctx.max_elements
+        or ctx.decoded_bytes + n > ctx.max_dataset
+        or widest > ctx.max_value
+    ):
+        return None
+    ctx.elements += nested
+    ctx.decoded_bytes += n
+    return elem  # type: ignore[no-any-return]
+
+
+def keep_sequence(
+    key: str, pairs: list[Any], elem: Element, ctx: Any, before: tuple[int, int], warned: int
+) -> None:
+    """Keep the sequence ``elem`` just built from ``pairs`` for reuse_sequence, if it can
+    serve again (``before``: the counts before it was built; ``warned``: the problems
+    reported before, Problems.warned and its +E errors)."""
+    items = elem.value
+    problems = ctx.problems
+    if type(items) is not list or problems.warned + len(problems.warnings) != warned:
+        return
+    recent = ctx.recent
+    old = recent.get((key,))
+    if old is not None and old[5] % 64 > 0:
+        # it changed the last time too (a sequence of per-dataset UIDs): kept as it was,
+        # and looked at again every 64th change
+        recent[(key,)] = (*old[:5], old[5] + 1, None)
+        return
+    widest = 0
+    for item in items:
+        for e in item.values():
+            if type(e) is not PreEncoded:
+                return
+            widest = max(widest, len(e.piece))
+    n = ctx.decoded_bytes - before[1]
+    if n > _SEQUENCE_MAX or not _all_text(pairs):
+        return
+    if len(recent) >= _RECENT_MAX and old is None:
+        recent.clear()
+    changes = 0 if old is None else old[5] + 1  # 1: it changed once
+    recent[(key,)] = (list(pairs), ctx.elements - before[0], n, widest, elem, changes, None)
+
+
+def ascii_person_name(tag: int, value: Any, ctx: Any) -> Element | None:
+    """``{"vr": "PN", "Value": [{"Alphabetic": text}]}`` fused as ascii_element fuses text
+    (PS3.18 F.2.2): ASCII without a backslash, within the 64 characters of a component
+    group (PS3.5 6.2); the same element as _person_names builds.  None for anything else."""
+    t = type(value)
+    pairs: list[Any] = value if t is PairList else value.pairs if t is Pairs else []
+    if len(pairs) != 1:
+        return None
+    name, text = pairs[0]
+    if name != "Alphabetic" or type(text) is not str or len(text) > _MAX_CHARS["PN"]:
+        return None
+    if not text.isascii() or "\\" in text:
+        return None
+    text = text.rstrip(" \x00")
+    n = len(text)
+    if not n or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    ctx.decoded_bytes += n
+    data = text.encode("ascii")
+    padded = data + b" " if n & 1 else data  # PS3.5 6.2: PN pads with a space
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES["PN"], len(padded))
+    return PreEncoded(tag, "PN", text, head + padded)
 
 
 # an empty element of these VRs is its short header alone (PS3.5 7.1.2), whatever -u says
