@@ -15,6 +15,10 @@ Tables:
 3. 200 such headers converted by a shell loop, one process each, against the same loop
    starting ``python -c pass``.
 
+The console script itself counts: pip < 25 writes one that imports ``re`` (with ``enum``,
+~5 ms here, which json2dcm's plain path no longer needs), pip >= 25 and uv write one that
+does not; the header line says which one was measured.
+
 DCMTK's figures are the issue's constants (its json2dcm costs 1.0-1.1x ``python -c pass``:
 15-16 ms a header, 3.1 s for 200 files), not re-measured here.  Children run with a bytecode
 cache, as a pip-installed package has (benchlib.use_bytecode_cache); ``--no-bytecode-cache``
@@ -136,11 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     pairs = a.pairs or (10 if a.quick else 30)
     json2dcm = script("json2dcm")
     bare = [sys.executable, "-c", "pass"]
+    imports_re = "import re" in Path(json2dcm).read_text(errors="replace")
+    print(
+        f"console script {json2dcm}: "
+        + ("imports re (pip < 25)" if imports_re else "does not import re (pip >= 25, uv)")
+        + "\n",
+        flush=True,
+    )
     ct = corpus.ensure_header(workdir)
     latin = latin1_header(ct, outdir / "ct-latin1.json")
     figures: dict[str, Any] = {
         "loadavg_before": round(load, 2),
         "bytecode": not a.no_bytecode_cache,
+        "console_script_imports_re": imports_re,
     }
     rows: list[Row] = []
     for name, src in (("ASCII header", ct), ("Latin-1 header (ISO_IR 100)", latin)):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
 from . import __version__
 from .args import PROG, build_options, log_config, log_level, parse_args, usage
+from .core.lazylog import INFO, cancel_setup, defer_setup, lazy_logger
 from .errors import StreamconvError, UsageError
 from .options import ArrayPolicy, ConvertOptions
 
@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "main_entry", "run"]
 
-log = logging.getLogger("streamconv.cli")
+log = lazy_logger("streamconv.cli")
+
+# levels at which a run that logs nothing need not import logging at all (issue 11): the
+# set-up waits for the first record (core/lazylog.py); -v, -d and -lc set up at once
+_DEFERRED_LEVELS = ("warn", "error", "fatal")
 
 HEADER = f"$streamconv: {PROG} v{__version__} $\n\n{PROG}: Convert JSON document to DICOM file or data set\n"
 
@@ -70,6 +74,13 @@ def main(
     argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """json2dcm's main: returns the exit code (CONTRACT §2)."""
+    try:
+        return _main(argv, stdout=stdout, stderr=stderr)
+    finally:
+        cancel_setup()  # a deferred logging set-up that no record needed
+
+
+def _main(argv: list[str] | None, *, stdout: TextIO | None, stderr: TextIO | None) -> int:
     from .sinks import claim_std_fds
 
     # A closed stdin/stdout/stderr is opened on /dev/null first, so that no file opened
@@ -99,18 +110,20 @@ def main(
     except UsageError as exc:
         _print_error(err, exc.message)
         return 1
-    from .logsetup import setup_logging
-
-    try:
-        setup_logging(level, log_config(parsed), stream=err, appname=PROG)
-    except ValueError as exc:
-        _print_error(err, str(exc))
-        return 1
+    config = log_config(parsed)
+    if config is None and level in _DEFERRED_LEVELS:
+        defer_setup(lambda: _setup_logging(level, None, err))
+    else:
+        try:
+            _setup_logging(level, config, err)
+        except ValueError as exc:
+            _print_error(err, str(exc))
+            return 1
     if parsed.values.get("arguments"):
         # in command-line order, options by their long names (dcmtk-behavior C16)
         shown = " ".join(f"'{a}'" for a in parsed.expanded)
         log.info("calling '%s' with %d arguments: %s", PROG, len(parsed.expanded), shown)
-        if not log.isEnabledFor(logging.INFO):
+        if not log.isEnabledFor(INFO):
             err.write(f"I: calling '{PROG}' with {len(parsed.expanded)} arguments: {shown}\n")
     if len(parsed.params) < 2:
         _print_error(
@@ -146,6 +159,12 @@ def main(
         _print_error(err, "--resume needs --array-split (it skips data sets already written)")
         return 1
     return run(src, dst, options, quiet=quiet, resume=resume)
+
+
+def _setup_logging(level: str, config: str | None, err: TextIO) -> None:
+    from .logsetup import setup_logging
+
+    setup_logging(level, config, stream=err, appname=PROG)
 
 
 def run(
@@ -190,7 +209,9 @@ def main_entry() -> None:
     # Everything is written and closed (outputs, temporary files, log handlers): skip the
     # interpreter's teardown of every module, ~13 ms of a ~130 ms one-shot run.
     try:
-        logging.shutdown()
+        logging = sys.modules.get("logging")  # imported only if something was logged
+        if logging is not None:  # -lc file handlers flushed and closed
+            logging.shutdown()
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # stderr gone: the exit code still says what happened

@@ -27,7 +27,7 @@ the one serialisation of every failure record (``NAME.error.json``,
 
 from __future__ import annotations
 
-import logging
+from .core.lazylog import lazy_logger
 
 __all__ = [
     "BulkDataAccessError",
@@ -45,7 +45,7 @@ __all__ = [
     "WorkerDied",
 ]
 
-log = logging.getLogger("streamconv")
+log = lazy_logger("streamconv")
 
 
 class StreamconvError(Exception):

@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from .core.lazyre import lazy_compile
+
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
     from typing import Final, TextIO
@@ -49,25 +51,29 @@ LEVELS: Final[Mapping[str, int]] = {
 DEFAULT_PATTERN: Final = "%P: %m%n"  # oflog.cc: the console pattern of every DCMTK tool
 
 # DCMTK logger names in a -lc file and the streamconv loggers they stand for. dcmtk.dcmdata is
-# the library (the modules below the front ends); dcmtk.apps.json2dcm is the CLI; other
-# dcmtk.apps.NAME map to streamconv.NAME; any other name is used as written.
+# the library (core/ and the shared edges below the front ends); dcmtk.apps the front ends,
+# dcmtk.apps.json2dcm the CLI; other dcmtk.apps.NAME map to streamconv.NAME; any other name
+# is used as written.
 _LIBRARY_MODULES: Final = tuple(
     f"streamconv.{name}"
     for name in (
-        "documents",
-        "model",
-        "bulkdata",
-        "dictionary",
-        "transform",
-        "encode",
+        "core",
         "sinks",
-        "pipeline",
+        "storage",
+        "oneshot",
+        "fanout",
+        "api",
+        "httpinput",
+        "runtime",
     )
+)
+_FRONT_ENDS: Final = tuple(
+    f"streamconv.{name}" for name in ("cli", "stream", "watch", "batch", "service", "umbrella")
 )
 DCMTK_LOGGERS: Final[Mapping[str, tuple[str, ...]]] = {
     "dcmtk": ("streamconv",),
     "dcmtk.dcmdata": _LIBRARY_MODULES,
-    "dcmtk.apps": ("streamconv.cli", "streamconv.stream", "streamconv.watch", "streamconv.service"),
+    "dcmtk.apps": _FRONT_ENDS,
     "dcmtk.apps.json2dcm": ("streamconv.cli",),
 }
 
@@ -114,7 +120,7 @@ def _hostname() -> str:
 
 # --- PatternLayout ----------------------------------------------------------------------------
 
-_CONVERSION: Final = re.compile(r"%(-)?(\d+)?(?:\.(\d+))?([A-Za-z%])?")
+_CONVERSION: Final = lazy_compile(r"%(-)?(\d+)?(?:\.(\d+))?([A-Za-z%])?")
 _WITH_OPTION: Final = frozenset("cdDXE")
 _DEFAULT_DATE: Final = "%Y-%m-%d %H:%M:%S"
 _Render = Callable[[logging.LogRecord], str]
@@ -411,7 +417,7 @@ def _parse_properties(text: str) -> dict[str, str]:
     return properties
 
 
-_VARIABLE: Final = re.compile(r"\$\{([^}]*)\}")
+_VARIABLE: Final = lazy_compile(r"\$\{([^}]*)\}")
 
 
 def _substitute(properties: dict[str, str]) -> dict[str, str]:
@@ -431,7 +437,7 @@ def _substitute(properties: dict[str, str]) -> dict[str, str]:
     return {expand(key): expand(value) for key, value in properties.items()}
 
 
-_SIZE: Final = re.compile(r"\s*(\d+)\s*(|B|KB|MB|GB)\s*", re.IGNORECASE)
+_SIZE: Final = lazy_compile(r"\s*(\d+)\s*(|B|KB|MB|GB)\s*", re.IGNORECASE)
 _MIN_ROLLING_SIZE: Final = 200 * 1024  # log4cplus MINIMUM_ROLLING_LOG_SIZE
 
 

@@ -4,44 +4,22 @@ They are named tuples rather than frozen dataclasses: importing ``dataclasses`` 
 ``inspect`` it pulls in) cost json2dcm ~20 ms of its start-up, the largest single item.
 Change one with ``options._replace(field=value)``.
 
-Type checkers see ``typing.NamedTuple`` classes; at run time the same class statements
-make ``collections.namedtuple`` classes (:class:`NamedTuple` below): ``typing`` itself
-(~2 ms) and its NamedTuple, which compiles each field's annotation string (~0.3 ms a
-class), are not on json2dcm's start-up path (issue 11).  core/dictionary.py and args.py
+Type checkers see ``typing.NamedTuple`` classes and ``enum.Enum``; at run time the same
+class statements make the tuple classes and enums of streamconv/_records.py: ``typing``
+itself (~2 ms), its NamedTuple (which compiles each field's annotation string, ~0.3 ms a
+class), ``collections.namedtuple`` (which compiles a ``__new__`` a class) and Enum's
+metaclass are not on json2dcm's start-up path (issue 11).  core/dictionary.py and args.py
 declare their records with it too.
 """
 
 from __future__ import annotations
 
-import collections
-import enum
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from enum import Enum as Enum
     from typing import NamedTuple as NamedTuple
 else:
-
-    class _RecordMeta(type):
-        """``class X(NamedTuple): field: type = default ...`` -> a collections.namedtuple
-        with those fields and defaults, the class body's other names (methods, docstring)
-        set on it, as typing.NamedTuple does; it pickles by module and name alike."""
-
-        def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, object]) -> type:
-            if not bases:  # NamedTuple itself
-                return super().__new__(mcls, name, bases, ns)
-            annotations = ns.get("__annotations__", {})
-            fields = list(annotations)
-            defaults = [ns[f] for f in fields if f in ns]
-            cls = collections.namedtuple(name, fields, defaults=defaults, module=ns["__module__"])
-            for key, value in ns.items():
-                if key not in fields and key not in ("__module__", "__qualname__"):
-                    setattr(cls, key, value)
-            cls.__qualname__ = ns.get("__qualname__", name)
-            return cls
-
-    class NamedTuple(metaclass=_RecordMeta):
-        """Base of the records below (see the module doc)."""
-
+    from ._records import Enum, NamedTuple
 
 __all__ = [
     "ArrayPolicy",
@@ -54,19 +32,19 @@ __all__ = [
 ]
 
 
-class ArrayPolicy(enum.Enum):
+class ArrayPolicy(Enum):
     REJECT = "reject"  # -ar
     SELECT = "select"  # +as n
     SEQUENCE = "sequence"  # +ar
     SPLIT = "split"  # --array-split (streamconv addition)
 
 
-class WriteMode(enum.Enum):
+class WriteMode(Enum):
     FILE = "file"  # +F
     DATASET = "dataset"  # -F
 
 
-class TransferSyntax(enum.Enum):
+class TransferSyntax(Enum):
     SAME = "same"  # +t=
     LITTLE = "1.2.840.10008.1.2.1"  # +te
     BIG = "1.2.840.10008.1.2.2"  # +tb

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
-import re
-import string
 import sys
 from collections.abc import Iterable
 
 from .core.encode import Encoded, gather, iter_bytes
+from .core.lazyre import lazy_compile
 from .core.pipeline import Output, release
 from .core.vr import Element
 from .errors import ContentError, OutputError, StreamconvError
@@ -44,12 +43,15 @@ __all__ = [
 ]
 
 PART_SUFFIX = ".part"
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_SAFE = lazy_compile(r"[^A-Za-z0-9._-]")
 # .NAME.<host>-p<pid>.<12 hex>.part (the daemon's older pattern, .NAME.<12 hex>.part,
 # matches it too).  The host name tells containers (pid namespaces) and hosts sharing an
 # output folder apart: a pid is only looked up on the host that wrote it.
-_PART = re.compile(r"^\..+\.([A-Za-z0-9_]*)-p([0-9]+)\.[0-9a-f]{12}\.part$")
-_HOST = re.sub(r"[^A-Za-z0-9_]", "_", os.uname().nodename)[:32]
+_PART = lazy_compile(r"^\..+\.([A-Za-z0-9_]*)-p([0-9]+)\.[0-9a-f]{12}\.part$")
+# (what re.sub(r"[^A-Za-z0-9_]", "_", name) gives, without compiling a pattern at start-up)
+_HOST = "".join(
+    c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in os.uname().nodename
+)[:32]
 
 
 def part_name(name: str) -> str:
@@ -426,6 +428,8 @@ def render_name(template: str, index: int, ds: dict[int, Element]) -> str:
     """The relative output path for dataset ``index`` (0-based) from ``template``."""
     parts: list[str] = []
     try:
+        import string  # here: only a file-name template needs it (start-up)
+
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise StreamconvError(f"invalid --filename-template '{template}': {exc}") from None

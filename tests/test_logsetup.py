@@ -247,7 +247,9 @@ def test_dcmtk_example_config(
     setup_logging(config_file=write(tmp_path / "logger.cfg", DCMTK_LOGGER_CFG), stream=err)
     assert logging.getLogger().level == logging.DEBUG
     logging.getLogger("streamconv.cli").debug("from the front end")
-    logging.getLogger("streamconv.model").warning("from the library")  # dcmtk.dcmdata
+    # dcmtk.dcmdata: the library's loggers, by the names its modules really log under
+    logging.getLogger("streamconv.core.build").warning("from the library")
+    logging.getLogger("streamconv.sinks").warning("from the writer")
     net = logging.getLogger("dcmtk.dcmnet")
     net.info("net info")
     net.warning("net warning")
@@ -531,3 +533,17 @@ def test_bad_file_keeps_previous_setup(tmp_path: Path) -> None:
         setup_logging(config_file=str(tmp_path / "missing.cfg"))
     LOG.info("still here")
     assert out.getvalue() == "I: still here\n"
+
+
+def test_dcmtk_logger_names_stand_for_modules_that_exist() -> None:
+    # a -lc file's dcmtk.dcmdata / dcmtk.apps must reach real loggers: after a module moves,
+    # a name left behind would silently match nothing
+    import importlib.util
+
+    from streamconv.logsetup import DCMTK_LOGGERS
+
+    names = {name for names in DCMTK_LOGGERS.values() for name in names}
+    assert "streamconv.core" in DCMTK_LOGGERS["dcmtk.dcmdata"]
+    assert "streamconv.batch" in DCMTK_LOGGERS["dcmtk.apps"]
+    missing = sorted(n for n in names if importlib.util.find_spec(n) is None)
+    assert missing == []

@@ -8,8 +8,6 @@ Strict under -E, DCMTK-like under +E (CONTRACT §4): every problem goes through
 from __future__ import annotations
 
 import binascii
-import logging
-import re
 import struct
 from decimal import Decimal
 
@@ -36,6 +34,7 @@ from .fused import (
     remember,
     reuse_sequence,
 )
+from .lazylog import lazy_logger
 from .numbers import (
     _SHORT_HEADER,
     _VR_BYTES,
@@ -68,7 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildContext", "Built", "build_dataset"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 _OBJECTS = frozenset(
@@ -76,7 +75,7 @@ _OBJECTS = frozenset(
 )  # a JSON object as ijson (Pairs) or json (PairList) builds it
 
 PIXEL_DATA = 0x7FE00010
-_HEX8 = re.compile(r"[0-9A-Fa-f]{8}\Z")
+_HEX = "0123456789ABCDEFabcdef"
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _ATTRS = {
     "vr": "vr",
@@ -148,7 +147,7 @@ def _key_tag(key: str) -> int | None:
     tag = _TAG_CACHE.get(key)
     if tag is not None:
         return tag
-    if len(key) == 8 and _HEX8.match(key):
+    if len(key) == 8 and not key.strip(_HEX):  # 8 hex digits, without re (start-up)
         tag = int(key, 16)
         if len(_TAG_CACHE) < 65536:
             _TAG_CACHE[key] = tag

@@ -10,11 +10,11 @@ never reach ``read()``.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterator
 
 from ..errors import BulkDataAccessError, ContentError, UnsupportedURIError
+from .lazyre import lazy_compile
 
 __all__ = [
     "BulkRef",
@@ -31,8 +31,8 @@ __all__ = [
 CHUNK = 1 << 20
 # PS3.18 F.2.7 names no host; DCMTK accepts these local names (dcmtk-behavior §6.2).
 _LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "ip6-localhost", "::1", "[::1]"})
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SCHEME = lazy_compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_PCT = lazy_compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class BulkRef:

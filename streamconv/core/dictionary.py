@@ -13,20 +13,21 @@ the rules for group length and private creator elements, then pydicom's private 
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
-import re
-import threading
-from collections.abc import Iterable, Mapping
-from types import ModuleType
+import sys
+from _thread import allocate_lock  # threading.Lock, without importing threading (start-up)
+from collections.abc import Iterable, Iterator, Mapping
+
+from .lazylog import lazy_logger
+from .lazyre import lazy_compile
 
 __all__ = ["DictEntry", "Dictionary", "get_dictionary", "load_dictionary"]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Final, Literal, NamedTuple
 
     _Rule = Literal["any", "even", "odd"]
@@ -100,7 +101,8 @@ _AMBIGUOUS_VRS: Final[Mapping[str, str]] = {
     "US or OW": "OW",
 }
 
-_HEX_PART: Final = re.compile(
+# DCMDICTPATH file syntax, compiled on first use (not at start-up: issue 11)
+_HEX_PART: Final = lazy_compile(
     r"(?P<lo>[0-9A-Fa-f]{1,4})(?:-(?P<rule>[oOeEuU])-(?P<hi>[0-9A-Fa-f]{1,4})"
     r"|-(?P<hi2>[0-9A-Fa-f]{1,4}))?"
 )
@@ -113,7 +115,7 @@ _PSEUDO_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
     "up": ("UL",),
 }
 _RULES: Final[Mapping[str, _Rule]] = {"o": "odd", "e": "even", "u": "any"}
-_VM: Final = re.compile(r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])")
+_VM: Final = lazy_compile(r"(?:\d+(?:-(?:\d+|\d*[nN]))?|\d*[nN])")
 
 
 def _resolve_vr(vr: str, tag: int) -> str | None:
@@ -270,14 +272,21 @@ class _UserEntries:
 
 
 def _pydicom_file(filename: str) -> str:
-    # find_spec on a top-level name locates the package without running its __init__.
-    spec = importlib.util.find_spec("pydicom")
+    # the import system's finders locate the package without running its __init__ (what
+    # importlib.util.find_spec does for a top-level name, without importing importlib.util)
+    spec = None
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None and (spec := find_spec("pydicom", None)) is not None:
+            break
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("pydicom is not installed; streamconv needs its data dictionary")
     return os.path.join(next(iter(spec.submodule_search_locations)), filename)
 
 
 def _exec_pydicom_module(filename: str) -> ModuleType:
+    import importlib.util
+
     path = _pydicom_file(filename)
     module_spec = importlib.util.spec_from_file_location(
         f"_streamconv_pydicom_{filename.removesuffix('.py').lstrip('_')}", path
@@ -292,7 +301,7 @@ def _exec_pydicom_module(filename: str) -> ModuleType:
 class _Builtin:
     """pydicom's dictionaries, loaded once per process."""
 
-    _lock = threading.Lock()
+    _lock = allocate_lock()
     _public: tuple[dict[int, _PublicEntry], list[tuple[int, int, _PublicEntry]]] | None = None
     _private: dict[str, dict[str, _PrivateEntry]] | None = None
 
@@ -316,10 +325,10 @@ class _Builtin:
                     cls._public = (exact, masks)
         return cls._public
 
-    _vrs: tuple[dict[int, str], list[tuple[int, int, str]]] | None = None
+    _vrs: tuple[Mapping[int, str], list[tuple[int, int, str]]] | None = None
 
     @classmethod
-    def vrs(cls) -> tuple[dict[int, str], list[tuple[int, int, str]]]:
+    def vrs(cls) -> tuple[Mapping[int, str], list[tuple[int, int, str]]]:
         """The public VRs alone (exact tags, masks), all a conversion looks up.
 
         Loading pydicom's whole dictionary (names and keywords: ~10,000 strings) costs
@@ -335,7 +344,8 @@ class _Builtin:
             except OSError:
                 same = False
             if same:
-                cls._vrs = (public_vrs.EXACT, list(public_vrs.MASKS))
+                exact = _SortedVRs(public_vrs.TAGS, public_vrs.CODES, public_vrs.VRS)
+                cls._vrs = (exact, list(public_vrs.MASKS))
             else:
                 cls._vrs = public_vr_table()
         return cls._vrs
@@ -350,6 +360,64 @@ class _Builtin:
         return cls._private
 
 
+class _SortedVRs(Mapping[int, str]):
+    """core/public_vrs.py's table: tag -> VR by binary search over its text.
+
+    Made as a dict (5,000 entries) it cost ~1 ms of a one-shot json2dcm run, executing the
+    literal or building it (issue 11).  TAGS is the tags' 8 upper-case hex digits each,
+    ascending (text of equal length sorts as the numbers do); CODES one letter a tag, its VR
+    in VRS.  Two string constants: no dict to build, no array or bisect module to load.
+    """
+
+    __slots__ = ("_codes", "_count", "_last", "_tags", "_vrs")
+
+    def __init__(self, tags: str, codes: str, vrs: Mapping[str, str]) -> None:
+        if len(tags) != 8 * len(codes):
+            raise ValueError("public_vrs: TAGS and CODES differ in length")
+        self._tags = tags
+        self._codes = codes
+        self._vrs = vrs
+        self._count = len(codes)
+        # a conversion looks each tag up twice in a row (Dictionary.vr_choices, then its VR)
+        self._last: tuple[int, str | None] = (-1, None)
+
+    def get(self, tag: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        last_tag, last_vr = self._last
+        if tag == last_tag:
+            return last_vr if last_vr is not None else default
+        found = self._find(tag)
+        self._last = (tag, found)
+        return found if found is not None else default
+
+    def _find(self, tag: int) -> str | None:
+        key = f"{tag:08X}"
+        tags = self._tags
+        lo, hi = 0, self._count
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            at = tags[mid * 8 : mid * 8 + 8]
+            if at < key:
+                lo = mid + 1
+            elif at > key:
+                hi = mid
+            else:
+                return self._vrs[self._codes[mid]]
+        return None
+
+    def __getitem__(self, tag: int) -> str:
+        found = self.get(tag)
+        if found is None:
+            raise KeyError(tag)
+        return found
+
+    def __iter__(self) -> Iterator[int]:
+        tags = self._tags
+        return (int(tags[i : i + 8], 16) for i in range(0, len(tags), 8))
+
+    def __len__(self) -> int:
+        return self._count
+
+
 def public_vr_table() -> tuple[dict[int, str], list[tuple[int, int, str]]]:
     """(tag -> VR, [(value, mask, VR)]) from pydicom's whole public dictionary."""
     exact, masks = _Builtin.public()
@@ -362,17 +430,33 @@ def public_vrs_source() -> str:
     print(s(), end='')" > streamconv/core/public_vrs.py``)."""
     exact, masks = public_vr_table()
     size = os.stat(_pydicom_file("_dicom_dict.py")).st_size
-    pairs = [f'0x{tag:08X}: "{vr}",' for tag, vr in exact.items()]
+    tags = sorted(exact)
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    names = sorted(set(exact.values()))
+    assert len(names) <= len(letters)  # one letter a tag
+    letter = dict(zip(names, letters, strict=False))
+    tag_hex = [f"{tag:08X}" for tag in tags]
+    codes = [letter[exact[tag]] for tag in tags]
     triples = [f'(0x{v:08X}, 0x{m:08X}, "{vr}"),' for v, m, vr in masks]
     lines = [
         '"""The VRs of pydicom\'s public data dictionary (generated: see',
-        'dictionary.public_vrs_source; used while pydicom\'s file has SOURCE_SIZE bytes)."""',
+        "dictionary.public_vrs_source; used while pydicom's file has SOURCE_SIZE bytes), read by",
+        'dictionary._SortedVRs: the tags ascending, 8 hex digits each; a letter a tag for its VR."""',
         "",
         "# fmt: off",  # several entries a line: a module stays under 800 lines
         f"SOURCE_SIZE = {size}",
-        "EXACT: dict[int, str] = {",
-        *("    " + " ".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)),
+        "VRS: dict[str, str] = {",
+        *(
+            "    " + " ".join(f'"{letter[n]}": "{n}",' for n in names[i : i + 6])
+            for i in range(0, len(names), 6)
+        ),
         "}",
+        "TAGS = (",
+        *(f'    "{"".join(tag_hex[i : i + 16])}"' for i in range(0, len(tag_hex), 16)),
+        ")",
+        "CODES = (  # a letter a tag: its VR in VRS",
+        *(f'    "{"".join(codes[i : i + 96])}"' for i in range(0, len(codes), 96)),
+        ")",
         "MASKS: tuple[tuple[int, int, str], ...] = (",
         *("    " + " ".join(triples[i : i + 4]) for i in range(0, len(triples), 4)),
         ")",
@@ -654,7 +738,7 @@ def load_dictionary(dcmdictpath: str | None) -> Dictionary:
     return Dictionary(entries, sources=sources)
 
 
-_default_lock = threading.Lock()
+_default_lock = allocate_lock()
 _default: Dictionary | None = None
 
 

@@ -16,14 +16,14 @@ Two stages, both fed by the caller (the core never opens files):
 
 from __future__ import annotations
 
-import array
 import itertools
 import operator
-import re
+import sys
 from collections.abc import Iterator
 
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
+from .lazyre import lazy_compile
 from .numbers import json_number
 from .spelling import (
     NEG_ZERO,
@@ -31,7 +31,7 @@ from .spelling import (
     NUMBER_END,
     NUMBER_TAIL,
     has_negative_zero,
-    load_spelling_parser,
+    load_yajl,
     negative_zero,
 )
 from .spills import Spill, SpillStore, decode_base64  # re-exported: their old home
@@ -52,25 +52,7 @@ __all__ = [
     "parse_frame",
 ]
 
-# ijson is imported on first use (_yajl): a stream's reader only frames, and its workers
-# parse with the json module (parse_frame), yajl only taking what that refuses; importing
-# ijson (and inspect, which it pulls in) costs ~50 ms of CPU in each of these processes.
-_YAJL: tuple[Any, Any, Any] | None = None
-
-
-def _yajl() -> tuple[Any, Any, Any]:
-    """(ijson, its yajl2_c backend when it is there (it is, in binary wheels) or ijson itself,
-    the spelling parser or None), imported once."""
-    global _YAJL
-    if _YAJL is None:
-        import ijson
-
-        backend = ijson.get_backend("yajl2_c") if "yajl2_c" in ijson.ALL_BACKENDS else ijson
-        spelled = (
-            load_spelling_parser() if getattr(backend, "backend_name", "") == "yajl2_c" else None
-        )
-        _YAJL = (ijson, backend, spelled)
-    return _YAJL
+_yajl = load_yajl  # (ijson, its backend, the spelling parser), imported on first use
 
 
 def load_ijson() -> Any:
@@ -94,22 +76,22 @@ _WS = b" \t\r\n"
 # a trailing comma: ',' + whitespace + closing bracket; strings matched first so that
 # commas inside them are never touched
 # a comma right after '[', '{' or another comma is not a trailing one: kept, yajl rejects it
-_TRAILING = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|([\[{,][ \t\r\n]*,)|,([ \t\r\n]*[\]}])')
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_CANDIDATE = re.compile(rb",[ \t\r\n]*[\]}]")
-_ESC_QUOTE = re.compile(rb'(?<!\\)(?:\\\\)*\\"')
-_STRING_TAIL = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
+_TRAILING = lazy_compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|([\[{,][ \t\r\n]*,)|,([ \t\r\n]*[\]}])')
+_STRINGS = lazy_compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_CANDIDATE = lazy_compile(rb",[ \t\r\n]*[\]}]")
+_ESC_QUOTE = lazy_compile(rb'(?<!\\)(?:\\\\)*\\"')
+_STRING_TAIL = lazy_compile(rb'[^"\\]*(?:\\.[^"\\]*)*')
 # \uD800-\uDBFF must be followed by \uDC00-\uDFFF; a lone half is an error (RFC 8259 §8.2)
-_SURROGATE = re.compile(
+_SURROGATE = lazy_compile(
     rb"(\\+)u[dD][89abAB][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|(\\+)u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
 # the end of an open string that may be an unfinished \uXXXX escape or surrogate pair
-_PARTIAL_ESCAPE = re.compile(
+_PARTIAL_ESCAPE = lazy_compile(
     rb"\\u(?:[0-9a-fA-F]{0,3}|[dD][89abAB][0-9a-fA-F]{2}(?:\\(?:u[0-9a-fA-F]{0,3})?)?)"
 )
 # nesting depth (JsonFilter._track_depth): keep quotes and brackets, then drop the strings
 _NOT_MARK = bytes(c for c in range(256) if c not in b'"[]{}')
-_QUOTED_MARKS = re.compile(rb'"[^"]*"')
+_QUOTED_MARKS = lazy_compile(rb'"[^"]*"')
 _BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 # JSON numbers (JsonFilter._check_digits): yajl2_c hands ijson the digits of an integer and
 # ijson 3.6 crashes (SIGSEGV) when int() refuses more than 4300 digits; a long exponent
@@ -121,7 +103,8 @@ _DIGITS = b"0123456789"
 # JSON nesting allowed whatever --max-depth says (0 included): the model would run out of
 # Python recursion first (RecursionError, 65) and ijson's cost grows with depth squared
 MAX_JSON_DEPTH = 1000
-_INLINE_KEY = re.compile(rb'"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z', re.IGNORECASE)
+_INLINE_KEY = lazy_compile(rb'(?i)"inlinebinary"[ \t\r\n]*:[ \t\r\n]*\Z')
+_LOW_SURROGATE = lazy_compile(rb"\\u[dD][c-fC-F]")
 
 
 class Pairs:
@@ -224,7 +207,7 @@ class JsonFilter:
     def _check_surrogates(self, data: bytes) -> None:
         if self._pending_high:
             self._pending_high = False
-            if not re.match(rb"\\u[dD][c-fC-F]", data):
+            if not _LOW_SURROGATE.match(data):
                 raise JSONSyntaxError("lone UTF-16 surrogate in a \\u escape", offset=self.consumed)
             data = data[6:]
         for m in _SURROGATE.finditer(data):
@@ -306,7 +289,7 @@ class JsonFilter:
     def _emit(self, segment: bytes, out: list[bytes]) -> None:
         if segment:
             # the substitution costs a Python call per string, so look for a candidate first
-            if _CANDIDATE.search(segment):
+            if _trailing_comma_candidate(segment):
                 segment = _TRAILING.sub(rb"\1\2\3", segment)
             if b"-0" in segment and has_negative_zero(segment):
                 segment = NEG_ZERO.sub(negative_zero, segment)
@@ -363,7 +346,7 @@ class JsonFilter:
         peak = (
             max(
                 itertools.accumulate(
-                    array.array("b", marks.translate(_BRACKET_STEP)), initial=start
+                    memoryview(marks.translate(_BRACKET_STEP)).cast("b"), initial=start
                 )
             )
             + 2
@@ -711,8 +694,22 @@ class DocumentParser:
         self.spills.discard_all()
 
 
-_decode: Any = None  # parse_frame's JSONDecoder.decode, made on first use
+_decode: Any = None  # parse_frame's decode (JSONDecoder.decode), made on first use
 _Done = object()  # DocumentParser._coro after parse_whole: the input was parsed whole
+
+
+def _trailing_comma_candidate(segment: bytes) -> bool:
+    """Whether ``_CANDIDATE`` matches: by the pattern where ``re`` is loaded anyway (2.5x
+    faster), else without it (json2dcm's start-up imports no re)."""
+    if sys.modules.get("re") is not None:  # (None: import blocked)
+        return _CANDIDATE.search(segment) is not None
+    return _squeezed_candidate(segment)
+
+
+def _squeezed_candidate(segment: bytes) -> bool:
+    """``_CANDIDATE`` without re: whitespace dropped, a comma right before ']' or '}'."""
+    squeezed = segment.translate(None, _WS)
+    return b",]" in squeezed or b",}" in squeezed
 
 
 def _no_constant(name: str) -> None:
@@ -723,14 +720,11 @@ def _decoder() -> Any:
     """The standard library's JSON decoder, building what yajl builds (made once)."""
     global _decode
     if _decode is None:
-        import json  # here: only when a document is parsed whole or a frame is
+        from .jsonscan import make_decoder  # the C scanner, without the json package
 
-        _decode = json.JSONDecoder(
-            object_pairs_hook=PairList,
-            # as the spelling parser builds them (JsonNumber: a Decimal with its text)
-            parse_float=json_number,
-            parse_constant=_no_constant,
-        ).decode
+        # numbers as the spelling parser builds them (JsonNumber: a Decimal with its text;
+        # json_number makes the same object without a Python __new__ call)
+        _decode = make_decoder(PairList, json_number, _no_constant)
     return _decode
 
 

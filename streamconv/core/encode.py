@@ -7,15 +7,13 @@ the sink streams from their files, byte-swapped for big endian and deflated for 
 
 from __future__ import annotations
 
-import array
-import logging
 import struct
-import zlib
 from collections.abc import Iterable, Iterator
 
 from ..errors import OutputError
 from ..options import ConvertOptions, TransferSyntax, WriteMode
 from .bulkdata import BulkRef, Encapsulated, iter_chunks
+from .lazylog import lazy_logger
 from .uids import (
     GENERIC_SOP_CLASS,
     IMPLEMENTATION_CLASS_UID,
@@ -28,7 +26,7 @@ from .vr import LONG_HEADER_VRS, NEW_VRS, WORD_SIZE, Element, PreEncoded
 
 __all__ = ["Encoded", "Piece", "encode_items", "encode_part10", "iter_bytes", "output_ts"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 Piece = bytes | tuple[BulkRef, int]  # (ref, swap word size or 1)
@@ -231,6 +229,8 @@ _SPACE_PADDED = frozenset(
 
 
 def _swap(data: bytes, width: int) -> bytes:
+    import array  # here: only big-endian output swaps (start-up, issue 11)
+
     code = {2: "H", 4: "I", 8: "Q"}[width]
     n = len(data) - len(data) % width
     arr = array.array(code)
@@ -472,6 +472,8 @@ def iter_bytes(enc: Encoded) -> Iterator[bytes]:
     if enc.deflate_level is None:
         yield from _body_bytes(enc)
         return
+    import zlib  # here: only +td deflates (start-up, issue 11)
+
     # PS3.5 A.5: the dataset after the meta header is a raw deflate (RFC 1951) bitstream
     comp = zlib.compressobj(enc.deflate_level, zlib.DEFLATED, -zlib.MAX_WBITS)
     size = 0

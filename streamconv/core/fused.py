@@ -10,7 +10,6 @@ the general path then builds the element with every check, warning and message.
 from __future__ import annotations
 
 import math
-import re
 import struct
 
 from .documents import PairList, Pairs
@@ -42,7 +41,22 @@ __all__ = [
 ]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
-_SPACE = re.compile(r"\s")  # str.isspace() for every character, at C speed
+
+
+class _Whitespace:
+    r"""What ``re.compile(r"\s").search`` tells, as a truth value: whether the text holds a
+    ``str.isspace()`` character; without ``re``, which a plain one-shot conversion does not
+    import (start-up, issue 11).  Every such character is " " or not printable, which C
+    checks first; only text failing that is looked at character by character."""
+
+    @staticmethod
+    def search(text: str) -> bool:
+        if " " not in text and text.isprintable():
+            return False
+        return any(map(str.isspace, text))
+
+
+_SPACE = _Whitespace()
 # PS3.5 6.2 Table 6.2-1: maximum value lengths (characters; PN per component group)
 _MAX_CHARS = {
     "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,

@@ -15,7 +15,6 @@ followed only while every hop stays under a prefix.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import random
 import tempfile
@@ -38,11 +37,12 @@ from ..errors import (
 )
 from ..options import HttpSettings
 from .bulkdata import BulkRef
+from .lazylog import lazy_logger
 from .urlperm import URL, Prefix, URLRefused, match, parse_prefix, rewrite
 
 __all__ = ["Body", "Budget", "Part", "Sink", "fetch", "fetch_into", "resolve", "split_range"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 ACCEPT_MULTIPART = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 ACCEPT_SINGLE = "application/octet-stream"

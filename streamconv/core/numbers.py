@@ -14,12 +14,12 @@ streamconv (CONTRACT §7).  The contract's rules then apply to that text: a DS l
 from __future__ import annotations
 
 import math
-import re
 import struct
 import sys
 from decimal import Decimal
 
 from ..errors import ContentError, LimitError, Problems
+from .lazyre import lazy_compile
 from .vr import ALL_VRS, BINARY_NUMERIC, Element, PreEncoded
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
@@ -40,8 +40,8 @@ __all__ = [
     "plain_numbers",
 ]
 
-_IS_TEXT = re.compile(r" *[+-]?[0-9]+ *\Z")
-_DS_TEXT = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
+_IS_TEXT = lazy_compile(r" *[+-]?[0-9]+ *\Z")
+_DS_TEXT = lazy_compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *\Z")
 
 
 def json_type(value: Any) -> str:

@@ -9,7 +9,6 @@ a worker thread, and the atomic writer.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
@@ -30,6 +29,7 @@ from .encode import (
     sequence_end,
     sequence_header,
 )
+from .lazylog import lazy_logger
 from .transform import apply_charset, apply_uids
 from .uids import new_salt
 from .vr import Element
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     _T = TypeVar("_T")
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 PRIVATE_CREATOR = 0x00090010
 PRIVATE_SEQUENCE = 0x00091000

@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import struct
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BulkDataFetchError, ContentError
 from .bulkdata import Encapsulated
+from .lazylog import lazy_logger
 from .vr import Element
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NATIVE_TS", "Encapsulated", "complete_pixel_data", "encapsulated_value"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 PIXEL_DATA = 0x7FE00010
 _OTHER_PIXELS = (0x7FE00008, 0x7FE00009)  # Float / Double Float Pixel Data

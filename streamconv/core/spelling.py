@@ -8,12 +8,12 @@ token whose value loses its spelling, ``-0``, with the helpers below.
 
 from __future__ import annotations
 
-import re
-
+from .lazyre import lazy_compile
 from .numbers import NEGATIVE_ZERO, JsonNumber
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
+    import re
     from typing import Any
 
 __all__ = [
@@ -23,8 +23,30 @@ __all__ = [
     "NUMBER_TAIL",
     "has_negative_zero",
     "load_spelling_parser",
+    "load_yajl",
     "negative_zero",
 ]
+
+
+# ijson is imported on first use (load_yajl): a stream's reader only frames and its workers
+# parse with the json module (documents.parse_frame), yajl taking what that refuses; ijson
+# (and inspect, which it pulls in) costs ~50 ms of CPU in each of these processes.
+_YAJL: tuple[Any, Any, Any] | None = None
+
+
+def load_yajl() -> tuple[Any, Any, Any]:
+    """(ijson, its yajl2_c backend when it is there (it is, in binary wheels) or ijson itself,
+    the spelling parser or None), imported once."""
+    global _YAJL
+    if _YAJL is None:
+        import ijson
+
+        backend = ijson.get_backend("yajl2_c") if "yajl2_c" in ijson.ALL_BACKENDS else ijson
+        spelled = (
+            load_spelling_parser() if getattr(backend, "backend_name", "") == "yajl2_c" else None
+        )
+        _YAJL = (ijson, backend, spelled)
+    return _YAJL
 
 
 def load_spelling_parser() -> Any:
@@ -87,23 +109,29 @@ def load_spelling_parser() -> Any:
 # the integer token -0 (JsonFilter._emit): ijson would make it int 0, losing the sign that
 # DCMTK copies into IS/DS/text VRs and FD (dcmtk-behavior N11, N12, S6); spelled as
 # NEGATIVE_ZERO it reaches the model as JsonNumber("-0")
-NEG_ZERO_TOKEN = re.compile(rb"-0(?![0-9.eE])")  # a literal first: searched at memchr speed
-NEG_ZERO = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|(?<![0-9.eE+\-])-0(?![0-9.eE])')
+NEG_ZERO_TOKEN = lazy_compile(rb"-0(?![0-9.eE])")  # a literal first: searched at memchr speed
+NEG_ZERO = lazy_compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|(?<![0-9.eE+\-])-0(?![0-9.eE])')
 NEG_ZERO_TEXT = NEGATIVE_ZERO.encode()
-NUMBER_TAIL = re.compile(rb"[0-9.eE+\-]{1,40}\Z")  # a number that may go on in the next chunk
+NUMBER_TAIL = lazy_compile(rb"[0-9.eE+\-]{1,40}\Z")  # a number that may go on in the next chunk
 
 
 NUMBER_END = frozenset(bytes([c]) for c in b"0123456789.eE+-")
 NUMBER_CHARS = frozenset(b"0123456789.eE+-")
+_AFTER_ZERO = frozenset(b"0123456789.eE")  # NEG_ZERO_TOKEN's look-ahead
 
 
 def has_negative_zero(segment: bytes) -> bool:
     """Whether ``segment`` may hold the token -0 (a cheap look; strings are not told apart:
-    ``NEG_ZERO`` does that when this says yes)."""
-    for m in NEG_ZERO_TOKEN.finditer(segment):
-        i = m.start()
-        if i == 0 or segment[i - 1] not in NUMBER_CHARS:
+    ``NEG_ZERO`` does that when this says yes).  What NEG_ZERO_TOKEN.finditer finds, by
+    ``find`` (no pattern, hence no ``re`` import, on a plain conversion's start-up)."""
+    i = segment.find(b"-0")
+    while i >= 0:
+        after = i + 2
+        if (after == len(segment) or segment[after] not in _AFTER_ZERO) and (
+            i == 0 or segment[i - 1] not in NUMBER_CHARS
+        ):
             return True
+        i = segment.find(b"-0", after)
     return False
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Callable
 
 from ..errors import CharsetError, StreamconvError
 from ..options import ConvertOptions
+from .lazylog import lazy_logger
+from .lazyre import lazy_compile
 from .uids import generate_uid, mapped_uid
 from .vr import CHARSET_VRS, Element, PreEncoded, tag_path
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["apply_charset", "apply_uids"]
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 Dataset = dict[int, Element]
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -162,8 +162,8 @@ def _encoder_for(terms: list[str], path: str) -> Encoder:
     return encode
 
 
-_DELIMITERS = re.compile(r"([\\\r\n\f\t])")
-_PN_DELIMITERS = re.compile(r"([\\\r\n\f\t^=])")
+_DELIMITERS = lazy_compile(r"([\\\r\n\f\t])")
+_PN_DELIMITERS = lazy_compile(r"([\\\r\n\f\t^=])")
 
 # pydicom names the default repertoire (ISO-IR 6, PS3.3 C.12.1.1.2) 'iso8859', which Python
 # reads as Latin-1: 'é' would become a silent E9. The default repertoire is ASCII (ISO 646).

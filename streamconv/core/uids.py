@@ -6,8 +6,6 @@ pydicom's ``_uid_dict.py`` is executed on its own, without importing the pydicom
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
@@ -69,8 +67,19 @@ def mapped_uid(salt: bytes, old: str) -> str:
     return f"2.25.{uuid_int(hashlib.sha1(salt + old.encode('utf-8')).digest(), 5)}"
 
 
-@functools.cache
+_made: dict[str, Any] = {}  # _uid_table() and _keywords(), each made once (no functools)
+
+
 def _uid_table() -> dict[str, tuple[str, str, str, str, str]]:
+    table: dict[str, tuple[str, str, str, str, str]] | None = _made.get("table")
+    if table is None:
+        table = _made["table"] = _load_uid_table()
+    return table
+
+
+def _load_uid_table() -> dict[str, tuple[str, str, str, str, str]]:
+    import importlib.util  # here: not on a plain conversion's start-up (issue 11)
+
     spec = importlib.util.find_spec("pydicom")
     if spec is None or spec.origin is None:  # pragma: no cover - pydicom is a dependency
         return {}
@@ -83,9 +92,11 @@ def _uid_table() -> dict[str, tuple[str, str, str, str, str]]:
     return table
 
 
-@functools.cache
 def _keywords() -> dict[str, str]:
-    return {v[4]: k for k, v in _uid_table().items() if v[4]}
+    keywords: dict[str, str] | None = _made.get("keywords")
+    if keywords is None:
+        keywords = _made["keywords"] = {v[4]: k for k, v in _uid_table().items() if v[4]}
+    return keywords
 
 
 def uid_for_keyword(keyword: str) -> str | None:
