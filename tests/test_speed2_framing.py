@@ -82,3 +82,27 @@ def test_the_pre_pass_says_which_reads_have_a_string_with_a_bracket() -> None:
     f = JsonFilter(SpillStore(), max_depth=0)
     f.feed(b'[{"a": "b"}]')
     assert f.strings_plain is False
+
+
+class _PassThrough:
+    """A duck-typed pre-pass without strings_plain (as streamconv batch's verbatim scan)."""
+
+    def __init__(self) -> None:
+        self.consumed = 0
+        self._carry = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self.consumed += len(data)
+        return data
+
+    def finish(self) -> bytes:
+        return b""
+
+
+def test_a_filter_that_does_not_say_gets_the_full_check() -> None:
+    texts = [json.dumps(d, separators=(",", ":")).encode() for d in datasets()]
+    data = b"[" + b",".join(texts) + b"]"
+    framer = Framer(source="test", check=False)
+    framer.filter = _PassThrough()  # type: ignore[assignment]
+    frames = framer.feed(data) + framer.finish()
+    assert [f.data for f in frames] == texts

@@ -149,7 +149,8 @@ class Framer:
     # -- the caller's side ----------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
         out = self.filter.feed(data)
-        if out and not self.filter.strings_plain:
+        # a filter that does not say (batch's verbatim one, duck-typed) is not known plain
+        if out and not getattr(self.filter, "strings_plain", False):
             self._dirty_end = self._emitted + len(out)
         return self._push(out, final=False)
 
