@@ -695,6 +695,7 @@ class DocumentParser:
 
 
 _decode: Any = None  # parse_frame's decode (JSONDecoder.decode), made on first use
+_reuse: Any = None  # parse_frame's memberreuse decoder, made on first use
 _Done = object()  # DocumentParser._coro after parse_whole: the input was parsed whole
 
 
@@ -736,14 +737,23 @@ def parse_frame(
     The frame has been through the pre-pass already; ``start`` is its input offset, for
     error messages.
     """
+    global _reuse
     decode = _decoder()
+    if _reuse is None:
+        from .memberreuse import member_decoder  # the members the last frame had (a series)
+
+        _reuse = member_decoder(PairList, json_number, _no_constant) or decode
     try:
         # the standard library's C scanner builds the objects at C speed; it accepts what
         # yajl accepts, no more (NaN and Infinity are refused by _no_constant; lone
         # surrogates were refused by the pre-pass), and numbers reach the model as yajl
         # gives them (int, or JsonNumber with the token's text).  Whatever it refuses
         # goes to yajl below, which says what is wrong, and where, as it always did.
-        return RawDataset(index, decode(data.decode("utf-8")), offset)
+        text = data.decode("utf-8")
+        try:
+            return RawDataset(index, _reuse(text), offset)
+        except (ValueError, LookupError, StopIteration, RecursionError):
+            return RawDataset(index, decode(text), offset)  # parsed whole
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
         pass
     ijson = _yajl()[0]
