@@ -377,3 +377,16 @@ def test_a_person_name_with_other_groups_or_not_ascii_is_built_as_before() -> No
             element_doc({"00100010": {"vr": "PN", "Value": [{"Alphabetic": "A", "Phonetic": "B"}]}})
         )
         assert b"PN\x04\x00A==B" in data  # PS3.5 6.2.1: component groups
+
+
+def test_a_process_s_first_dataset_remembers_nothing(
+    monkeypatch: pytest.MonkeyPatch, fresh_recent: dict[int, Any]
+) -> None:
+    # json2dcm converts one dataset per process: remembering it would only cost time
+    monkeypatch.setattr(build, "_warm", False)
+    first = BuildContext(ConvertOptions(), Problems(strict=True))
+    assert first.recent is None
+    convert(doc(cs='"CT"'))
+    assert fresh_recent == {}
+    convert(doc(cs='"CT"'))
+    assert fresh_recent and sum(len(r) for r in fresh_recent.values()) > 0

@@ -28,6 +28,7 @@ from .fused import (
     ascii_element,
     ascii_person_name,
     ascii_values,
+    check_lengths,
     empty_element,
     fused_number,
     keep_sequence,
@@ -117,7 +118,8 @@ class BuildContext:
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
-        self.recent = _RECENT.setdefault(id(self.dictionary), {})
+        # fused.Recent once a dataset was built here (a one-shot run builds one: no cost)
+        self.recent = _RECENT.setdefault(id(self.dictionary), {}) if _warm else None
         self.elements = 0
         self.decoded_bytes = 0
         # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
@@ -174,9 +176,14 @@ def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> B
         raise ContentError(
             f"datasets must be encapsulated in a JSON object, found {json_type(value)}"
         )
+    global _warm
     meta: Dataset = {}
     ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
+    _warm = True
     return Built(ds, meta)
+
+
+_warm = False  # a dataset was built in this process (see BuildContext.recent)
 
 
 def _build_items(
@@ -188,7 +195,7 @@ def _build_items(
     fuse = ctx.fuse
     recent = ctx.recent
     for key, content in obj.pairs:
-        if fuse:
+        if fuse and recent:
             # the element this key had last (fused.Recent): the headers of a series repeat
             # most; the same JSON content (compared at C speed) is the same element
             seen = recent.get(key)
@@ -265,7 +272,8 @@ def _build_items(
                         sequence = pairs
                     if fast is not None:
                         ds[tag] = fast
-                        remember(recent, key, tag, vr, values, ctx.decoded_bytes - before, fast)
+                        if recent is not None:
+                            remember(recent, key, tag, vr, values, ctx.decoded_bytes - before, fast)
                         continue
             elif len(pairs) == 1 and pairs[0][0] == "vr":
                 # {"vr": VR}: an empty element (PS3.18 F.2.5), as _build_element builds it
@@ -280,7 +288,8 @@ def _build_items(
                     and tag != SPECIFIC_CHARACTER_SET
                 ):
                     ds[tag] = empty = empty_element(tag, vr)
-                    remember(recent, key, tag, vr, None, 0, empty)
+                    if recent is not None:
+                        remember(recent, key, tag, vr, None, 0, empty)
                     continue
         path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:
@@ -586,7 +595,7 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
     text = text.rstrip(" \x00")
     n = len(text)
     if n > _MAX_CHARS.get(vr, _NO_LIMIT):
-        _check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
+        check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
     count_bytes(ctx, n, path)
     if not n:
         return Element(tag, vr, None)
@@ -597,19 +606,6 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
         head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
         return PreEncoded(tag, vr, text, head + padded)
     return Element(tag, vr, text)
-
-
-def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> None:
-    # PS3.5 6.2 Table 6.2-1: longer values are a warning, not an error (CONTRACT §4)
-    limit = _MAX_CHARS[vr]
-    for value in values:
-        n = len(value.rstrip(" \x00")) if isinstance(value, str) else 0
-        if n > limit:
-            ctx.problems.warn(
-                f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)",
-                path,
-            )
-            return
 
 
 def _uid_keyword(keyword: str, path: Any) -> str:
@@ -662,7 +658,7 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
             groups[k] = text  # duplicate keys: the last wins (DCMTK)
         a, i, p = groups["Alphabetic"], groups["Ideographic"], groups["Phonetic"]
         if max(len(a), len(i), len(p)) > _MAX_CHARS["PN"]:
-            _check_lengths("PN", [a, i, p], ctx, path)  # 64 per component group
+            check_lengths("PN", [a, i, p], ctx, path)  # 64 per component group
         s = a
         if i or p:
             s += "=" + i

@@ -33,6 +33,7 @@ __all__ = [
     "ascii_element",
     "ascii_person_name",
     "ascii_values",
+    "check_lengths",
     "empty_element",
     "fused_number",
     "keep_sequence",
@@ -176,7 +177,7 @@ _SEQUENCE_MAX = 1 << 16  # bytes of a sequence kept (headers' sequences are smal
 def reuse_sequence(key: str, pairs: list[Any], ctx: Any, depth: int) -> Element | None:
     """The sequence built last under ``key`` if ``pairs`` is the same content (an SQ
     element whose dictionary VR agrees), within the limits; None: build it."""
-    seen = ctx.recent.get((key,))
+    seen = None if ctx.recent is None else ctx.recent.get((key,))
     if seen is None or pairs != seen[0]:
         return None
     limit = ctx.options.limits.max_depth
@@ -205,6 +206,8 @@ def keep_sequence(
     if type(items) is not list or problems.warned + len(problems.warnings) != warned:
         return
     recent = ctx.recent
+    if recent is None:
+        return
     old = recent.get((key,))
     if old is not None and old[5] % 64 > 0:
         # it changed the last time too (a sequence of per-dataset UIDs): kept as it was,
@@ -261,6 +264,20 @@ def empty_element(tag: int, vr: str) -> Element:
     return Element(tag, vr, None)
 
 
+def check_lengths(vr: str, values: list[Any], ctx: Any, path: Any) -> None:
+    """Warn about the first value longer than VR allows (build's general path)."""
+    # PS3.5 6.2 Table 6.2-1: longer values are a warning, not an error (CONTRACT §4)
+    limit = _MAX_CHARS[vr]
+    for value in values:
+        n = len(value.rstrip(" \x00")) if isinstance(value, str) else 0
+        if n > limit:
+            ctx.problems.warn(
+                f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)",
+                path,
+            )
+            return
+
+
 # text VRs whose values ascii_values joins as they are (UI values are checked one by one)
 _MULTI_FAST = frozenset(_FAST_TEXT - SINGLE_TEXT_VRS - {"UI"})
 
@@ -287,7 +304,7 @@ def ascii_values(tag: int, vr: str, values: list[Any], ctx: Any) -> Element | No
     n = len(text)
     limit = _MAX_CHARS[vr]
     if n > limit and any(len(v.rstrip(" \x00")) > limit for v in values):
-        return None  # the general path warns about it (_check_lengths)
+        return None  # the general path warns about it (check_lengths)
     if not n or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
         return None
     ctx.decoded_bytes += n
