@@ -32,9 +32,20 @@ def shape(value: Any) -> Any:
 
 
 def decoder() -> Any:
-    reuse = member_decoder(PairList, json_number, _no_constant)
-    assert reuse is not None
-    return reuse
+    """decode_object that always looks member by member (never rests)."""
+    from _json import make_scanner, scanstring
+
+    from streamconv.core.jsonscan import _Settings
+
+    settings: Any = _Settings(PairList, json_number, _no_constant)  # duck-typed
+    scan = make_scanner(settings)
+    memo = MemberMemo()
+
+    def decode(text: str) -> Any:
+        memo.rest = 0
+        return decode_object(text, memo, scan, scanstring, PairList)
+
+    return decode
 
 
 BASE: dict[str, dict[str, Any]] = {
@@ -130,16 +141,18 @@ def test_invalid_frames_after_valid_ones_are_refused() -> None:
         parse_frame(b'{"a": 12', 4, 0)
 
 
-def test_the_memo_holds_the_last_frame_only() -> None:
-    memo = MemberMemo()
+def test_after_a_mostly_new_frame_frames_are_parsed_whole_for_a_while() -> None:
     reuse = member_decoder(PairList, json_number, _no_constant)
     assert reuse is not None
-    from _json import make_scanner, scanstring
-
-    from streamconv.core.jsonscan import _Settings
-
-    settings: Any = _Settings(PairList, json_number, _no_constant)  # duck-typed
-    scan = make_scanner(settings)
-    for i in range(50):
-        decode_object(f'{{"k{i}": {{"vr": "LO"}}}}', memo, scan, scanstring, PairList)
-        assert [m[1] for m in memo.members] == [f"k{i}"]
+    plain = _decoder()
+    reuse('{"a": 1, "b": 2}')
+    reuse('{"c": 3, "d": 4}')  # nothing reused: rest
+    for i in range(32):
+        with pytest.raises(ValueError, match="resting"):
+            reuse(f'{{"c": 3, "d": {i}}}')
+        # parse_frame's answer is the whole parse's all the same
+        assert shape(parse_frame(f'{{"c": 3, "d": {i}}}'.encode(), i, 0).value) == shape(
+            plain(f'{{"c": 3, "d": {i}}}')
+        )
+    got = reuse('{"c": 3, "d": 4}')  # looked at member by member again
+    assert shape(got) == shape(plain('{"c": 3, "d": 4}'))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streamconv.core import build, fused
+from streamconv.core import fused
 from streamconv.core.build import BuildContext, build_dataset
 from streamconv.core.documents import DocumentParser
 from streamconv.core.encode import encode_part10, iter_bytes
@@ -26,7 +26,8 @@ from streamconv.options import ConvertOptions, Limits
 def fresh_recent(monkeypatch: pytest.MonkeyPatch) -> dict[int, Any]:
     """Nothing remembered from other tests; the dictionary the tests here share."""
     recent: dict[int, Any] = {}
-    monkeypatch.setattr(build, "_RECENT", recent)
+    monkeypatch.setattr(fused, "_RECENT", recent)
+    monkeypatch.setattr(fused, "_STATE", [0, 0])  # remembering from the first dataset on
     return recent
 
 
@@ -383,10 +384,22 @@ def test_a_process_s_first_dataset_remembers_nothing(
     monkeypatch: pytest.MonkeyPatch, fresh_recent: dict[int, Any]
 ) -> None:
     # json2dcm converts one dataset per process: remembering it would only cost time
-    monkeypatch.setattr(build, "_warm", False)
+    monkeypatch.setattr(fused, "_STATE", [1, 0])  # as in a new process
     first = BuildContext(ConvertOptions(), Problems(strict=True))
     assert first.recent is None
     convert(doc(cs='"CT"'))
     assert fresh_recent == {}
     convert(doc(cs='"CT"'))
     assert fresh_recent and sum(len(r) for r in fresh_recent.values()) > 0
+
+
+def test_after_a_mostly_new_dataset_nothing_is_remembered_for_a_while() -> None:
+    # a stream of unrelated datasets: looking up and keeping every element would only cost
+    for _ in range(2):
+        convert(doc(cs='"CT"', ds="1.25", us="512"))
+    convert(doc(cs='"MR"', ds="2.5", us="256", is_="9"))  # most of it new
+    assert fused._STATE[0] == fused._REST
+    for _ in range(fused._REST):
+        assert BuildContext(ConvertOptions(), Problems(strict=True)).recent is None
+        assert b"US\x02\x00\x00\x01" in convert(doc(us="256"))  # PS3.5 7.1.2: 256 LE
+    assert BuildContext(ConvertOptions(), Problems(strict=True)).recent is not None

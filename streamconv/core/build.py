@@ -22,16 +22,18 @@ from .fused import (
     _FUSED_TEXT,
     _MAX_CHARS,
     _PAD,
-    _RECENT,
     _SPACE,
     SPECIFIC_CHARACTER_SET,
     ascii_element,
     ascii_person_name,
     ascii_values,
     check_lengths,
+    dataset_built,
+    dataset_mark,
     empty_element,
     fused_number,
     keep_sequence,
+    recent_for,
     remember,
     reuse_sequence,
 )
@@ -118,8 +120,7 @@ class BuildContext:
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
-        # fused.Recent once a dataset was built here (a one-shot run builds one: no cost)
-        self.recent = _RECENT.setdefault(id(self.dictionary), {}) if _warm else None
+        self.recent = recent_for(self.dictionary)  # fused.Recent, or None (fused.recent_for)
         self.elements = 0
         self.decoded_bytes = 0
         # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
@@ -176,14 +177,11 @@ def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> B
         raise ContentError(
             f"datasets must be encapsulated in a JSON object, found {json_type(value)}"
         )
-    global _warm
     meta: Dataset = {}
+    mark = dataset_mark(ctx)
     ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
-    _warm = True
+    dataset_built(ctx, mark)
     return Built(ds, meta)
-
-
-_warm = False  # a dataset was built in this process (see BuildContext.recent)
 
 
 def _build_items(

@@ -34,9 +34,12 @@ __all__ = [
     "ascii_person_name",
     "ascii_values",
     "check_lengths",
+    "dataset_built",
+    "dataset_mark",
     "empty_element",
     "fused_number",
     "keep_sequence",
+    "recent_for",
     "remember",
     "reuse_sequence",
 ]
@@ -123,6 +126,34 @@ _RECENT: dict[int, Recent] = {}
 _RECENT_MAX = 20_000  # keys remembered per dictionary (private tags are many)
 
 
+# [datasets to build without Recent, elements remembered so far]: not for the first dataset
+# of a process (json2dcm builds one: remembering it would only cost), and not for the next
+# _REST when most of a dataset's elements were not the ones remembered (a stream of
+# unrelated datasets: every element would cost a look-up and a new entry)
+_STATE = [1, 0]
+_REST = 32
+
+
+def recent_for(dictionary: object) -> Recent | None:
+    """The Recent of ``dictionary``'s VRs for the next dataset, or None (see _STATE)."""
+    if _STATE[0]:
+        return None
+    return _RECENT.setdefault(id(dictionary), {})
+
+
+def dataset_mark(ctx: Any) -> tuple[int, int]:
+    """Before a dataset: the elements remembered so far and the entries of its Recent."""
+    return _STATE[1], len(ctx.recent or ())
+
+
+def dataset_built(ctx: Any, mark: tuple[int, int]) -> None:
+    """After a dataset; ``mark``: _STATE[1] and the entries of Recent before it."""
+    if ctx.recent is None:
+        _STATE[0] = max(0, _STATE[0] - 1)
+    elif mark[1] and (_STATE[1] - mark[0]) * 2 > ctx.elements:
+        _STATE[0] = _REST  # most of it was new: not worth remembering for a while
+
+
 def remember(
     recent: Recent,
     key: str,
@@ -152,6 +183,7 @@ def remember(
         recent.clear()  # a stream of ever new private tags: start again, bounded
     content = [("vr", vr)] if values is None else [("vr", vr), ("Value", list(values))]
     recent[key] = (tag, content, t is str, n, elem, t, token)
+    _STATE[1] += 1
 
 
 def _all_text(value: Any) -> bool:

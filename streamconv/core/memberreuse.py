@@ -26,13 +26,19 @@ __all__ = ["MemberMemo", "decode_object", "member_decoder"]
 _WS = " \t\n\r"  # RFC 8259 §2
 
 
-class MemberMemo:
-    """The previous frame's members: (text, key, value), in order."""
+_REST = 32  # frames parsed whole after one whose members were mostly new
 
-    __slots__ = ("members",)
+
+class MemberMemo:
+    """The previous frame's members: (text, key, value), in order; ``rest``: frames still
+    to leave to the whole parse (a stream of unrelated datasets reuses little, and looking
+    member by member costs more than the C scanner's one pass)."""
+
+    __slots__ = ("members", "rest")
 
     def __init__(self) -> None:
         self.members: list[tuple[str, str, Any]] = []
+        self.rest = 0
 
 
 def decode_object(
@@ -44,8 +50,12 @@ def decode_object(
 ) -> Any:
     """``text`` (one JSON object) -> ``make([(key, value), ...])``, its unchanged members
     taken from ``memo`` (which then holds this text's); ValueError for anything else."""
+    if memo.rest:
+        memo.rest -= 1
+        raise ValueError("resting")  # the caller parses it whole
     prev = memo.members
     index: dict[str, int] | None = None
+    hits = 0
     members: list[tuple[str, str, Any]] = []
     i = len(text) - len(text.lstrip(_WS))
     if text[i] != "{":
@@ -61,6 +71,7 @@ def decode_object(
         if m is not None and text.startswith(m[0], i):
             j = i + len(m[0])
             k += 1
+            hits += 1
         else:
             if text[i] != '"':
                 raise ValueError("expected a member")
@@ -94,6 +105,8 @@ def decode_object(
     if text[j + 1 :].strip(_WS):
         raise ValueError("extra data")
     memo.members = members
+    if prev and hits * 2 < len(members):
+        memo.rest = _REST  # mostly new: not worth it for a while
     return make([(m[1], m[2]) for m in members])
 
 
