@@ -27,7 +27,7 @@ def fresh_recent(monkeypatch: pytest.MonkeyPatch) -> dict[int, Any]:
     """Nothing remembered from other tests; the dictionary the tests here share."""
     recent: dict[int, Any] = {}
     monkeypatch.setattr(fused, "_RECENT", recent)
-    monkeypatch.setattr(fused, "_STATE", [0, 0])  # remembering from the first dataset on
+    monkeypatch.setattr(fused, "_STATE", [0, 0, 0])  # remembering from the first dataset on
     return recent
 
 
@@ -384,7 +384,7 @@ def test_a_process_s_first_dataset_remembers_nothing(
     monkeypatch: pytest.MonkeyPatch, fresh_recent: dict[int, Any]
 ) -> None:
     # json2dcm converts one dataset per process: remembering it would only cost time
-    monkeypatch.setattr(fused, "_STATE", [1, 0])  # as in a new process
+    monkeypatch.setattr(fused, "_STATE", [1, 0, 0])  # as in a new process
     first = BuildContext(ConvertOptions(), Problems(strict=True))
     assert first.recent is None
     convert(doc(cs='"CT"'))
@@ -403,3 +403,20 @@ def test_after_a_mostly_new_dataset_nothing_is_remembered_for_a_while() -> None:
         assert BuildContext(ConvertOptions(), Problems(strict=True)).recent is None
         assert b"US\x02\x00\x00\x01" in convert(doc(us="256"))  # PS3.5 7.1.2: 256 LE
     assert BuildContext(ConvertOptions(), Problems(strict=True)).recent is not None
+
+
+def test_memory_is_bounded_by_bytes_too(
+    monkeypatch: pytest.MonkeyPatch, fresh_recent: dict[int, Any]
+) -> None:
+    monkeypatch.setattr(fused, "_BYTES_MAX", 200)
+    biggest = 0
+    for i in range(40):
+        # a dataset of known elements and one new private LT of 61 bytes, converted twice:
+        # the second time its VR is known to agree and it is remembered
+        one = json.loads(doc(cs='"CT"', us="512"))
+        one[f"0009{0x1000 + i:04X}"] = {"vr": "LT", "Value": ["x" * 60 + str(i % 10)]}
+        for _ in range(2):
+            convert(json.dumps(one).encode())
+        kept = [e for r in fresh_recent.values() for e in r.values()]
+        biggest = max(biggest, sum(e[3] for e in kept))
+    assert 61 * 2 <= biggest <= 200 + 61  # several kept, never past the bound (+ one)

@@ -124,13 +124,16 @@ if TYPE_CHECKING:
     Recent = dict[Any, tuple[Any, ...]]  # str keys: elements; (key,): sequences
 _RECENT: dict[int, Recent] = {}
 _RECENT_MAX = 20_000  # keys remembered per dictionary (private tags are many)
+# and about this many value bytes (counted as entries are made, replaced ones too): memory
+# stays bounded whatever the input holds (20,000 private LT values of 10 KB would be 200 MB)
+_BYTES_MAX = 16 << 20
 
 
 # [datasets to build without Recent, elements remembered so far]: not for the first dataset
 # of a process (json2dcm builds one: remembering it would only cost), and not for the next
 # _REST when most of a dataset's elements were not the ones remembered (a stream of
 # unrelated datasets: every element would cost a look-up and a new entry)
-_STATE = [1, 0]
+_STATE = [1, 0, 0]  # and the value bytes kept since Recent was last emptied
 _REST = 32
 
 
@@ -152,6 +155,15 @@ def dataset_built(ctx: Any, mark: tuple[int, int]) -> None:
         _STATE[0] = max(0, _STATE[0] - 1)
     elif mark[1] and (_STATE[1] - mark[0]) * 2 > ctx.elements:
         _STATE[0] = _REST  # most of it was new: not worth remembering for a while
+
+
+def _make_room(recent: Recent, key: object, n: int) -> None:
+    """Empty ``recent`` when one more key, or ``n`` more bytes, would go past the bounds
+    (a stream of ever new private tags, or large values: start again)."""
+    _STATE[2] += n
+    if (len(recent) >= _RECENT_MAX and key not in recent) or _STATE[2] > _BYTES_MAX:
+        recent.clear()
+        _STATE[2] = n
 
 
 def remember(
@@ -179,8 +191,7 @@ def remember(
             token = values[0]
         else:
             return
-    if len(recent) >= _RECENT_MAX and key not in recent:
-        recent.clear()  # a stream of ever new private tags: start again, bounded
+    _make_room(recent, key, n)
     content = [("vr", vr)] if values is None else [("vr", vr), ("Value", list(values))]
     recent[key] = (tag, content, t is str, n, elem, t, token)
     _STATE[1] += 1
@@ -255,8 +266,7 @@ def keep_sequence(
     n = ctx.decoded_bytes - before[1]
     if n > _SEQUENCE_MAX or not _all_text(pairs):
         return
-    if len(recent) >= _RECENT_MAX and old is None:
-        recent.clear()
+    _make_room(recent, (key,), n)
     changes = 0 if old is None else old[5] + 1  # 1: it changed once
     recent[(key,)] = (list(pairs), ctx.elements - before[0], n, widest, elem, changes, None)
 
