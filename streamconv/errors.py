@@ -200,11 +200,12 @@ class Problems:
     caller goes on with DCMTK's result or drops the element.
     """
 
-    __slots__ = ("strict", "warnings")
+    __slots__ = ("strict", "warned", "warnings")
 
     def __init__(self, strict: bool = True) -> None:
         self.strict = strict
         self.warnings: list[str] = []
+        self.warned = 0  # warn() calls: something that built was told about
 
     def error(self, exc: StreamconvError) -> None:
         if self.strict:
@@ -212,8 +213,8 @@ class Problems:
         self.warnings.append(str(exc))
         log.warning("%s", exc)
 
-    @staticmethod
-    def warn(message: str, path: object = "") -> None:
+    def warn(self, message: str, path: object = "") -> None:
+        self.warned += 1
         if path:
             log.warning("%s: %s", path, message)
         else:

@@ -11,7 +11,7 @@ import binascii
 import struct
 from decimal import Decimal
 
-from ..errors import BulkDataAccessError, ContentError, LimitError, Problems, StreamconvError
+from ..errors import ContentError, LimitError, Problems, StreamconvError
 from ..options import ConvertOptions
 from . import bulkdata
 from .dictionary import Dictionary, get_dictionary
@@ -25,7 +25,17 @@ from .fused import (
     _SPACE,
     SPECIFIC_CHARACTER_SET,
     ascii_element,
+    ascii_person_name,
+    ascii_values,
+    check_lengths,
+    dataset_built,
+    dataset_mark,
+    empty_element,
     fused_number,
+    keep_sequence,
+    recent_for,
+    remember,
+    reuse_sequence,
 )
 from .lazylog import lazy_logger
 from .numbers import (
@@ -81,8 +91,6 @@ _PSEUDO_VRS = {"ox": "OB", "xs": "US", "up": "UL", "lt": "OW", "px": "OW"}
 _CHECKED_TEXT = frozenset({"UI", "IS", "DS"})  # text VRs whose values are checked one by one
 _NO_LIMIT = 1 << 62
 _ITEM_TAG = "an item or delimitation tag (group FFFE, PS3.5 7.5) is not a data element"
-_BULK_TEXT_VRS = frozenset({"DS", "IS", "LT", "ST", "UT", "UC"})
-_INLINE_LIMIT = 1 << 20  # bulk values larger than this are streamed at write time
 
 
 class BuildContext:
@@ -90,8 +98,8 @@ class BuildContext:
 
     __slots__ = (
         "base_dir", "base_url", "decoded_bytes", "dictionary", "elements", "first_http_uri",
-        "fuse", "max_dataset", "max_elements", "max_value", "options", "problems", "run_key",
-        "source", "spills", "temporaries", "vr_agreed",
+        "fuse", "max_dataset", "max_elements", "max_value", "options", "problems", "recent",
+        "run_key", "source", "spills", "temporaries", "vr_agreed",
     )  # fmt: skip
 
     def __init__(
@@ -112,6 +120,7 @@ class BuildContext:
         self.spills = SpillStore()
         self.dictionary: Dictionary = get_dictionary()
         self.vr_agreed = _VR_AGREED.setdefault(id(self.dictionary), {})
+        self.recent = recent_for(self.dictionary)  # fused.Recent, or None (fused.recent_for)
         self.elements = 0
         self.decoded_bytes = 0
         # the limits as plain ints (0 = unlimited becomes "never"): checked for every value
@@ -169,7 +178,9 @@ def build_dataset(value: Any, ctx: BuildContext, *, in_array: bool = False) -> B
             f"datasets must be encapsulated in a JSON object, found {json_type(value)}"
         )
     meta: Dataset = {}
+    mark = dataset_mark(ctx)
     ds = _build_items(value, ctx, "", 0, meta if (ctx.options.read_meta and not in_array) else None)
+    dataset_built(ctx, mark)
     return Built(ds, meta)
 
 
@@ -180,7 +191,38 @@ def _build_items(
     problems = ctx.problems
     tags = _TAG_CACHE
     fuse = ctx.fuse
+    recent = ctx.recent
     for key, content in obj.pairs:
+        if fuse and recent:
+            # the element this key had last (fused.Recent): the headers of a series repeat
+            # most; the same JSON content (compared at C speed) is the same element
+            seen = recent.get(key)
+            if seen is not None:
+                # a PairList (the json module's object) is its pairs; ijson builds Pairs
+                pairs = content if type(content) is PairList else getattr(content, "pairs", None)
+            if (
+                seen is not None
+                and pairs == seen[1]
+                and (
+                    seen[2]  # strings only: equal is the same
+                    or (
+                        type(number := pairs[1][1][0]) is seen[5]
+                        and (type(number) is not JsonNumber or number.text == seen[6])
+                    )
+                )
+            ):
+                known = seen[0]
+                n = seen[3]
+                if (
+                    known not in ds
+                    and ctx.elements < ctx.max_elements
+                    and n <= ctx.max_value
+                    and ctx.decoded_bytes + n <= ctx.max_dataset
+                ):
+                    ctx.elements += 1
+                    ctx.decoded_bytes += n
+                    ds[known] = seen[4]
+                    continue
         tag = tags.get(key)
         if tag is None:
             tag = _key_tag(key)
@@ -204,28 +246,56 @@ def _build_items(
             )
             continue
         ctx.elements += 1
+        sequence: Any = None  # a sequence's content, to keep once built (fused.keep_sequence)
         if fuse and group != 2 and type(content) in _OBJECTS and ctx.elements <= ctx.max_elements:
             pairs = content if type(content) is PairList else content.pairs
             if len(pairs) == 2:
                 # the commonest elements, {"vr": VR, "Value": [text or numbers]}, in one step
                 (k1, vr), (k2, values) = pairs
                 if k1 == "vr" and k2 == "Value" and type(values) is list and type(vr) is str:
+                    before = ctx.decoded_bytes
                     fast = None
                     if vr in _FAST_TEXT:
                         if len(values) == 1:
                             fast = ascii_element(tag, vr, values[0], ctx)
+                        else:
+                            fast = ascii_values(tag, vr, values, ctx)
                     elif vr in _FUSED_NUMBER and values and ctx.vr_agreed.get(tag) == vr:
                         # numbers (DS, IS, US, SS, ...): a third of a CT header's elements
                         fast = fused_number(tag, vr, values, ctx)
+                    elif vr == "PN" and len(values) == 1 and ctx.vr_agreed.get(tag) == vr:
+                        fast = ascii_person_name(tag, values[0], ctx)
+                    elif vr == "SQ" and ctx.vr_agreed.get(tag) == vr:
+                        fast = reuse_sequence(key, pairs, ctx, depth)
+                        sequence = pairs
                     if fast is not None:
                         ds[tag] = fast
+                        if recent is not None:
+                            remember(recent, key, tag, vr, values, ctx.decoded_bytes - before, fast)
                         continue
+            elif len(pairs) == 1 and pairs[0][0] == "vr":
+                # {"vr": VR}: an empty element (PS3.18 F.2.5), as _build_element builds it
+                # once the dictionary's VR is known to agree (a sequence's list and the
+                # pixel data and character set elements, checked there, are left to it)
+                vr = pairs[0][1]
+                if (
+                    type(vr) is str
+                    and ctx.vr_agreed.get(tag) == vr
+                    and vr != "SQ"
+                    and tag != PIXEL_DATA
+                    and tag != SPECIFIC_CHARACTER_SET
+                ):
+                    ds[tag] = empty = empty_element(tag, vr)
+                    if recent is not None:
+                        remember(recent, key, tag, vr, None, 0, empty)
+                    continue
         path: Any = _Path(prefix, tag)
         if ctx.elements > ctx.max_elements:
             limit = ctx.options.limits.max_elements
             raise LimitError(
                 f"more than {limit} elements in one dataset (limit --max-elements)", path=path
             )
+        counts, warned = (ctx.elements, ctx.decoded_bytes), problems.warned + len(problems.warnings)
         try:
             elem = _build_element(tag, content, ctx, path, depth, obj)
         except StreamconvError as exc:
@@ -237,6 +307,8 @@ def _build_items(
             continue
         if elem is None:
             continue
+        if sequence is not None:
+            keep_sequence(key, sequence, elem, ctx, counts, warned)
         if group == 2:
             # PS3.10 7.1: file meta belongs in the meta header; in items it is dropped.
             if meta is not None and not prefix:
@@ -323,7 +395,9 @@ def _build_element(
         return _value(tag, vr, payload, ctx, path, depth)
     if kind == "InlineBinary":
         return _inline(tag, vr, payload, ctx, path)
-    return _bulk(tag, vr, payload, ctx, path)
+    from .bulkuri import bulk_element  # only for datasets with BulkDataURI values
+
+    return bulk_element(tag, vr, payload, ctx, path)
 
 
 # per dictionary (by id; dictionaries are cached for the process): tag -> a VR known to agree
@@ -427,8 +501,9 @@ def _sequence(items: list[Any], ctx: BuildContext, path: Any, depth: int) -> lis
             f"sequences nested {depth + 1} levels deep; at most {limit - 1} are allowed (limit --max-depth {limit})"
         )
     out: list[Dataset] = []
+    where = str(path)
     for i, item in enumerate(items, 1):
-        ipath = f"{path}[{i}]"
+        ipath = f"{where}[{i}]"
         if not isinstance(item, Pairs):
             ctx.problems.error(
                 ContentError(
@@ -518,7 +593,7 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
     text = text.rstrip(" \x00")
     n = len(text)
     if n > _MAX_CHARS.get(vr, _NO_LIMIT):
-        _check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
+        check_lengths(vr, text.split("\\") if vr in MULTI_TEXT_VRS else [text], ctx, path)
     count_bytes(ctx, n, path)
     if not n:
         return Element(tag, vr, None)
@@ -529,19 +604,6 @@ def _text_element(tag: int, vr: str, text: str, ctx: BuildContext, path: Any) ->
         head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
         return PreEncoded(tag, vr, text, head + padded)
     return Element(tag, vr, text)
-
-
-def _check_lengths(vr: str, values: list[Any], ctx: BuildContext, path: Any) -> None:
-    # PS3.5 6.2 Table 6.2-1: longer values are a warning, not an error (CONTRACT §4)
-    limit = _MAX_CHARS[vr]
-    for value in values:
-        n = len(value.rstrip(" \x00")) if isinstance(value, str) else 0
-        if n > limit:
-            ctx.problems.warn(
-                f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)",
-                path,
-            )
-            return
 
 
 def _uid_keyword(keyword: str, path: Any) -> str:
@@ -594,7 +656,7 @@ def _person_names(payload: list[Any], ctx: BuildContext, path: Any) -> str | Non
             groups[k] = text  # duplicate keys: the last wins (DCMTK)
         a, i, p = groups["Alphabetic"], groups["Ideographic"], groups["Phonetic"]
         if max(len(a), len(i), len(p)) > _MAX_CHARS["PN"]:
-            _check_lengths("PN", [a, i, p], ctx, path)  # 64 per component group
+            check_lengths("PN", [a, i, p], ctx, path)  # 64 per component group
         s = a
         if i or p:
             s += "=" + i
@@ -673,7 +735,7 @@ _VALUE_HANDLERS: dict[str, Any] = {
 }
 
 
-# -- InlineBinary and BulkDataURI ------------------------------------------------------------
+# -- InlineBinary (BulkDataURI: bulkuri.py) ------------------------------------------------
 
 
 def _inline(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
@@ -728,44 +790,3 @@ def _check_words(vr: str, length: int, ctx: BuildContext, path: Any) -> None:
         ctx.problems.error(
             ContentError(f"{vr} value of {length} bytes is not a multiple of {w}", path=path)
         )
-
-
-def _bulk(tag: int, vr: str, payload: Any, ctx: BuildContext, path: Any) -> Element | None:
-    opts = ctx.options
-    if not opts.parse_bulkdata:
-        log.info("%s: ignoring BulkDataURI, leaving element empty", path)
-        return Element(tag, vr, [] if vr == "SQ" else None)
-    if not isinstance(payload, str):
-        raise ContentError(f"BulkDataURI value must be a JSON string, found {json_type(payload)}")
-    if vr not in BYTE_VRS and vr not in BINARY_NUMERIC and vr not in _BULK_TEXT_VRS:
-        # check the VR first: a BulkDataURI on AE, SQ etc. can never be converted (§6.4)
-        raise ContentError(f"BulkDataURI is not allowed for VR {vr}")
-    http = opts.http
-    if http.rewrites:
-        from .urlperm import rewrite
-
-        payload = rewrite(payload, http.rewrites)
-    if http.prefixes and bulkdata.is_http(payload, ctx.base_url is not None):
-        from .webbulk import http_element  # urllib3 and multipart: only for an http(s) URI
-
-        return http_element(tag, vr, payload, ctx, path, count_bytes, text=vr in _BULK_TEXT_VRS)
-    try:
-        ref = bulkdata.resolve_uri(payload, base_dir=ctx.base_dir, dirs=opts.bulkdata_dirs)
-    except BulkDataAccessError:
-        raise
-    w = WORD_SIZE.get(vr, 1)
-    if ref.length % w:
-        ctx.problems.error(
-            ContentError(
-                f"{vr} bulk data of {ref.length} bytes is not a multiple of {w}", path=path
-            )
-        )
-        ref = bulkdata.BulkRef(ref.path, ref.offset, ref.length - ref.length % w, ref.dev, ref.ino)
-    count_bytes(ctx, ref.length, path)
-    if vr in _BULK_TEXT_VRS:
-        raw = bulkdata.read_all(ref, opts.bulkdata_dirs).rstrip(b" \x00")
-        return Element(tag, vr, raw or None)
-    if ref.length <= _INLINE_LIMIT:
-        data = bulkdata.read_all(ref, opts.bulkdata_dirs)
-        return Element(tag, vr, data or None)
-    return Element(tag, vr, ref)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from ..errors import ContentError, JSONSyntaxError, LimitError
 from ..options import Limits
 from .lazyre import lazy_compile
-from .numbers import JsonNumber
+from .numbers import json_number
 from .spelling import (
     NEG_ZERO,
     NUMBER_CHARS,
@@ -169,9 +169,15 @@ class JsonFilter:
         self._spill: Spill | None = None
         self._started = False
         self.consumed = 0  # bytes of input accepted so far
+        # the bytes the last feed returned have no string holding a bracket (known from
+        # the depth tracking's scan, so only with max_depth): framing.Framer then counts
+        # brackets in them without looking for strings again
+        self.strings_plain = False
+        self._plain = False
 
     def feed(self, data: bytes) -> bytes:
         self.inside_string = False
+        self.strings_plain = self._plain = False
         self.consumed += len(data)
         if self._max_input and self.consumed > self._max_input:
             raise LimitError(f"input larger than {self._max_input} bytes (limit --max-input-bytes)")
@@ -185,7 +191,9 @@ class JsonFilter:
             if data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]  # RFC 8259 §8.1: a BOM may be ignored
         out: list[bytes] = []
+        self._plain = self._max_depth > 0
         self._process(data, out)
+        self.strings_plain = self._plain
         result = b"".join(out)
         if result:
             # a backslash is looked for at memchr speed first: most inputs have none
@@ -246,6 +254,7 @@ class JsonFilter:
                 self.inside_string = True
                 return
             out.append(buf[: end + 1])
+            self._note_string(buf[: end + 1])
             self._in_string = False
             buf = buf[end + 1 :]
         # Where does the last complete token end?  Count real (unescaped) quotes.
@@ -324,6 +333,7 @@ class JsonFilter:
             # empty strings and joins neighbours, whose contents stay between quotes
             marks = marks.replace(b'""', b"")
             if b'"' in marks:
+                self._plain = False  # a string holds a bracket (see framing._bracket_delta)
                 marks = _QUOTED_MARKS.sub(b"", marks)
         if not marks:
             return
@@ -385,7 +395,13 @@ class JsonFilter:
             self._carry = tail[-n:]
         else:
             out.append(tail)
+        self._note_string(tail)
         self._in_string = True
+
+    def _note_string(self, text: bytes) -> None:
+        """``text`` is (part of) a string passed on outside _emit: does it hold a bracket?"""
+        if self._plain and (b"{" in text or b"}" in text or b"[" in text or b"]" in text):
+            self._plain = False
 
     def _spill_text(self, text: bytes) -> None:
         assert self._spill is not None
@@ -659,9 +675,11 @@ class DocumentParser:
     def _syntax(
         self, exc: Exception, truncated: bool = False, data: bytes | bytearray = b""
     ) -> JSONSyntaxError:
+        from .yajlerrors import locate, yajl_message  # an error: not at start-up
+
         message, text = yajl_message(exc)
         offset = self.filter.consumed
-        located = _locate(message, data)
+        located = locate(message, data)
         if located is not None:
             # yajl shows the text around the error; find it in what was fed (approximate
             # only where the pre-pass removed a trailing comma or spliced out InlineBinary)
@@ -677,6 +695,7 @@ class DocumentParser:
 
 
 _decode: Any = None  # parse_frame's decode (JSONDecoder.decode), made on first use
+_reuse: Any = None  # parse_frame's memberreuse decoder, made on first use
 _Done = object()  # DocumentParser._coro after parse_whole: the input was parsed whole
 
 
@@ -704,8 +723,9 @@ def _decoder() -> Any:
     if _decode is None:
         from .jsonscan import make_decoder  # the C scanner, without the json package
 
-        # numbers as the spelling parser builds them (JsonNumber: a Decimal with its text)
-        _decode = make_decoder(PairList, JsonNumber, _no_constant)
+        # numbers as the spelling parser builds them (JsonNumber: a Decimal with its text;
+        # json_number makes the same object without a Python __new__ call)
+        _decode = make_decoder(PairList, json_number, _no_constant)
     return _decode
 
 
@@ -717,14 +737,23 @@ def parse_frame(
     The frame has been through the pre-pass already; ``start`` is its input offset, for
     error messages.
     """
+    global _reuse
     decode = _decoder()
+    if _reuse is None:
+        from .memberreuse import member_decoder  # the members the last frame had (a series)
+
+        _reuse = member_decoder(PairList, json_number, _no_constant) or decode
     try:
         # the standard library's C scanner builds the objects at C speed; it accepts what
         # yajl accepts, no more (NaN and Infinity are refused by _no_constant; lone
         # surrogates were refused by the pre-pass), and numbers reach the model as yajl
         # gives them (int, or JsonNumber with the token's text).  Whatever it refuses
         # goes to yajl below, which says what is wrong, and where, as it always did.
-        return RawDataset(index, decode(data.decode("utf-8")), offset)
+        text = data.decode("utf-8")
+        try:
+            return RawDataset(index, _reuse(text), offset)
+        except (ValueError, LookupError, StopIteration, RecursionError):
+            return RawDataset(index, decode(text), offset)  # parsed whole
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
         pass
     ijson = _yajl()[0]
@@ -734,8 +763,10 @@ def parse_frame(
         coro.send(data)
         coro.close()
     except ijson.JSONError as exc:
+        from .yajlerrors import locate, yajl_message  # an error: not at start-up
+
         message, text = yajl_message(exc)
-        located = _locate(message, data)
+        located = locate(message, data)
         raise JSONSyntaxError(
             f"invalid JSON: {text}", offset=start + (located or 0), source=source
         ) from None
@@ -752,31 +783,6 @@ def parse_frame(
     if len(target.items) != 1:
         raise JSONSyntaxError("invalid JSON: expected one value", offset=start, source=source)
     return RawDataset(index, target.items[0], offset)
-
-
-def yajl_message(exc: Exception) -> tuple[str, str]:
-    """ijson's error as (its whole message, its first line for ours)."""
-    arg = exc.args[0] if exc.args else ""
-    message = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
-    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    return message, first
-
-
-def _locate(message: str, data: bytes | bytearray) -> int | None:
-    """The index in ``data`` of the error yajl's message points at (its "(right here) ^")."""
-    lines = message.split("\n")
-    if len(lines) < 3 or "^" not in lines[2] or not data:
-        return None
-    shown = lines[1]
-    snippet = shown.lstrip(" ")
-    if not snippet:
-        return None
-    column = lines[2].index("^") - (len(shown) - len(snippet))
-    raw = snippet.encode("utf-8", "replace")
-    where = data.find(raw)
-    if where < 0 or data.find(raw, where + 1) >= 0:
-        return None  # not found, or not unique
-    return where + max(0, min(column, len(raw)))
 
 
 def iter_datasets(parser: DocumentParser, chunks: Iterator[bytes]) -> Iterator[RawDataset]:

@@ -158,7 +158,7 @@ class _Writer:
             if pad:
                 out.append(b"\x00")
             return len(h) + n + pad
-        if isinstance(value, str):  # not charset-encoded yet (encode without transform)
+        if isinstance(value, str):  # ASCII of a PreEncoded element, or encode without transform
             value = value.encode("utf-8")
         if len(value) & 1:
             # PS3.5 7.1.1: even length; UI pads with NUL, text with space, binary with NUL

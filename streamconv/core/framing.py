@@ -27,7 +27,7 @@ import re
 
 from ..errors import ContentError, JSONSyntaxError
 from ..options import Limits
-from .documents import Spill, SpillStore, _Via, load_ijson, make_filter, yajl_message
+from .documents import Spill, SpillStore, _Via, load_ijson, make_filter
 
 __all__ = ["Frame", "Framer"]
 
@@ -142,13 +142,23 @@ class Framer:
         self._in_str = False  # _end_slowly: _scan is inside a string that is still open
         self._bare = False  # the value is a bare word (number, literal, stray bytes)
         self._done: list[Frame] = []
+        # filtered bytes before this offset may have a string holding a bracket (the
+        # pre-pass says which feeds have none: JsonFilter.strings_plain)
+        self._dirty_end = 0
 
     # -- the caller's side ----------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
-        return self._push(self.filter.feed(data), final=False)
+        out = self.filter.feed(data)
+        # a filter that does not say (batch's verbatim one, duck-typed) is not known plain
+        if out and not getattr(self.filter, "strings_plain", False):
+            self._dirty_end = self._emitted + len(out)
+        return self._push(out, final=False)
 
     def finish(self) -> list[Frame]:
-        frames = self._push(self.filter.finish(), final=True)
+        out = self.filter.finish()
+        if out:  # held back and passed on unscanned
+            self._dirty_end = self._emitted + len(out)
+        frames = self._push(out, final=True)
         if self._start >= 0 or self._in_array:
             raise JSONSyntaxError(
                 "truncated JSON input (premature EOF)",
@@ -266,7 +276,16 @@ class Framer:
             depth += buf.count(b"{", scan, end) - buf.count(b"}", scan, end)
             scan = end
             if depth <= 0:
-                if depth == 0 and _bracket_delta(buf[self._start : end]) == 0:
+                start = self._start
+                if depth:
+                    balanced = False
+                elif self._base + start >= self._dirty_end:
+                    # no string in the frame holds a bracket (the pre-pass's scan, shared):
+                    # every bracket counts, and the braces balance already
+                    balanced = buf.count(b"[", start, end) == buf.count(b"]", start, end)
+                else:
+                    balanced = _bracket_delta(buf[start:end]) == 0
+                if balanced:
                     self._scan, self._depth = scan, depth
                     return end
                 return self._restart_slowly()  # a string holds a bracket, or invalid JSON
@@ -406,6 +425,8 @@ def check_json(data: bytes, at: int = 0) -> None:
         coro.send(data)
         coro.close()
     except ijson.JSONError as exc:
+        from .yajlerrors import yajl_message
+
         raise JSONSyntaxError(f"invalid JSON: {yajl_message(exc)[1]}", offset=at) from None
     except UnicodeDecodeError:
         raise JSONSyntaxError("invalid JSON: a string is not valid UTF-8", offset=at) from None

@@ -12,14 +12,37 @@ from __future__ import annotations
 import math
 import struct
 
+from .documents import PairList, Pairs
 from .numbers import _FL_LIMIT, _FUSED_BINARY, _SHORT_HEADER, _VR_BYTES, JsonNumber
-from .vr import BINARY_NUMERIC, LONG_HEADER_VRS, TEXT_VRS, Element, PreEncoded
+from .vr import (
+    ALL_VRS,
+    BINARY_NUMERIC,
+    LONG_HEADER_VRS,
+    NEW_VRS,
+    SINGLE_TEXT_VRS,
+    TEXT_VRS,
+    Element,
+    PreEncoded,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ascii_element", "fused_number"]
+__all__ = [
+    "ascii_element",
+    "ascii_person_name",
+    "ascii_values",
+    "check_lengths",
+    "dataset_built",
+    "dataset_mark",
+    "empty_element",
+    "fused_number",
+    "keep_sequence",
+    "recent_for",
+    "remember",
+    "reuse_sequence",
+]
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 
@@ -74,6 +97,258 @@ def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
         return None
     if vr == "UI" and (text[0] == "=" or _SPACE.search(text)):
         return None  # a UID keyword, or whitespace to remove with a warning
+    ctx.decoded_bytes += n
+    value = text.encode("ascii")
+    padded = value + _PAD[vr] if n & 1 else value
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], len(padded))
+    return PreEncoded(tag, vr, text, head + padded)
+
+
+# Recent: per dictionary (by id, as build._VR_AGREED), JSON key -> the element the fused
+# path built last for that key, and the JSON content it was built from.  The headers of one
+# series repeat most values from dataset to dataset (of a CT header's ~160 elements, ~150
+# are the same in the next slice's), and the same content, with the same VR, is the same
+# element: build._build_items hands out the one built before (its ``n`` decoded bytes and
+# the element counted against the limits as if built again).  One entry per key, so memory
+# is bounded by the tags seen, not by the datasets converted.  The elements are shared
+# between datasets: nothing changes an element after it is built but the character set
+# step, which leaves PreEncoded elements alone.
+#
+# An entry is (tag, content, exact, n, element, type, token): ``content`` the element's
+# JSON object as (name, value) pairs, [("vr", VR), ("Value", [...])] or [("vr", VR)];
+# ``exact`` when its values are all strings, which are equal only to the same strings;
+# otherwise it holds one number, whose ``type`` and ``token`` must match as well: equal
+# numbers are not the same element (1.0 and 1.00 are spelled differently in DS, 7 and 7.0
+# too, and 1 and true are not the same JSON; CONTRACT §7)
+if TYPE_CHECKING:
+    Recent = dict[Any, tuple[Any, ...]]  # str keys: elements; (key,): sequences
+_RECENT: dict[int, Recent] = {}
+_RECENT_MAX = 20_000  # keys remembered per dictionary (private tags are many)
+# and about this many value bytes (counted as entries are made, replaced ones too): memory
+# stays bounded whatever the input holds (20,000 private LT values of 10 KB would be 200 MB)
+_BYTES_MAX = 16 << 20
+
+
+# [datasets to build without Recent, elements remembered so far]: not for the first dataset
+# of a process (json2dcm builds one: remembering it would only cost), and not for the next
+# _REST when most of a dataset's elements were not the ones remembered (a stream of
+# unrelated datasets: every element would cost a look-up and a new entry)
+_STATE = [1, 0, 0]  # and the value bytes kept since Recent was last emptied
+_REST = 32
+
+
+def recent_for(dictionary: object) -> Recent | None:
+    """The Recent of ``dictionary``'s VRs for the next dataset, or None (see _STATE)."""
+    if _STATE[0]:
+        return None
+    return _RECENT.setdefault(id(dictionary), {})
+
+
+def dataset_mark(ctx: Any) -> tuple[int, int]:
+    """Before a dataset: the elements remembered so far and the entries of its Recent."""
+    return _STATE[1], len(ctx.recent or ())
+
+
+def dataset_built(ctx: Any, mark: tuple[int, int]) -> None:
+    """After a dataset; ``mark``: _STATE[1] and the entries of Recent before it."""
+    if ctx.recent is None:
+        _STATE[0] = max(0, _STATE[0] - 1)
+    elif mark[1] and (_STATE[1] - mark[0]) * 2 > ctx.elements:
+        _STATE[0] = _REST  # most of it was new: not worth remembering for a while
+
+
+def _make_room(recent: Recent, key: object, n: int) -> None:
+    """Empty ``recent`` when one more key, or ``n`` more bytes, would go past the bounds
+    (a stream of ever new private tags, or large values: start again)."""
+    _STATE[2] += n
+    if (len(recent) >= _RECENT_MAX and key not in recent) or _STATE[2] > _BYTES_MAX:
+        recent.clear()
+        _STATE[2] = n
+
+
+def remember(
+    recent: Recent,
+    key: str,
+    tag: int,
+    vr: str,
+    values: list[Any] | None,
+    n: int,
+    elem: Element,
+) -> None:
+    """Keep ``elem``, built from ``{"vr": vr, "Value": values}`` (``{"vr": vr}`` for None)
+    under ``key`` (see Recent), for the next dataset."""
+    if vr == "SQ":
+        return  # sequences are kept by keep_sequence, with their nested counts
+    t: type = str
+    token: Any = None
+    if values is not None and not _all_text(values):
+        if len(values) != 1:
+            return
+        t = type(values[0])
+        if t is JsonNumber:
+            token = values[0].text
+        elif t is int:
+            token = values[0]
+        else:
+            return
+    _make_room(recent, key, n)
+    content = [("vr", vr)] if values is None else [("vr", vr), ("Value", list(values))]
+    recent[key] = (tag, content, t is str, n, elem, t, token)
+    _STATE[1] += 1
+
+
+def _all_text(value: Any) -> bool:
+    """Strings only, in lists and objects (pairs): equal is then the same JSON."""
+    t = type(value)
+    if t is str:
+        return True
+    if t is list or t is tuple or t is PairList:
+        return all(type(v) is str or _all_text(v) for v in value)
+    if t is Pairs:
+        return _all_text(value.pairs)
+    return False
+
+
+# Sequences are kept in Recent too, under (key,): (content, nested elements, decoded bytes,
+# the largest piece, element, changes).  Only one whose items hold PreEncoded elements alone and were
+# built without a warning, from strings alone: nothing in it changes after it is built (the
+# character set step leaves PreEncoded elements alone), and the same content is the same
+# sequence.  Its nested elements and bytes count against the limits as if built again.
+_SEQUENCE_MAX = 1 << 16  # bytes of a sequence kept (headers' sequences are small)
+
+
+def reuse_sequence(key: str, pairs: list[Any], ctx: Any, depth: int) -> Element | None:
+    """The sequence built last under ``key`` if ``pairs`` is the same content (an SQ
+    element whose dictionary VR agrees), within the limits; None: build it."""
+    seen = None if ctx.recent is None else ctx.recent.get((key,))
+    if seen is None or pairs != seen[0]:
+        return None
+    limit = ctx.options.limits.max_depth
+    if limit and depth + 1 >= limit:
+        return None  # build._sequence says why
+    nested, n, widest, elem = seen[1], seen[2], seen[3], seen[4]
+    if (
+        ctx.elements + nested > ctx.max_elements
+        or ctx.decoded_bytes + n > ctx.max_dataset
+        or widest > ctx.max_value
+    ):
+        return None
+    ctx.elements += nested
+    ctx.decoded_bytes += n
+    return elem  # type: ignore[no-any-return]
+
+
+def keep_sequence(
+    key: str, pairs: list[Any], elem: Element, ctx: Any, before: tuple[int, int], warned: int
+) -> None:
+    """Keep the sequence ``elem`` just built from ``pairs`` for reuse_sequence, if it can
+    serve again (``before``: the counts before it was built; ``warned``: the problems
+    reported before, Problems.warned and its +E errors)."""
+    items = elem.value
+    problems = ctx.problems
+    if type(items) is not list or problems.warned + len(problems.warnings) != warned:
+        return
+    recent = ctx.recent
+    if recent is None:
+        return
+    old = recent.get((key,))
+    if old is not None and old[5] % 64 > 0:
+        # it changed the last time too (a sequence of per-dataset UIDs): kept as it was,
+        # and looked at again every 64th change
+        recent[(key,)] = (*old[:5], old[5] + 1, None)
+        return
+    widest = 0
+    for item in items:
+        for e in item.values():
+            if type(e) is not PreEncoded:
+                return
+            widest = max(widest, len(e.piece))
+    n = ctx.decoded_bytes - before[1]
+    if n > _SEQUENCE_MAX or not _all_text(pairs):
+        return
+    _make_room(recent, (key,), n)
+    changes = 0 if old is None else old[5] + 1  # 1: it changed once
+    recent[(key,)] = (list(pairs), ctx.elements - before[0], n, widest, elem, changes, None)
+
+
+def ascii_person_name(tag: int, value: Any, ctx: Any) -> Element | None:
+    """``{"vr": "PN", "Value": [{"Alphabetic": text}]}`` fused as ascii_element fuses text
+    (PS3.18 F.2.2): ASCII without a backslash, within the 64 characters of a component
+    group (PS3.5 6.2); the same element as _person_names builds.  None for anything else."""
+    t = type(value)
+    pairs: list[Any] = value if t is PairList else value.pairs if t is Pairs else []
+    if len(pairs) != 1:
+        return None
+    name, text = pairs[0]
+    if name != "Alphabetic" or type(text) is not str or len(text) > _MAX_CHARS["PN"]:
+        return None
+    if not text.isascii() or "\\" in text:
+        return None
+    text = text.rstrip(" \x00")
+    n = len(text)
+    if not n or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
+    ctx.decoded_bytes += n
+    data = text.encode("ascii")
+    padded = data + b" " if n & 1 else data  # PS3.5 6.2: PN pads with a space
+    head = _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES["PN"], len(padded))
+    return PreEncoded(tag, "PN", text, head + padded)
+
+
+# an empty element of these VRs is its short header alone (PS3.5 7.1.2), whatever -u says
+_EMPTY_FUSED = frozenset(ALL_VRS - LONG_HEADER_VRS - NEW_VRS)
+
+
+def empty_element(tag: int, vr: str) -> Element:
+    """``{"vr": VR}`` (PS3.18 F.2.5: no value): PreEncoded where its encoding is known."""
+    if vr in _EMPTY_FUSED:
+        return PreEncoded(tag, vr, None, _SHORT_HEADER(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], 0))
+    return Element(tag, vr, None)
+
+
+def check_lengths(vr: str, values: list[Any], ctx: Any, path: Any) -> None:
+    """Warn about the first value longer than VR allows (build's general path)."""
+    # PS3.5 6.2 Table 6.2-1: longer values are a warning, not an error (CONTRACT §4)
+    limit = _MAX_CHARS[vr]
+    for value in values:
+        n = len(value.rstrip(" \x00")) if isinstance(value, str) else 0
+        if n > limit:
+            ctx.problems.warn(
+                f"value of {n} characters is longer than the {limit} allowed for VR {vr} (PS3.5 6.2)",
+                path,
+            )
+            return
+
+
+# text VRs whose values ascii_values joins as they are (UI values are checked one by one)
+_MULTI_FAST = frozenset(_FAST_TEXT - SINGLE_TEXT_VRS - {"UI"})
+
+
+def ascii_values(tag: int, vr: str, values: list[Any], ctx: Any) -> Element | None:
+    """``{"vr": VR, "Value": [texts]}`` with several values (CS "ORIGINAL\\PRIMARY"), fused
+    as ascii_element fuses one: ASCII strings without a backslash, none longer than the VR
+    allows (PS3.5 6.2); the same element as _text builds.  None for anything else."""
+    if (
+        vr not in _MULTI_FAST
+        or ctx.vr_agreed.get(tag) != vr
+        or (tag == SPECIFIC_CHARACTER_SET and vr != "CS")
+    ):
+        return None
+    for v in values:
+        if type(v) is not str:
+            return None
+    text = "\\".join(values)
+    if not text.isascii() or text.count("\\") != len(values) - 1:
+        return None  # a backslash inside a value would change the value multiplicity
+    # PS3.5 6.2: trailing spaces (and NUL padding) are not significant (DCMTK strips them,
+    # of the last value: _text_element strips the joined text)
+    text = text.rstrip(" \x00")
+    n = len(text)
+    limit = _MAX_CHARS[vr]
+    if n > limit and any(len(v.rstrip(" \x00")) > limit for v in values):
+        return None  # the general path warns about it (check_lengths)
+    if not n or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
+        return None
     ctx.decoded_bytes += n
     value = text.encode("ascii")
     padded = value + _PAD[vr] if n & 1 else value

@@ -35,6 +35,7 @@ __all__ = [
     "decimal_text",
     "ds_value",
     "is_value",
+    "json_number",
     "json_type",
     "plain_numbers",
 ]
@@ -80,6 +81,14 @@ class JsonNumber(Decimal):
     def integer_token(self) -> bool:
         """Spelled as a JSON integer (only ``-0`` arrives as a JsonNumber so)."""
         return "." not in self.text and "e" not in self.text and "E" not in self.text
+
+
+def json_number(text: str, _new: Any = Decimal.__new__, _cls: Any = JsonNumber) -> JsonNumber:
+    """``JsonNumber(text)`` for the json module's ``parse_float``: the same object, made
+    without a Python-level ``__new__`` call (~0.1 us of ~0.3 us, 45 times per CT header)."""
+    self: JsonNumber = _new(_cls, text)
+    self.text = "-0" if text == NEGATIVE_ZERO else text
+    return self
 
 
 # The pre-pass spells an integer token ``-0`` so (a number ijson hands to JsonNumber, not to

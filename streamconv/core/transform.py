@@ -9,7 +9,7 @@ from ..options import ConvertOptions
 from .lazylog import lazy_logger
 from .lazyre import lazy_compile
 from .uids import generate_uid, mapped_uid
-from .vr import CHARSET_VRS, Element, tag_path
+from .vr import CHARSET_VRS, Element, PreEncoded, tag_path
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up, see options.py)
 if TYPE_CHECKING:
@@ -286,6 +286,10 @@ def _walk(
     utf8_all: bool = False,
 ) -> None:
     for tag, elem in ds.items():
+        if type(elem) is PreEncoded:
+            # left as it is: its piece holds the bytes already (ASCII, the same in every
+            # character set, PS3.5 6.1.2.2), and it may serve other datasets (fused.Recent)
+            continue
         value = elem.value
         if isinstance(value, str):
             if value.isascii():

@@ -68,7 +68,8 @@ NEW_VRS = frozenset({"UN", "UT", "UR", "UC", "OF", "OD", "OL", "OV", "SV", "UV"}
 class Element:
     """One data element.
 
-    ``value`` is ``None`` (empty), ``str`` (text not yet encoded in a character set),
+    ``value`` is ``None`` (empty), ``str`` (text not yet encoded in a character set, or
+    the ASCII text of a :class:`PreEncoded` element, which every character set encodes alike),
     ``bytes`` (encoded; binary values little endian), ``list`` of item datasets (SQ), or a
     :class:`~streamconv.bulkdata.BulkRef` streamed at write time.
     """
@@ -86,16 +87,18 @@ class Element:
 
 class PreEncoded(Element):
     """An element built together with its Explicit VR Little Endian encoding, ``piece``
-    (header and padded value, PS3.5 7.1.2): ASCII text or binary numbers.  ``value`` is as
-    for any element (ASCII text stays ``str`` until the character set step encodes it, to
-    the same bytes in every character set, PS3.5 6.1.2.2); the writer for that transfer
+    (header and padded value, PS3.5 7.1.2): ASCII text, binary numbers, or no value.  ``value`` is as
+    for any element (ASCII text stays ``str``: it is the same bytes in every character set,
+    PS3.5 6.1.2.2, and every writer encodes it as ASCII); the writer for that transfer
     syntax appends ``piece`` as it is, any other writer encodes ``value``.  Nothing changes
-    an element's value after it is built except that step, so the two stay in step.
+    a PreEncoded element after it is built (the character set step leaves its ASCII text
+    as it is), so the two stay in step, and one element may serve several datasets
+    (fused.Recent).
     """
 
     __slots__ = ("piece",)
 
-    def __init__(self, tag: int, vr: str, value: str | bytes, piece: bytes) -> None:
+    def __init__(self, tag: int, vr: str, value: str | bytes | None, piece: bytes) -> None:
         self.tag = tag
         self.vr = vr
         self.value = value
