@@ -5,6 +5,7 @@ by name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -81,3 +82,79 @@ def test_sweep_removes_temporaries_by_name_only(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     assert Store.for_url(str(tmp_path)).sweep(str(tmp_path)) == 2
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(keep)
+
+
+def _forked_children(pid: int) -> list[int]:
+    """The batch process's children that are forks of it (its cmdline): the Dask workers."""
+    own = Path(f"/proc/{pid}/cmdline").read_bytes()
+    kids: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            for child in f.read().split():
+                try:
+                    if Path(f"/proc/{child}/cmdline").read_bytes() == own:
+                        kids.append(int(child))
+                except OSError:
+                    pass
+    return kids
+
+
+def test_a_forked_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
+    # the nanny forks the replacement from the batch process while its threads are busy
+    # (driver, Dask's event loop): the run must still end with every output once, identical
+    import subprocess
+
+    from batchlib import DEADLINE, dataset, json2dcm, lines, ndjson, tree, wait_for
+
+    n = 3000
+    src = tmp_path / "in" / "series.ndjson"
+    src.parent.mkdir()
+    src.write_bytes(ndjson(dataset(i) for i in range(n)))
+    assert json2dcm("--array-split", src, tmp_path / "ref").returncode == 0
+    out, report = tmp_path / "out", tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamconv", "batch", str(src), "--output", str(out),
+         "--report", str(report), "--jobs", "2", "--batch-size", "25"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: (
+                (report / "success.ndjson").exists()
+                and len((report / "success.ndjson").read_bytes().splitlines()) >= 200
+            ),
+            "the first tasks to complete",
+        )
+        workers = _forked_children(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        at_kill = len((report / "success.ndjson").read_bytes().splitlines())
+        assert proc.poll() is None and at_kill < n  # really killed mid-run
+        seen = set(workers)
+
+        def replaced() -> bool:  # the nanny's new fork, unless the run ended first
+            if proc.poll() is not None:
+                return True
+            with contextlib.suppress(OSError):
+                seen.update(_forked_children(proc.pid))
+            return len(seen) > 2
+
+        wait_for(replaced, "the killed worker to be replaced")
+        _, err = proc.communicate(timeout=DEADLINE * 3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    assert sorted(s["index"] for s in lines(report / "success.ndjson")) == list(range(n))
+    assert tree(out / "series") == tree(tmp_path / "ref")  # every output once, identical
+    assert sorted(os.listdir(out)) == ["series"]  # no temporaries
+    wait_for(lambda: not any(_alive(pid) for pid in seen), "every worker to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return False
