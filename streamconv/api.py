@@ -171,11 +171,12 @@ def iter_outputs(
     if options.array_policy is ArrayPolicy.SPLIT:
         yield from _iter_split(chunks, run, first_index)
         return
+    from .core.framing import chunks_then_end
     from .core.pipeline import Converter
 
     conv = Converter(run)
     try:
-        for chunk in _chunks_then_end(chunks):
+        for chunk in chunks_then_end(chunks):
             outs = conv.feed(chunk) if chunk else conv.finish()
             for out in outs:
                 assert not isinstance(out, Exception)
@@ -187,25 +188,18 @@ def iter_outputs(
         conv.close()
 
 
-def _chunks_then_end(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        if chunk:
-            yield chunk
-    yield b""
-
-
 def _iter_split(
     chunks: Iterable[bytes], run: RunContext, first_index: int
 ) -> Iterator[tuple[int, Output | StreamconvError]]:
     """--array-split: the stream engine's path (frames of bytes, each parsed and converted
     on its own), so a failed dataset costs that dataset only."""
     from .core.documents import SpillStore, parse_frame
-    from .core.framing import Framer
+    from .core.framing import Framer, chunks_then_end
     from .core.pipeline import convert_one
 
     framer = Framer(source=run.source, limits=run.options.limits, check=False)
     try:
-        for chunk in _chunks_then_end(chunks):
+        for chunk in chunks_then_end(chunks):
             try:
                 frames = framer.feed(chunk) if chunk else framer.finish()
             except StreamconvError as exc:

@@ -26,7 +26,6 @@ import os
 import pickle
 import signal
 import stat
-import string
 import struct
 import sys
 import time
@@ -39,7 +38,15 @@ from .core.pipeline import RunContext, convert_one, release
 from .errors import ContentError, InputError, OutputError, StreamconvError, WorkerDied
 from .options import ArrayPolicy, ConvertOptions
 from .runtime import worker_init
-from .sinks import output_path, render_name, sweep_parts, syncfs, write_atomic, write_output
+from .sinks import (
+    names_by_index,
+    output_path,
+    render_name,
+    sweep_parts,
+    syncfs,
+    write_atomic,
+    write_output,
+)
 
 if TYPE_CHECKING:
     import anyio
@@ -495,8 +502,7 @@ async def convert_stream(
 
     # names from keywords (or a template without a field) can collide; names with the index
     # and nothing else cannot (and need no memory)
-    fields = {f for _, f, _, _ in string.Formatter().parse(options.filename_template)}
-    index_only = fields <= {None, "index", "index1"} and bool(fields & {"index", "index1"})
+    index_only = names_by_index(options.filename_template)
     names: dict[str, int] = {}
 
     async def _record(res: _Result, frame: Frame) -> None:

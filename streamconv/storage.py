@@ -298,20 +298,14 @@ class Store:
 
 def _sweep_local(root: str) -> int:
     """Names only, no stat per file: a 20,000-file DEST is swept in ~20 ms, not ~90."""
+    from .sinks import iter_files
+
     removed = 0
-    stack = [root]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
+    for entry in iter_files(root):
+        if TEMP_NAME.match(entry.name):
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif TEMP_NAME.match(entry.name):
-                    os.unlink(entry.path)
-                    removed += 1
+                os.unlink(entry.path)
+                removed += 1
             except OSError:
                 continue
     return removed

@@ -110,3 +110,20 @@ def references(datasets: list[dict[str, Any]], names: list[Path], *opts: str) ->
     (tmp / "all.ndjson").unlink()
     (tmp / "out").rmdir()
     tmp.rmdir()
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid`` (all its threads' children, from /proc)."""
+    out: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out.update(int(c) for c in f.read().split())
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (exists and is not a zombie waiting to be reaped)."""
+    try:
+        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
+    except OSError:
+        return False

@@ -86,16 +86,14 @@ def test_sweep_removes_temporaries_by_name_only(tmp_path: Path) -> None:
 
 def _forked_children(pid: int) -> list[int]:
     """The batch process's children that are forks of it (its cmdline): the Dask workers."""
+    from batchlib import children
+
     own = Path(f"/proc/{pid}/cmdline").read_bytes()
     kids: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            for child in f.read().split():
-                try:
-                    if Path(f"/proc/{child}/cmdline").read_bytes() == own:
-                        kids.append(int(child))
-                except OSError:
-                    pass
+    for child in sorted(children(pid)):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/cmdline").read_bytes() == own:
+                kids.append(child)
     return kids
 
 
@@ -104,7 +102,7 @@ def test_a_forked_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path
     # (driver, Dask's event loop): the run must still end with every output once, identical
     import subprocess
 
-    from batchlib import DEADLINE, dataset, json2dcm, lines, ndjson, tree, wait_for
+    from batchlib import DEADLINE, alive, dataset, json2dcm, lines, ndjson, tree, wait_for
 
     n = 3000
     src = tmp_path / "in" / "series.ndjson"
@@ -150,11 +148,4 @@ def test_a_forked_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path
     assert sorted(s["index"] for s in lines(report / "success.ndjson")) == list(range(n))
     assert tree(out / "series") == tree(tmp_path / "ref")  # every output once, identical
     assert sorted(os.listdir(out)) == ["series"]  # no temporaries
-    wait_for(lambda: not any(_alive(pid) for pid in seen), "every worker to exit")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
-    except OSError:
-        return False
+    wait_for(lambda: not any(alive(pid) for pid in seen), "every worker to exit")

@@ -19,8 +19,10 @@ import pytest
 from batchlib import (
     DEADLINE,
     UNSUPPORTED,
+    alive,
     array,
     bad_dataset,
+    children,
     dataset,
     json2dcm,
     lines,
@@ -267,14 +269,6 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     assert len(lines(report / "success.ndjson")) == total
 
 
-def _children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            out.update(int(c) for c in f.read().split())
-    return out
-
-
 def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     """SIGTERM: the workers are stopped, temporaries swept, the report written, exit 143,
     and no process of the batch is left."""
@@ -294,7 +288,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
             ),
             "the first tasks to complete",
         )
-        kids = _children(proc.pid)
+        kids = children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=DEADLINE)
     finally:
@@ -306,14 +300,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     assert summary["stopped_by_signal"] == signal.SIGTERM
     assert summary["converted"] == len(lines(report / "success.ndjson")) < BIG
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary left
-    wait_for(lambda: not any(_alive(k) for k in kids), "the workers to exit")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
-    except OSError:
-        return False
+    wait_for(lambda: not any(alive(k) for k in kids), "the workers to exit")
 
 
 def test_select_policy_is_one_output_per_input(tmp_path: Path) -> None:

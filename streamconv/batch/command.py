@@ -7,13 +7,13 @@ import json
 import logging
 import os
 import signal
-import string
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ContentError, OutputError, StreamconvError, UsageError
+from ..sinks import names_by_index
 from ..storage import _ATOMIC_PUT, Store, is_url
 from .plan import Piece, plan_tasks
 from .report import Previous, Report, read_previous
@@ -299,11 +299,9 @@ def _run(args: Args, options: Any, engine: Any, quiet: bool) -> int:
         progress = tqdm(unit=" tasks", desc="streamconv batch", file=sys.stderr)
 
     # names from keywords ({SOPInstanceUID}), or a template without the index, can repeat
-    # inside one input, also across the tasks of a split one; names with the index cannot
-    # (and need no memory): as json2dcm
-    # --array-split, the later dataset is reported (65) rather than replaced without a word
-    fields = {f for _, f, _, _ in string.Formatter().parse(options.filename_template)}
-    indexed = fields <= {None, "index", "index1", "name"} and bool(fields & {"index", "index1"})
+    # inside one input, also across the tasks of a split one: as json2dcm --array-split, the
+    # later dataset is reported (65) rather than replaced without a word
+    indexed = names_by_index(options.filename_template, also=frozenset({"name"}))
     names: dict[str, tuple[str, int]] | None = None if indexed else {}
     if names is not None:
         for line in carried:

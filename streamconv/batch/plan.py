@@ -137,11 +137,13 @@ def _scan_lines(chunks: Iterable[bytes], batch_size: int) -> Iterator[tuple[int,
     _NotLines: a JSON array, a value over several lines, two values on a line, a string
     holding a bracket, or a broken line (whose errors the Framer reports exactly).
     """
+    from ..core.framing import chunks_then_end
+
     count = 0  # datasets (non-blank lines) so far
     base = 0  # input offset of carry[0]
     carry = b""
     first = True
-    for chunk in _with_end(chunks):
+    for chunk in chunks_then_end(chunks):
         final = not chunk
         data = carry + chunk if carry else chunk
         if first:
@@ -222,7 +224,7 @@ def _removed(framer: Framer) -> int:
 def _scan(
     chunks: Iterable[bytes], batch_size: int, limits: Limits, source: str, *, verbatim: bool
 ) -> Iterator[tuple[int, int, str] | Scan]:
-    from ..core.framing import Framer
+    from ..core.framing import Framer, chunks_then_end
 
     framer = Framer(source=source, limits=limits, check=False)
     if verbatim:
@@ -230,7 +232,7 @@ def _scan(
     removed_at_first: int | None = None
     exact = True
     try:
-        for chunk in _with_end(chunks):
+        for chunk in chunks_then_end(chunks):
             before = _removed(framer)
             frames = framer.feed(chunk) if chunk else framer.finish()
             after = _removed(framer)
@@ -248,13 +250,6 @@ def _scan(
         yield Scan(framer.shape, framer.count)
     finally:
         framer.close()
-
-
-def _with_end(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        if chunk:
-            yield chunk
-    yield b""
 
 
 def split_input(inp: Input, store: Store, batch_size: int, limits: Limits) -> Iterator[Piece]:

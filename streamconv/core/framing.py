@@ -24,12 +24,13 @@ from __future__ import annotations
 import collections
 import json
 import re
+from collections.abc import Iterable, Iterator
 
 from ..errors import ContentError, JSONSyntaxError
 from ..options import Limits
 from .documents import Spill, SpillStore, _Via, load_ijson, make_filter
 
-__all__ = ["Frame", "Framer"]
+__all__ = ["Frame", "Framer", "chunks_then_end"]
 
 _NOT_WS = re.compile(rb"[^ \t\r\n]")
 # a closing brace that may end a top-level object: followed by ",{" / ",[" (array items),
@@ -430,3 +431,12 @@ def check_json(data: bytes, at: int = 0) -> None:
         raise JSONSyntaxError(f"invalid JSON: {yajl_message(exc)[1]}", offset=at) from None
     except UnicodeDecodeError:
         raise JSONSyntaxError("invalid JSON: a string is not valid UTF-8", offset=at) from None
+
+
+def chunks_then_end(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-empty chunks, then ``b""``: the end of the input, as Framer.feed's callers
+    (and the Converter's) tell it apart from a chunk."""
+    for chunk in chunks:
+        if chunk:
+            yield chunk
+    yield b""
