@@ -27,7 +27,9 @@ def fresh_recent(monkeypatch: pytest.MonkeyPatch) -> dict[int, Any]:
     """Nothing remembered from other tests; the dictionary the tests here share."""
     recent: dict[int, Any] = {}
     monkeypatch.setattr(fused, "_RECENT", recent)
-    monkeypatch.setattr(fused, "_STATE", [0, 0, 0])  # remembering from the first dataset on
+    monkeypatch.setattr(
+        fused, "_STATE", fused._Memory(rest=0)
+    )  # remembering from the first dataset on
     return recent
 
 
@@ -384,7 +386,7 @@ def test_a_process_s_first_dataset_remembers_nothing(
     monkeypatch: pytest.MonkeyPatch, fresh_recent: dict[int, Any]
 ) -> None:
     # json2dcm converts one dataset per process: remembering it would only cost time
-    monkeypatch.setattr(fused, "_STATE", [1, 0, 0])  # as in a new process
+    monkeypatch.setattr(fused, "_STATE", fused._Memory())  # as in a new process
     first = BuildContext(ConvertOptions(), Problems(strict=True))
     assert first.recent is None
     convert(doc(cs='"CT"'))
@@ -398,7 +400,7 @@ def test_after_a_mostly_new_dataset_nothing_is_remembered_for_a_while() -> None:
     for _ in range(2):
         convert(doc(cs='"CT"', ds="1.25", us="512"))
     convert(doc(cs='"MR"', ds="2.5", us="256", is_="9"))  # most of it new
-    assert fused._STATE[0] == fused._REST
+    assert fused._STATE.rest == fused._REST
     for _ in range(fused._REST):
         assert BuildContext(ConvertOptions(), Problems(strict=True)).recent is None
         assert b"US\x02\x00\x00\x01" in convert(doc(us="256"))  # PS3.5 7.1.2: 256 LE

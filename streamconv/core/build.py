@@ -22,7 +22,6 @@ from .fused import (
     _FUSED_TEXT,
     _MAX_CHARS,
     _PAD,
-    _SPACE,
     SPECIFIC_CHARACTER_SET,
     ascii_element,
     ascii_person_name,
@@ -32,6 +31,7 @@ from .fused import (
     dataset_mark,
     empty_element,
     fused_number,
+    has_space,
     keep_sequence,
     recent_for,
     remember,
@@ -542,7 +542,7 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         # whitespace and is not a "=keyword"; a backslash in a multi-valued VR is checked below)
         text = payload[0]
         if (
-            vr not in _CHECKED_TEXT or (vr == "UI" and text[:1] != "=" and not _SPACE.search(text))
+            vr not in _CHECKED_TEXT or (vr == "UI" and text[:1] != "=" and not has_space(text))
         ) and ("\\" not in text or vr in SINGLE_TEXT_VRS):
             return _text_element(tag, vr, text, ctx, path)
     if vr not in _CHECKED_TEXT and payload and all(type(v) is str for v in payload):
@@ -579,7 +579,7 @@ def _text(tag: int, vr: str, payload: list[Any], ctx: BuildContext, path: Any) -
         values.append(s)
     text = "\\".join(values)
     if vr == "UI":
-        if _SPACE.search(text):
+        if has_space(text):
             problems.warn("UI value contains whitespace, which was removed", path)
             text = "".join(text.split())
         if text.startswith("="):

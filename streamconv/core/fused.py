@@ -38,6 +38,7 @@ __all__ = [
     "dataset_mark",
     "empty_element",
     "fused_number",
+    "has_space",
     "keep_sequence",
     "recent_for",
     "remember",
@@ -47,20 +48,16 @@ __all__ = [
 SPECIFIC_CHARACTER_SET = 0x00080005
 
 
-class _Whitespace:
+def has_space(text: str) -> bool:
     r"""What ``re.compile(r"\s").search`` tells, as a truth value: whether the text holds a
     ``str.isspace()`` character; without ``re``, which a plain one-shot conversion does not
     import (start-up, issue 11).  Every such character is " " or not printable, which C
     checks first; only text failing that is looked at character by character."""
-
-    @staticmethod
-    def search(text: str) -> bool:
-        if " " not in text and text.isprintable():
-            return False
-        return any(map(str.isspace, text))
+    if " " not in text and text.isprintable():
+        return False
+    return any(map(str.isspace, text))
 
 
-_SPACE = _Whitespace()
 # PS3.5 6.2 Table 6.2-1: maximum value lengths (characters; PN per component group)
 _MAX_CHARS = {
     "AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
@@ -95,7 +92,7 @@ def ascii_element(tag: int, vr: str, text: Any, ctx: Any) -> Element | None:
     n = len(text)
     if not 0 < n <= _MAX_CHARS[vr] or n > ctx.max_value or ctx.decoded_bytes + n > ctx.max_dataset:
         return None
-    if vr == "UI" and (text[0] == "=" or _SPACE.search(text)):
+    if vr == "UI" and (text[0] == "=" or has_space(text)):
         return None  # a UID keyword, or whitespace to remove with a warning
     ctx.decoded_bytes += n
     value = text.encode("ascii")
@@ -129,41 +126,51 @@ _RECENT_MAX = 20_000  # keys remembered per dictionary (private tags are many)
 _BYTES_MAX = 16 << 20
 
 
-# [datasets to build without Recent, elements remembered so far]: not for the first dataset
-# of a process (json2dcm builds one: remembering it would only cost), and not for the next
-# _REST when most of a dataset's elements were not the ones remembered (a stream of
-# unrelated datasets: every element would cost a look-up and a new entry)
-_STATE = [1, 0, 0]  # and the value bytes kept since Recent was last emptied
+class _Memory:
+    """When Recent is used: not for the first dataset of a process (json2dcm builds one:
+    remembering it would only cost), and not for the next _REST when most of a dataset's
+    elements were not the ones remembered (a stream of unrelated datasets: every element
+    would cost a look-up and a new entry)."""
+
+    __slots__ = ("kept_bytes", "remembered", "rest")
+
+    def __init__(self, rest: int = 1) -> None:
+        self.rest = rest  # datasets still to build without Recent
+        self.remembered = 0  # elements remembered so far
+        self.kept_bytes = 0  # value bytes kept since Recent was last emptied
+
+
+_STATE = _Memory()
 _REST = 32
 
 
 def recent_for(dictionary: object) -> Recent | None:
     """The Recent of ``dictionary``'s VRs for the next dataset, or None (see _STATE)."""
-    if _STATE[0]:
+    if _STATE.rest:
         return None
     return _RECENT.setdefault(id(dictionary), {})
 
 
 def dataset_mark(ctx: Any) -> tuple[int, int]:
     """Before a dataset: the elements remembered so far and the entries of its Recent."""
-    return _STATE[1], len(ctx.recent or ())
+    return _STATE.remembered, len(ctx.recent or ())
 
 
 def dataset_built(ctx: Any, mark: tuple[int, int]) -> None:
-    """After a dataset; ``mark``: _STATE[1] and the entries of Recent before it."""
+    """After a dataset; ``mark``: _STATE.remembered and the entries of Recent before it."""
     if ctx.recent is None:
-        _STATE[0] = max(0, _STATE[0] - 1)
-    elif mark[1] and (_STATE[1] - mark[0]) * 2 > ctx.elements:
-        _STATE[0] = _REST  # most of it was new: not worth remembering for a while
+        _STATE.rest = max(0, _STATE.rest - 1)
+    elif mark[1] and (_STATE.remembered - mark[0]) * 2 > ctx.elements:
+        _STATE.rest = _REST  # most of it was new: not worth remembering for a while
 
 
 def _make_room(recent: Recent, key: object, n: int) -> None:
     """Empty ``recent`` when one more key, or ``n`` more bytes, would go past the bounds
     (a stream of ever new private tags, or large values: start again)."""
-    _STATE[2] += n
-    if (len(recent) >= _RECENT_MAX and key not in recent) or _STATE[2] > _BYTES_MAX:
+    _STATE.kept_bytes += n
+    if (len(recent) >= _RECENT_MAX and key not in recent) or _STATE.kept_bytes > _BYTES_MAX:
         recent.clear()
-        _STATE[2] = n
+        _STATE.kept_bytes = n
 
 
 def remember(
@@ -194,7 +201,7 @@ def remember(
     _make_room(recent, key, n)
     content = [("vr", vr)] if values is None else [("vr", vr), ("Value", list(values))]
     recent[key] = (tag, content, t is str, n, elem, t, token)
-    _STATE[1] += 1
+    _STATE.remembered += 1
 
 
 def _all_text(value: Any) -> bool:
